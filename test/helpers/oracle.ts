@@ -1,0 +1,20 @@
+/**
+ * Runs an independent Python reference (numpy, scipy, scikit-learn, scikit-image) from the oracle venv
+ * that scripts/test.sh installs (tools/requirements-oracles.txt). Tests only; never used at run time.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const oraclePython = fileURLToPath(new URL('../../.tools/oracle-venv/bin/python', import.meta.url));
+
+/** Runs `code` with the oracle interpreter; extra args land in sys.argv[1:]. Returns stdout. */
+export function runOracle(code: string, args: string[] = []): string {
+  if (!existsSync(oraclePython)) {
+    throw new Error(`oracle venv missing at ${oraclePython}: run LEA_SETUP_ORACLES=1 npm run setup`);
+  }
+  return execFileSync(oraclePython, ['-c', code, ...args], {
+    encoding: 'utf8',
+    maxBuffer: 256 * 1024 * 1024,
+  });
+}
