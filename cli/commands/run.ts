@@ -1,0 +1,84 @@
+/** `lea run CONFIG`: start a pipeline run; with --wait, follow it to the end (with a local worker if needed). */
+import { WorkflowIdReusePolicy, type Client, type WorkflowHandle } from '@temporalio/client';
+import proto from '@temporalio/proto';
+import { Option, type Command } from 'commander';
+import { randomBytes } from 'node:crypto';
+import { loadExperimentConfig, type ExperimentConfig } from '../../lib/config/experiment.js';
+import { taskQueue, type InfraSettings } from '../../lib/config/infra.js';
+import { connectClient } from '../../workers/temporal-connection.js';
+import { createWorker } from '../../workers/worker.js';
+import { ensureServers, settingsFromEnv } from '../context.js';
+
+interface RunOptions {
+  wait?: boolean;
+  set: string[];
+  json?: boolean;
+  localWorker: 'auto' | 'always' | 'never';
+}
+
+/** The workflow and its input for a config. */
+function workflowFor(cfg: ExperimentConfig): { type: string; args: unknown[] } {
+  switch (cfg.pipeline) {
+    case 'hello':
+      return { type: 'helloWorkflow', args: [{ ...cfg.hello, seed: cfg.seed }] };
+  }
+}
+
+/** True when some worker polled the queue recently (a live worker long-polls about once a minute). */
+async function workerPolling(client: Client, queue: string): Promise<boolean> {
+  const res = await client.workflowService.describeTaskQueue({
+    namespace: client.options.namespace,
+    taskQueue: { name: queue },
+    taskQueueType: proto.temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+  });
+  const recent = Date.now() - 90_000;
+  return (res.pollers ?? []).some((p) => Number(p.lastAccessTime?.seconds ?? 0) * 1000 > recent);
+}
+
+async function follow(settings: InfraSettings, client: Client, handle: WorkflowHandle, opts: RunOptions) {
+  const queue = taskQueue(settings, 'cpu');
+  const local = opts.localWorker === 'always' || (opts.localWorker === 'auto' && !(await workerPolling(client, queue)));
+  if (!local) return handle.result();
+  console.error(`lea: no worker is polling '${queue}': running one in this process until the run ends`);
+  const worker = await createWorker(settings, { queue: 'cpu' });
+  return worker.runUntil(handle.result());
+}
+
+export function registerRunCommand(program: Command): void {
+  program
+    .command('run')
+    .description('start a pipeline run from a config; prints the run id')
+    .argument('<config>', 'YAML or JSON experiment config')
+    .option('--wait', 'wait for the run to finish and print its result')
+    .option('--set <key=value...>', 'override a config field (repeatable)', [])
+    .option('--json', 'print the result as JSON')
+    .addOption(
+      new Option('--local-worker <when>', 'with --wait, run a worker in this process')
+        .choices(['auto', 'always', 'never'])
+        .default('auto'),
+    )
+    .action(async (configFile: string, opts: RunOptions) => {
+      const cfg = loadExperimentConfig(configFile, opts.set);
+      const settings = settingsFromEnv();
+      await ensureServers(settings);
+      const client = await connectClient(settings.temporal);
+      try {
+        const { type, args } = workflowFor(cfg);
+        const runId = `${cfg.name}-${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}-${randomBytes(3).toString('hex')}`;
+        const handle = await client.workflow.start(type, {
+          workflowId: runId,
+          taskQueue: taskQueue(settings, 'cpu'),
+          args,
+          memo: { config: configFile, name: cfg.name, pipeline: cfg.pipeline },
+          workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+        });
+        console.error(`lea: started run ${runId}`);
+        if (!opts.json) console.log(runId);
+        if (!opts.wait) return;
+        const result = await follow(settings, client, handle, opts);
+        console.log(JSON.stringify(opts.json ? { runId, status: 'completed', result } : result, null, 2));
+      } finally {
+        await client.connection.close();
+      }
+    });
+}

@@ -1,0 +1,42 @@
+/**
+ * A worker: one task queue (cpu or gpu), the workflows bundle and every activity over the artifact store.
+ * Several workers on several machines may poll the same queues; Temporal spreads the work.
+ */
+import { DefaultLogger, Runtime, Worker, type LogLevel } from '@temporalio/worker';
+import { fileURLToPath } from 'node:url';
+import { createActivities } from '../activities/index.js';
+import { taskQueue, type InfraSettings } from '../lib/config/infra.js';
+import { ArtifactStore } from '../lib/storage/artifact-store.js';
+import { connectWorker } from './temporal-connection.js';
+
+export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+
+export interface WorkerOptions {
+  queue: 'cpu' | 'gpu';
+  maxConcurrentActivities?: number;
+}
+
+let runtimeInstalled = false;
+
+/** The SDK logs every bundling step at INFO; keep a terminal readable unless LEA_LOG_LEVEL asks for more. */
+function installRuntime(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  const level = (process.env.LEA_LOG_LEVEL ?? 'WARN').toUpperCase() as LogLevel;
+  Runtime.install({ logger: new DefaultLogger(level) });
+}
+
+export async function createWorker(settings: InfraSettings, opts: WorkerOptions): Promise<Worker> {
+  installRuntime();
+  const connection = await connectWorker(settings.temporal);
+  const store = ArtifactStore.fromSettings(settings.s3);
+  return Worker.create({
+    connection,
+    namespace: settings.temporal.namespace,
+    taskQueue: taskQueue(settings, opts.queue),
+    workflowsPath,
+    activities: createActivities(store),
+    // Training saturates a machine (or a GPU): one activity at a time there; light cpu stages may overlap.
+    maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivities ?? (opts.queue === 'gpu' ? 1 : 2),
+  });
+}
