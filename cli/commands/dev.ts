@@ -4,7 +4,9 @@ import { down, envLines, status, up } from '../../lib/dev/servers.js';
 import { probesFor, settingsFromEnv } from '../context.js';
 
 export function registerDevCommands(program: Command): void {
-  const dev = program.command('dev').description('manage the embedded Temporal dev server and SeaweedFS S3 server');
+  const dev = program
+    .command('dev')
+    .description('manage the embedded Temporal dev server and SeaweedFS S3 server');
 
   dev
     .command('up')
@@ -35,7 +37,9 @@ export function registerDevCommands(program: Command): void {
       else {
         for (const st of states) {
           const where = st.embedded ? `embedded${st.pid ? `, pid ${st.pid}` : ''}` : 'external';
-          console.log(`${st.name}: ${st.answering ? 'up' : 'DOWN'} at ${st.address} (${where})${st.detail ? ` - ${st.detail}` : ''}`);
+          console.log(
+            `${st.name}: ${st.answering ? 'up' : 'DOWN'} at ${st.address} (${where})${st.detail ? ` - ${st.detail}` : ''}`,
+          );
         }
       }
       if (!states.every((st) => st.answering)) process.exitCode = 1;

@@ -3,6 +3,7 @@ import { WorkflowIdReusePolicy, type Client, type WorkflowHandle } from '@tempor
 import proto from '@temporalio/proto';
 import { Option, type Command } from 'commander';
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { loadExperimentConfig, type ExperimentConfig } from '../../lib/config/experiment.js';
 import { taskQueue, type InfraSettings } from '../../lib/config/infra.js';
 import { connectClient } from '../../workers/temporal-connection.js';
@@ -35,11 +36,27 @@ async function workerPolling(client: Client, queue: string): Promise<boolean> {
   return (res.pollers ?? []).some((p) => Number(p.lastAccessTime?.seconds ?? 0) * 1000 > recent);
 }
 
+/** True once some worker has started the run's first workflow task. */
+async function pickedUp(handle: WorkflowHandle, withinMs: number): Promise<boolean> {
+  const deadline = Date.now() + withinMs;
+  do {
+    const d = await handle.describe();
+    if (d.historyLength >= 3 || d.status.name !== 'RUNNING') return true;
+    await sleep(500);
+  } while (Date.now() < deadline);
+  return false;
+}
+
 async function follow(settings: InfraSettings, client: Client, handle: WorkflowHandle, opts: RunOptions) {
   const queue = taskQueue(settings, 'cpu');
-  const local = opts.localWorker === 'always' || (opts.localWorker === 'auto' && !(await workerPolling(client, queue)));
+  // A crashed worker stays listed as a poller for a while, so "someone polls" is checked by the run itself
+  // being picked up, not by the poller list alone.
+  const local =
+    opts.localWorker === 'always' ||
+    (opts.localWorker === 'auto' &&
+      (!(await workerPolling(client, queue)) || !(await pickedUp(handle, 15_000))));
   if (!local) return handle.result();
-  console.error(`lea: no worker is polling '${queue}': running one in this process until the run ends`);
+  console.error(`lea: no worker picked up '${queue}': running one in this process until the run ends`);
   const worker = await createWorker(settings, { queue: 'cpu' });
   return worker.runUntil(handle.result());
 }

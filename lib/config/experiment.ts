@@ -32,7 +32,9 @@ export function experimentJsonSchema(): Record<string, unknown> {
 }
 
 function formatIssues(source: string, error: z.ZodError): string {
-  const lines = error.issues.map((i) => `  ${i.path.length ? i.path.join('.') : '(top level)'}: ${i.message}`);
+  const lines = error.issues.map(
+    (i) => `  ${i.path.length ? i.path.join('.') : '(top level)'}: ${i.message}`,
+  );
   return `${source}: invalid config:\n${lines.join('\n')}`;
 }
 
@@ -60,7 +62,11 @@ export function applyOverrides(raw: unknown, overrides: string[], source: string
   return root;
 }
 
-export function parseExperimentConfig(text: string, source: string, overrides: string[] = []): ExperimentConfig {
+export function parseExperimentConfig(
+  text: string,
+  source: string,
+  overrides: string[] = [],
+): ExperimentConfig {
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
     const e = doc.errors[0]!;
@@ -78,7 +84,9 @@ export function loadExperimentConfig(file: string, overrides: string[] = []): Ex
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new BadInputError(`${file}: cannot read config (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+    throw new BadInputError(
+      `${file}: cannot read config (${(err as NodeJS.ErrnoException).code ?? String(err)})`,
+    );
   }
   return parseExperimentConfig(text, file, overrides);
 }

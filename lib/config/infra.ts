@@ -93,8 +93,7 @@ export function loadInfraSettings(env: NodeJS.ProcessEnv = process.env): InfraSe
   const e = parsed.data;
   const home = resolve(e.LEA_HOME ?? join(projectRoot, '.lea'));
 
-  const tlsWanted =
-    e.TEMPORAL_TLS ?? Boolean(e.TEMPORAL_TLS_CLIENT_CERT_PATH || e.TEMPORAL_API_KEY);
+  const tlsWanted = e.TEMPORAL_TLS ?? Boolean(e.TEMPORAL_TLS_CLIENT_CERT_PATH || e.TEMPORAL_API_KEY);
   const temporal: TemporalSettings = {
     address: e.TEMPORAL_ADDRESS ?? `127.0.0.1:${e.LEA_TEMPORAL_PORT}`,
     namespace: e.TEMPORAL_NAMESPACE,
@@ -149,7 +148,8 @@ function embeddedS3Credentials(home: string): { accessKeyId: string; secretAcces
     const stored = z
       .object({ accessKeyId: nonEmpty, secretAccessKey: nonEmpty })
       .safeParse(JSON.parse(readFileSync(file, 'utf8')));
-    if (!stored.success) throw new BadInputError(`${file}: malformed credentials file; delete it to regenerate`);
+    if (!stored.success)
+      throw new BadInputError(`${file}: malformed credentials file; delete it to regenerate`);
     return stored.data;
   }
   mkdirSync(home, { recursive: true });

@@ -6,7 +6,16 @@
  * files under $LEA_HOME/run), and neither touches servers the environment points elsewhere.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, closeSync, readFileSync, writeFileSync, rmSync, chmodSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  openSync,
+  closeSync,
+  readFileSync,
+  writeFileSync,
+  rmSync,
+  chmodSync,
+} from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { projectRoot, type InfraSettings } from '../config/infra.js';
@@ -41,7 +50,9 @@ function findBinary(name: string): string {
   for (const dir of (process.env.PATH ?? '').split(delimiter)) {
     if (dir && existsSync(join(dir, name))) return join(dir, name);
   }
-  throw new BadInputError(`the '${name}' binary was not found in .tools/venv/bin or on PATH: run 'npm run setup'`);
+  throw new BadInputError(
+    `the '${name}' binary was not found in .tools/venv/bin or on PATH: run 'npm run setup'`,
+  );
 }
 
 function launchSpec(name: ServerName, s: InfraSettings): LaunchSpec {
@@ -68,7 +79,8 @@ function launchSpec(name: ServerName, s: InfraSettings): LaunchSpec {
   }
   const p = s.s3.port;
   const creds = s.s3.credentials;
-  if (!creds) throw new BadInputError('the embedded S3 server needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY');
+  if (!creds)
+    throw new BadInputError('the embedded S3 server needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY');
   const configFile = join(s.home, 's3-identities.json');
   writeFileSync(
     configFile,

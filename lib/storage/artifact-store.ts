@@ -8,7 +8,7 @@
  * incomplete multipart upload, never a half artifact that looks whole. Every read verifies sha256 and size.
  */
 import {
-    GetObjectCommand,
+  GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
@@ -33,9 +33,7 @@ const SEGMENT = /^[A-Za-z0-9_=+@,-][A-Za-z0-9._=+@,-]*$/;
 export function checkKey(key: string, what = 'artifact key'): string {
   const segments = key.split('/');
   const bad =
-    key.length === 0 ||
-    key.length > 512 ||
-    segments.some((s) => s === '.' || s === '..' || !SEGMENT.test(s));
+    key.length === 0 || key.length > 512 || segments.some((s) => s === '.' || s === '..' || !SEGMENT.test(s));
   if (bad) {
     throw new BadInputError(
       `invalid ${what} ${JSON.stringify(key)}: use '/'-separated segments of letters, digits and ._=+@,- ` +
@@ -46,7 +44,11 @@ export function checkKey(key: string, what = 'artifact key'): string {
 }
 
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/);
-const fileEntrySchema = z.strictObject({ path: z.string(), sha256: sha256Hex, size: z.number().int().min(0) });
+const fileEntrySchema = z.strictObject({
+  path: z.string(),
+  sha256: sha256Hex,
+  size: z.number().int().min(0),
+});
 const manifestSchema = z.strictObject({
   format: z.literal('lea-artifact/1'),
   key: z.string(),
@@ -101,7 +103,9 @@ export class ArtifactStore {
       await this.s3.send(new HeadBucketCommand({ Bucket: this.bucket }));
     } catch (err) {
       if (httpStatus(err) === 404) {
-        throw new BadInputError(`bucket '${this.bucket}' does not exist at ${this.settings.endpoint ?? 'AWS S3'}`);
+        throw new BadInputError(
+          `bucket '${this.bucket}' does not exist at ${this.settings.endpoint ?? 'AWS S3'}`,
+        );
       }
       throw describeS3Failure(err, this.settings.endpoint);
     }
@@ -127,7 +131,9 @@ export class ArtifactStore {
 
   private async blobExists(sha256: string, size: number): Promise<boolean> {
     try {
-      const head = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.blobKey(sha256) }));
+      const head = await this.s3.send(
+        new HeadObjectCommand({ Bucket: this.bucket, Key: this.blobKey(sha256) }),
+      );
       return head.ContentLength === size;
     } catch (err) {
       if (httpStatus(err) === 404) return false;
@@ -159,7 +165,9 @@ export class ArtifactStore {
     }
     const got = tap.digest();
     if (got !== sha256 || tap.bytes !== size) {
-      throw new IntegrityError(`source changed during upload of blob ${sha256}: read ${got} (${tap.bytes} bytes)`);
+      throw new IntegrityError(
+        `source changed during upload of blob ${sha256}: read ${got} (${tap.bytes} bytes)`,
+      );
     }
   }
 
@@ -167,14 +175,18 @@ export class ArtifactStore {
   private async openBlob(entry: ArtifactFile, context: string): Promise<Readable> {
     let res;
     try {
-      res = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.blobKey(entry.sha256) }));
+      res = await this.s3.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: this.blobKey(entry.sha256) }),
+      );
     } catch (err) {
       if (httpStatus(err) === 404) {
         throw new IntegrityError(`${context}: blob ${this.blobKey(entry.sha256)} is missing from the store`);
       }
       throw describeS3Failure(err, this.settings.endpoint);
     }
-    return (res.Body as Readable).pipe(new VerifyTap(entry, `${context} (blob ${this.blobKey(entry.sha256)})`));
+    return (res.Body as Readable).pipe(
+      new VerifyTap(entry, `${context} (blob ${this.blobKey(entry.sha256)})`),
+    );
   }
 
   // ---- artifacts ---------------------------------------------------------------------------------
@@ -198,13 +210,18 @@ export class ArtifactStore {
     }
     const entries: ArtifactFile[] = [];
     for (const f of files) {
-      const blob = 'fromFile' in f ? await this.putBlobFile(f.fromFile, opts.onProgress) : await this.putBlobBytes(f.bytes);
+      const blob =
+        'fromFile' in f
+          ? await this.putBlobFile(f.fromFile, opts.onProgress)
+          : await this.putBlobBytes(f.bytes);
       entries.push({ path: f.path, sha256: blob.sha256, size: blob.size });
     }
     const existing = await this.manifestWithSha(key);
     if (existing && !opts.overwrite) {
       if (sameFiles(existing.manifest.files, entries)) return { key, manifestSha256: existing.sha256 };
-      throw new IntegrityError(`artifact '${key}' already exists with different files (pass overwrite to replace)`);
+      throw new IntegrityError(
+        `artifact '${key}' already exists with different files (pass overwrite to replace)`,
+      );
     }
     const manifest: ArtifactManifest = {
       format: 'lea-artifact/1',
@@ -246,7 +263,10 @@ export class ArtifactStore {
   /** The manifest of an artifact that must exist. */
   async require(target: string | ArtifactRef): Promise<ArtifactManifest> {
     const m = await this.manifest(target);
-    if (!m) throw new BadInputError(`artifact '${typeof target === 'string' ? target : target.key}' does not exist`);
+    if (!m)
+      throw new BadInputError(
+        `artifact '${typeof target === 'string' ? target : target.key}' does not exist`,
+      );
     return m;
   }
 
@@ -265,7 +285,9 @@ export class ArtifactStore {
     await mkdir(dirname(dest), { recursive: true });
     const partial = `${dest}.partial-${randomBytes(4).toString('hex')}`;
     try {
-      await withRetries(async () => pipeline(await this.openBlob(entry, context), createWriteStream(partial)));
+      await withRetries(async () =>
+        pipeline(await this.openBlob(entry, context), createWriteStream(partial)),
+      );
       await rename(partial, dest);
     } finally {
       await rm(partial, { force: true });
@@ -296,18 +318,25 @@ export class ArtifactStore {
     return keys.sort();
   }
 
-  private async entry(target: string | ArtifactRef, path: string): Promise<{ entry: ArtifactFile; context: string }> {
+  private async entry(
+    target: string | ArtifactRef,
+    path: string,
+  ): Promise<{ entry: ArtifactFile; context: string }> {
     const m = await this.require(target);
     const entry = m.files.find((f) => f.path === path);
     if (!entry) throw new BadInputError(`artifact '${m.key}' has no file '${path}'`);
     return { entry, context: `artifact '${m.key}' file '${path}'` };
   }
 
-  private async manifestWithSha(key: string): Promise<{ manifest: ArtifactManifest; sha256: string } | undefined> {
+  private async manifestWithSha(
+    key: string,
+  ): Promise<{ manifest: ArtifactManifest; sha256: string } | undefined> {
     const manifestKey = this.manifestKey(key);
     let text: string;
     try {
-      const res = await withRetries(() => this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: manifestKey })));
+      const res = await withRetries(() =>
+        this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: manifestKey })),
+      );
       text = await (res.Body as { transformToString(): Promise<string> }).transformToString();
     } catch (err) {
       if (httpStatus(err) === 404) return undefined;
@@ -321,7 +350,9 @@ export class ArtifactStore {
     }
     const result = manifestSchema.safeParse(parsed);
     if (!result.success || result.data.key !== key) {
-      throw new IntegrityError(`manifest ${manifestKey} is malformed: ${result.error?.issues[0]?.message ?? 'key mismatch'}`);
+      throw new IntegrityError(
+        `manifest ${manifestKey} is malformed: ${result.error?.issues[0]?.message ?? 'key mismatch'}`,
+      );
     }
     return { manifest: result.data, sha256: createHash('sha256').update(text).digest('hex') };
   }
@@ -368,7 +399,9 @@ class VerifyTap extends HashTap {
   }
   override _transform(chunk: Buffer, enc: BufferEncoding, done: TransformCallback): void {
     if (this.bytes + chunk.length > this.expected.size) {
-      done(new IntegrityError(`${this.context}: more than the ${this.expected.size} bytes its manifest lists`));
+      done(
+        new IntegrityError(`${this.context}: more than the ${this.expected.size} bytes its manifest lists`),
+      );
       return;
     }
     super._transform(chunk, enc, done);

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The project's test command (`npm test`). Installs what the tests need (idempotent), starts private Temporal
+# and SeaweedFS servers on free ports in a temporary LEA_HOME (a developer's own servers are left alone),
+# runs every test file with node's test runner, and stops the servers even when tests fail.
+# Arguments: test files to run instead of all of test/*.test.ts, and options for node's test runner,
+# e.g. `npm test -- test/config.test.ts --test-name-pattern=override`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+LEA_SETUP_ORACLES=1 bash scripts/setup.sh
+
+# Tests always get their own servers, whatever this shell points at.
+unset TEMPORAL_ADDRESS TEMPORAL_NAMESPACE TEMPORAL_API_KEY TEMPORAL_TLS AWS_ENDPOINT_URL_S3 LEA_BUCKET \
+  AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_PROFILE LEA_S3_PREFIX
+
+# A base port B with B, B+1 (Temporal gRPC, UI) and B+10..B+16 plus +10000 (SeaweedFS) all free.
+read -r base < <(.tools/venv/bin/python - <<'PY'
+import random, socket
+def free(p):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", p)); return True
+        except OSError:
+            return False
+for _ in range(200):
+    b = random.randrange(20000, 44000, 20)
+    ports = [b, b + 1] + [b + 10 + i for i in range(7)] + [b + 10010 + i for i in range(5)]
+    if all(free(p) for p in ports):
+        print(b); break
+else:
+    raise SystemExit("no free port block found")
+PY
+)
+export LEA_HOME LEA_TEMPORAL_PORT=$base LEA_TEMPORAL_UI_PORT=$((base + 1)) LEA_S3_PORT=$((base + 10))
+LEA_HOME=$(mktemp -d "${TMPDIR:-/tmp}/lea-test.XXXXXX")
+
+cleanup() {
+  local status=$?
+  if [ "$status" -ne 0 ]; then
+    for log in "$LEA_HOME"/logs/*.log; do [ -f "$log" ] && { echo "--- last lines of $log"; tail -n 20 "$log"; }; done
+  fi
+  node bin/lea.js dev down >/dev/null 2>&1 || true
+  rm -rf "$LEA_HOME"
+}
+trap cleanup EXIT
+
+node bin/lea.js dev up
+eval "$(node bin/lea.js dev env)"
+
+files=() opts=()
+for a in "$@"; do if [[ $a == -* ]]; then opts+=("$a"); else files+=("$a"); fi; done
+[ ${#files[@]} -gt 0 ] || files=(test/*.test.ts)
+node --import tsx --test --test-concurrency=1 "${opts[@]}" "${files[@]}"

@@ -1,0 +1,29 @@
+/** Runs the real `lea` command in a child process, as a user would. */
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+
+export interface LeaResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function runLea(args: string[], env: NodeJS.ProcessEnv = process.env, timeoutMs = 120_000): LeaResult {
+  const r = spawnSync(process.execPath, ['bin/lea.js', ...args], {
+    cwd: repoRoot,
+    env,
+    encoding: 'utf8',
+    timeout: timeoutMs,
+  });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The environment of the embedded servers that scripts/test.sh started (same LEA_HOME and ports), with the
+ * variables that would point commands elsewhere removed. */
+export function embeddedEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const k of ['TEMPORAL_ADDRESS', 'AWS_ENDPOINT_URL_S3', 'LEA_BUCKET']) delete env[k];
+  return env;
+}
