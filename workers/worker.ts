@@ -35,7 +35,7 @@ export async function createWorker(settings: InfraSettings, opts: WorkerOptions)
     namespace: settings.temporal.namespace,
     taskQueue: taskQueue(settings, opts.queue),
     workflowsPath,
-    activities: createActivities(store),
+    activities: createActivities(store, settings),
     // Training saturates a machine (or a GPU): one activity at a time there; light cpu stages may overlap.
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivities ?? (opts.queue === 'gpu' ? 1 : 2),
   });

@@ -64,7 +64,11 @@ export interface ArtifactRef {
   key: string;
   manifestSha256: string;
 }
-export type FileSource = { path: string; fromFile: string } | { path: string; bytes: Uint8Array };
+/** A file of an artifact: from a local file, from bytes, or a blob the store already holds (by sha256). */
+export type FileSource =
+  | { path: string; fromFile: string }
+  | { path: string; bytes: Uint8Array }
+  | { path: string; blob: { sha256: string; size: number } };
 export type ProgressFn = (done: number, total: number) => void;
 export interface BlobInfo {
   sha256: string;
@@ -116,7 +120,7 @@ export class ArtifactStore {
   /** Uploads a file as a content-addressed blob (multipart, streamed); skips it if already stored. */
   async putBlobFile(file: string, onProgress?: ProgressFn): Promise<BlobInfo> {
     const { sha256, size } = await hashFile(file);
-    if (await this.blobExists(sha256, size)) return { sha256, size, uploaded: false };
+    if (await this.hasBlob(sha256, size)) return { sha256, size, uploaded: false };
     await withRetries(() => this.uploadVerified(() => createReadStream(file), sha256, size, onProgress));
     return { sha256, size, uploaded: true };
   }
@@ -124,12 +128,12 @@ export class ArtifactStore {
   async putBlobBytes(bytes: Uint8Array): Promise<BlobInfo> {
     const sha256 = createHash('sha256').update(bytes).digest('hex');
     const size = bytes.byteLength;
-    if (await this.blobExists(sha256, size)) return { sha256, size, uploaded: false };
+    if (await this.hasBlob(sha256, size)) return { sha256, size, uploaded: false };
     await withRetries(() => this.uploadVerified(() => Readable.from([Buffer.from(bytes)]), sha256, size));
     return { sha256, size, uploaded: true };
   }
 
-  private async blobExists(sha256: string, size: number): Promise<boolean> {
+  async hasBlob(sha256: string, size: number): Promise<boolean> {
     try {
       const head = await this.s3.send(
         new HeadObjectCommand({ Bucket: this.bucket, Key: this.blobKey(sha256) }),
@@ -210,10 +214,7 @@ export class ArtifactStore {
     }
     const entries: ArtifactFile[] = [];
     for (const f of files) {
-      const blob =
-        'fromFile' in f
-          ? await this.putBlobFile(f.fromFile, opts.onProgress)
-          : await this.putBlobBytes(f.bytes);
+      const blob = await this.storeSource(f, opts.onProgress);
       entries.push({ path: f.path, sha256: blob.sha256, size: blob.size });
     }
     const existing = await this.manifestWithSha(key);
@@ -242,6 +243,20 @@ export class ArtifactStore {
       ),
     );
     return { key, manifestSha256: createHash('sha256').update(body).digest('hex') };
+  }
+
+  private async storeSource(
+    f: FileSource,
+    onProgress?: ProgressFn,
+  ): Promise<{ sha256: string; size: number }> {
+    if ('fromFile' in f) return this.putBlobFile(f.fromFile, onProgress);
+    if ('bytes' in f) return this.putBlobBytes(f.bytes);
+    if (!(await this.hasBlob(f.blob.sha256, f.blob.size))) {
+      throw new IntegrityError(
+        `file '${f.path}': blob ${f.blob.sha256} (${f.blob.size} bytes) is not in the store`,
+      );
+    }
+    return f.blob;
   }
 
   /** The manifest, or undefined when the artifact does not exist. A reference's manifest hash is checked. */
