@@ -1,0 +1,79 @@
+/** Pure pipeline logic: cache keys and regression verdicts. */
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { canonicalJson, stageCacheKey } from '../lib/pipeline/cache.js';
+import { describeFailure, judge, loadBaseline, type Baseline } from '../lib/pipeline/regression.js';
+
+const input = (sha: string) => ({ files: [{ path: 'a.npy', sha256: sha.repeat(64), size: 1 }] });
+
+test('cache keys depend on config, inputs content and code version, not on key order', () => {
+  const base = {
+    stage: 'ridge',
+    codeVersion: '1',
+    config: { alpha: 500, intercept: false },
+    inputs: { x: input('a') },
+  };
+  const k = stageCacheKey(base);
+  assert.equal(stageCacheKey({ ...base, config: { intercept: false, alpha: 500 } }), k);
+  assert.notEqual(stageCacheKey({ ...base, config: { alpha: 501, intercept: false } }), k);
+  assert.notEqual(stageCacheKey({ ...base, inputs: { x: input('b') } }), k);
+  assert.notEqual(stageCacheKey({ ...base, codeVersion: '2' }), k);
+  assert.notEqual(stageCacheKey({ ...base, stage: 'decode' }), k);
+  assert.equal(canonicalJson({ b: [1, { d: 1, c: 2 }], a: undefined }), '{"b":[1,{"c":2,"d":1}]}');
+});
+
+const baseline: Baseline = {
+  name: 'b',
+  source: 'test',
+  metrics: {
+    'decode.nway5': { value: 0.6, tolerance: 0.05, better: 'higher' },
+    'decode.fid': { value: 10, tolerance: 1, better: 'lower' },
+    'encode.pearson': { value: null, tolerance: 0.1, better: 'higher' },
+  },
+};
+
+test('a run within tolerance passes; a worse metric regresses and is named', () => {
+  const ok = judge({ 'decode.nway5': 0.56, 'decode.fid': 10.9, 'encode.pearson': 0.2 }, baseline);
+  assert.equal(ok.verdict, 'pass');
+  assert.deepEqual(ok.unfilled, ['encode.pearson']);
+  const better = judge({ 'decode.nway5': 0.9, 'decode.fid': 2 }, baseline);
+  assert.equal(better.verdict, 'pass', 'improvement is not a regression');
+  const bad = judge({ 'decode.nway5': 0.5, 'decode.fid': 10 }, baseline);
+  assert.equal(bad.verdict, 'regressed');
+  assert.equal(bad.failures.length, 1);
+  assert.equal(bad.failures[0]!.metric, 'decode.nway5');
+  assert.match(describeFailure(bad.failures[0]!), /decode\.nway5: 0\.5000 vs baseline 0\.6000 \(-0\.100/);
+  const missing = judge({ 'decode.nway5': 0.6 }, baseline);
+  assert.equal(missing.verdict, 'regressed');
+  assert.match(describeFailure(missing.failures[0]!), /decode\.fid: missing/);
+});
+
+test('the last good run is compared with the same tolerances', () => {
+  const v = judge({ 'decode.nway5': 0.62, 'decode.fid': 10, 'encode.pearson': 0.1 }, baseline, {
+    runId: 'prev',
+    metrics: { 'decode.nway5': 0.7, 'decode.fid': 10, 'encode.pearson': 0.3 },
+  });
+  assert.equal(v.verdict, 'regressed');
+  assert.deepEqual(
+    v.failures.map((f) => [f.metric, f.against]),
+    [
+      ['decode.nway5', 'last-good'],
+      ['encode.pearson', 'last-good'],
+    ],
+  );
+  assert.equal(v.lastGoodRunId, 'prev');
+});
+
+test('a malformed baseline file is named with its field', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lea-base-'));
+  const f = join(dir, 'b.yaml');
+  writeFileSync(f, 'name: x\nsource: y\nmetrics:\n  m: { value: 1, tolerance: -1 }\n');
+  assert.throws(() => loadBaseline(f), /b\.yaml: invalid baseline:\n\s+metrics\.m\.tolerance/);
+  writeFileSync(f, 'name: x\nsource: y\nmetrics:\n  m: { value: 1, tolerance: 0.1, better: up }\n');
+  assert.throws(() => loadBaseline(f), /metrics\.m\.better/);
+  writeFileSync(f, 'name: x\nsource: y\nmetrics:\n  m: { value: 1, tolerance: 0.1 }\n');
+  assert.equal(loadBaseline(f).metrics.m!.better, 'either');
+});
