@@ -5,6 +5,7 @@ import { BadInputError } from '../../lib/errors.js';
 import type { DatasetName } from '../../lib/data/common.js';
 import { prepareDataset } from '../../lib/data/prepare.js';
 import { synthesize } from '../../lib/data/synth.js';
+import { registerDataFetchCommand } from './data-fetch.js';
 import type { SynthFormat, SynthScale } from '../../lib/data/synth.js';
 
 const DATASETS = ['god', 'bold5000'] as const;
@@ -12,18 +13,21 @@ const SCALES = ['tiny', 'small', 'paper'] as const;
 const SUBJECT_PATTERN: Record<DatasetName, RegExp> = { god: /^sbj_[0-9]+$/, bold5000: /^CSI[0-9]+$/ };
 
 function oneOf<T extends string>(flag: string, value: string, allowed: readonly T[]): T {
-  if (!(allowed as readonly string[]).includes(value)) throw new BadInputError(`${flag} must be one of ${allowed.join(', ')}, got '${value}'`);
+  if (!(allowed as readonly string[]).includes(value))
+    throw new BadInputError(`${flag} must be one of ${allowed.join(', ')}, got '${value}'`);
   return value as T;
 }
 
 function seedOf(value: string): number {
   const n = Number(value);
-  if (!/^[0-9]+$/.test(value) || !Number.isSafeInteger(n)) throw new BadInputError(`--seed must be a non-negative integer, got '${value}'`);
+  if (!/^[0-9]+$/.test(value) || !Number.isSafeInteger(n))
+    throw new BadInputError(`--seed must be a non-negative integer, got '${value}'`);
   return n;
 }
 
 export function registerDataCommands(program: Command): void {
   const data = program.command('data').description('datasets: synthetic world, preparation of one subject');
+  registerDataFetchCommand(data);
 
   data
     .command('synth')
@@ -36,7 +40,9 @@ export function registerDataCommands(program: Command): void {
       const format = oneOf<SynthFormat>('--format', opts.format, DATASETS);
       const scale = oneOf<SynthScale>('--scale', opts.scale, SCALES);
       const summary = await synthesize({ format, scale, seed: seedOf(opts.seed), out: opts.out });
-      console.log(`wrote a synthetic ${format} world (${scale}, subject ${summary.subject}) to ${opts.out}: ${summary.files.join(', ')}`);
+      console.log(
+        `wrote a synthetic ${format} world (${scale}, subject ${summary.subject}) to ${opts.out}: ${summary.files.join(', ')}`,
+      );
     });
 
   data
@@ -49,7 +55,9 @@ export function registerDataCommands(program: Command): void {
     .action(async (opts: { dataset: string; path: string; subject: string; out: string }) => {
       const dataset = oneOf<DatasetName>('--dataset', opts.dataset, DATASETS);
       if (!SUBJECT_PATTERN[dataset].test(opts.subject)) {
-        throw new BadInputError(`--subject for ${dataset} must match ${SUBJECT_PATTERN[dataset].source}, got '${opts.subject}'`);
+        throw new BadInputError(
+          `--subject for ${dataset} must match ${SUBJECT_PATTERN[dataset].source}, got '${opts.subject}'`,
+        );
       }
       const s = await stat(opts.path).catch(() => undefined);
       if (!s?.isDirectory()) throw new BadInputError(`--path ${opts.path} is not a directory`);

@@ -1,0 +1,108 @@
+/**
+ * `lea data prepare`: loads one subject with the dataset's loader and writes the model-ready split into a
+ * local folder: train_fmri.npy / test_fmri.npy (float32 [N, K], z-scored), train_images.npy /
+ * test_images.npy (uint8 [N, H, W, 3], stored resolution), train_labels.npy / test_labels.npy (int64
+ * [N, 2], GOD only) and meta.json. Everything is written into a temp folder beside the output and renamed
+ * into place at the end, so a failure leaves no output. Images are streamed row by row from the source
+ * arrays, so no gathered copy of the image set is ever held.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { relative, resolve } from 'node:path';
+import { NpyFileWriter, writeNpy } from '../tensors/npy.js';
+import { loadBold5000 } from './bold5000.js';
+import { assertUsableOutput, withOutputDir } from './common.js';
+import type { DatasetName, ImageRows, LoadedSubject } from './common.js';
+import { loadGod } from './god.js';
+
+export interface PrepareOptions {
+  dataset: DatasetName;
+  /** Dataset folder (the MinD-Vis layout). */
+  path: string;
+  subject: string;
+  /** Output folder; must not exist or be empty. */
+  out: string;
+}
+
+export interface PrepareMeta {
+  formatVersion: 1;
+  dataset: DatasetName;
+  subject: string;
+  K: number;
+  roiNames: string[];
+  roiSizes: number[];
+  normalisation: LoadedSubject['normalisation'];
+  split: { train: number; test: number; testTrialsAveraged: number };
+  image: { height: number; width: number; channels: 3 };
+  labels: { columns: ['imagenet_class', 'category']; unmatchedImagenetClass: number } | null;
+  files: string[];
+  sources: { path: string; bytes: number; sha256: string }[];
+}
+
+async function sha256File(path: string): Promise<{ bytes: number; sha256: string }> {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {
+    hash.update(chunk);
+    bytes += chunk.length;
+  }
+  return { bytes, sha256: hash.digest('hex') };
+}
+
+async function writeImages(path: string, rows: ImageRows): Promise<void> {
+  const w = await NpyFileWriter.create(path, 'uint8', [rows.count, rows.height, rows.width, 3]);
+  try {
+    for (let i = 0; i < rows.count; i++) await w.write(rows.row(i));
+  } catch (e) {
+    await w.abort();
+    throw e;
+  }
+  await w.close();
+}
+
+export async function prepareDataset(opts: PrepareOptions): Promise<PrepareMeta> {
+  const out = resolve(opts.out);
+  await assertUsableOutput(out);
+  const loaded = opts.dataset === 'god' ? await loadGod(opts) : await loadBold5000(opts);
+  return withOutputDir(out, async (tmp) => {
+    const files: string[] = [];
+    const put = async (name: string, write: (path: string) => Promise<void>): Promise<void> => {
+      await write(`${tmp}/${name}`);
+      files.push(name);
+    };
+    await put('train_fmri.npy', (p) => writeNpy(p, loaded.train.fmri));
+    await put('test_fmri.npy', (p) => writeNpy(p, loaded.test.fmri));
+    await put('train_images.npy', (p) => writeImages(p, loaded.train.images));
+    await put('test_images.npy', (p) => writeImages(p, loaded.test.images));
+    if (loaded.train.labels && loaded.test.labels) {
+      await put('train_labels.npy', (p) => writeNpy(p, loaded.train.labels!));
+      await put('test_labels.npy', (p) => writeNpy(p, loaded.test.labels!));
+    }
+    const sources: PrepareMeta['sources'] = [];
+    for (const s of loaded.sources)
+      sources.push({ path: relative(resolve(opts.path), resolve(s)), ...(await sha256File(s)) });
+    const meta: PrepareMeta = {
+      formatVersion: 1,
+      dataset: loaded.dataset,
+      subject: loaded.subject,
+      K: loaded.train.fmri.shape[1]!,
+      roiNames: loaded.roiNames,
+      roiSizes: loaded.roiSizes,
+      normalisation: loaded.normalisation,
+      split: {
+        train: loaded.train.fmri.shape[0]!,
+        test: loaded.test.fmri.shape[0]!,
+        testTrialsAveraged: loaded.testTrialsAveraged,
+      },
+      image: { height: loaded.train.images.height, width: loaded.train.images.width, channels: 3 },
+      labels: loaded.train.labels
+        ? { columns: ['imagenet_class', 'category'], unmatchedImagenetClass: loaded.unmatchedLabels ?? 0 }
+        : null,
+      files: [...files, 'meta.json'],
+      sources,
+    };
+    await writeFile(`${tmp}/meta.json`, JSON.stringify(meta, null, 2) + '\n');
+    return meta;
+  });
+}

@@ -1,0 +1,597 @@
+/**
+ * BOLD5000's `img_dict.npy` is `np.save(path, {name: uint8 image})`: an .npy file of dtype '|O' whose data
+ * is a Python pickle of a 0-d object array holding the dict. Pickles can run arbitrary code, so this is
+ * not an unpickler: it is a tiny stack machine that knows only the opcodes numpy emits for exactly that
+ * structure (protocols 2-5) and gives each of the five permitted globals a fixed meaning here
+ * (numpy's _reconstruct, ndarray, dtype, _frombuffer, and _codecs.encode for protocol-2 bytes). Any
+ * other opcode, global, dtype or shape of data is rejected with the byte offset.
+ *
+ * The writer emits the protocol-3 layout numpy 1.x wrote for such a dict, so synthetic files have the
+ * real format; numpy reads them back (see test/tensors.test.ts).
+ */
+import { readFile } from 'node:fs/promises';
+import { BadInputError } from '../errors.js';
+import { writePiecesAtomic } from './files.js';
+import { shapeSize } from './ndarray.js';
+import type { NdArray } from './ndarray.js';
+import { NpyDecoder, npyPreludeLength, parseNpyHeader } from './npy.js';
+
+type Callable = 'reconstruct' | 'ndarray' | 'dtype' | 'frombuffer' | 'codecs_encode';
+
+/** The only globals a numpy image-dict pickle needs; both numpy 1.x and 2.x module paths. */
+const GLOBALS: Record<string, Callable> = {
+  'numpy.core.multiarray._reconstruct': 'reconstruct',
+  'numpy._core.multiarray._reconstruct': 'reconstruct',
+  'numpy.ndarray': 'ndarray',
+  'numpy.dtype': 'dtype',
+  'numpy.core.numeric._frombuffer': 'frombuffer',
+  'numpy._core.numeric._frombuffer': 'frombuffer',
+  '_codecs.encode': 'codecs_encode',
+};
+
+interface PyTuple {
+  t: 'tuple';
+  items: PyValue[];
+}
+interface PyList {
+  t: 'list';
+  items: PyValue[];
+}
+interface PyDict {
+  t: 'dict';
+  map: Map<string, PyValue>;
+}
+interface PyGlobal {
+  t: 'global';
+  fn: Callable;
+}
+interface PyDType {
+  t: 'dtype';
+  code: 'u1' | 'O8';
+}
+/** An ndarray: empty after _reconstruct until BUILD fills either `arr` (uint8) or `objects` (object dtype). */
+interface PyArray {
+  t: 'array';
+  arr?: NdArray;
+  objects?: PyValue[];
+}
+type PyValue =
+  null | boolean | number | string | Uint8Array | PyTuple | PyList | PyDict | PyGlobal | PyDType | PyArray;
+
+const MARK = Symbol('mark');
+type StackItem = PyValue | typeof MARK;
+
+/** Names of the opcodes refused most often, for readable errors. */
+const OPCODE_NAMES: Record<number, string> = {
+  0x30: 'POP',
+  0x31: 'POP_MARK',
+  0x32: 'DUP',
+  0x46: 'FLOAT',
+  0x47: 'BINFLOAT',
+  0x49: 'INT',
+  0x4c: 'LONG',
+  0x50: 'PERSID',
+  0x51: 'BINPERSID',
+  0x53: 'STRING',
+  0x54: 'BINSTRING',
+  0x55: 'SHORT_BINSTRING',
+  0x56: 'UNICODE',
+  0x64: 'DICT',
+  0x67: 'GET',
+  0x69: 'INST',
+  0x6c: 'LIST',
+  0x6f: 'OBJ',
+  0x70: 'PUT',
+  0x81: 'NEWOBJ',
+  0x82: 'EXT1',
+  0x83: 'EXT2',
+  0x84: 'EXT4',
+  0x8a: 'LONG1',
+  0x8b: 'LONG4',
+  0x8d: 'BINUNICODE8',
+  0x8f: 'FROZENSET',
+  0x90: 'EMPTY_SET',
+  0x91: 'ADDITEMS',
+  0x92: 'NEWOBJ_EX',
+  0x97: 'NEXT_BUFFER',
+  0x98: 'READONLY_BUFFER',
+};
+
+class PickleMachine {
+  private pos = 0;
+  private opStart = 0;
+  private readonly stack: StackItem[] = [];
+  private readonly memo = new Map<number, PyValue>();
+  private readonly dv: DataView;
+
+  constructor(
+    private readonly buf: Uint8Array,
+    private readonly source: string,
+  ) {
+    this.dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
+
+  private fail(problem: string): never {
+    throw new BadInputError(`${this.source}: pickle rejected at byte ${this.opStart}: ${problem}`);
+  }
+
+  private take(n: number): Uint8Array {
+    if (n > this.buf.length - this.pos) this.fail('truncated pickle');
+    const out = this.buf.subarray(this.pos, this.pos + n); // a view: image bytes are never copied
+    this.pos += n;
+    return out;
+  }
+
+  private u8(): number {
+    return this.take(1)[0]!;
+  }
+  private u16(): number {
+    const v = this.dv.getUint16(this.take(2).byteOffset - this.buf.byteOffset, true);
+    return v;
+  }
+  private u32(): number {
+    return this.dv.getUint32(this.take(4).byteOffset - this.buf.byteOffset, true);
+  }
+  private i32(): number {
+    return this.dv.getInt32(this.take(4).byteOffset - this.buf.byteOffset, true);
+  }
+  private u64(): number {
+    const v = this.dv.getBigUint64(this.take(8).byteOffset - this.buf.byteOffset, true);
+    if (v > BigInt(this.buf.length)) this.fail('length field exceeds the file');
+    return Number(v);
+  }
+
+  private utf8(bytes: Uint8Array): string {
+    try {
+      return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    } catch {
+      this.fail('string is not valid UTF-8');
+    }
+  }
+
+  private line(): string {
+    const end = this.buf.indexOf(0x0a, this.pos);
+    if (end < 0 || end - this.pos > 256) this.fail('malformed GLOBAL');
+    const s = new TextDecoder('latin1').decode(this.buf.subarray(this.pos, end));
+    this.pos = end + 1;
+    return s;
+  }
+
+  private push(v: StackItem): void {
+    this.stack.push(v);
+  }
+
+  private pop(): PyValue {
+    const v = this.stack.pop();
+    if (v === undefined) this.fail('stack underflow');
+    if (v === MARK) this.fail('unexpected MARK');
+    return v;
+  }
+
+  private top(): PyValue {
+    const v = this.stack[this.stack.length - 1];
+    if (v === undefined || v === MARK) this.fail('nothing to memoize');
+    return v;
+  }
+
+  private popToMark(): PyValue[] {
+    const i = this.stack.lastIndexOf(MARK);
+    if (i < 0) this.fail('no MARK on the stack');
+    const items = this.stack.splice(i) as PyValue[];
+    items.shift();
+    return items;
+  }
+
+  private global(module: string, name: string): PyGlobal {
+    const fn = GLOBALS[`${module}.${name}`];
+    if (!fn) this.fail(`disallowed global ${module}.${name}`);
+    return { t: 'global', fn };
+  }
+
+  private get(index: number): PyValue {
+    if (!this.memo.has(index)) this.fail(`memo index ${index} not set`);
+    return this.memo.get(index)!;
+  }
+
+  run(): PyValue {
+    for (;;) {
+      this.opStart = this.pos;
+      const op = this.u8();
+      switch (op) {
+        case 0x80: {
+          const proto = this.u8();
+          if (proto < 2 || proto > 5) this.fail(`pickle protocol ${proto} is not supported (2-5)`);
+          break;
+        }
+        case 0x95: // FRAME: only a read-ahead hint
+          this.u64();
+          break;
+        case 0x2e: {
+          const result = this.pop();
+          if (this.stack.length !== 0) this.fail('items left on the stack at STOP');
+          if (this.pos !== this.buf.length)
+            this.fail(`${this.buf.length - this.pos} trailing bytes after STOP`);
+          return result;
+        }
+        case 0x28:
+          this.push(MARK);
+          break;
+        case 0x4e:
+          this.push(null);
+          break;
+        case 0x88:
+          this.push(true);
+          break;
+        case 0x89:
+          this.push(false);
+          break;
+        case 0x4a:
+          this.push(this.i32());
+          break;
+        case 0x4b:
+          this.push(this.u8());
+          break;
+        case 0x4d:
+          this.push(this.u16());
+          break;
+        case 0x8c:
+          this.push(this.utf8(this.take(this.u8())));
+          break;
+        case 0x58:
+          this.push(this.utf8(this.take(this.u32())));
+          break;
+        case 0x43:
+          this.push(this.take(this.u8()));
+          break;
+        case 0x42:
+          this.push(this.take(this.u32()));
+          break;
+        case 0x8e:
+        case 0x96: // BINBYTES8, BYTEARRAY8 (protocol 5 in-band buffers): both just bytes here
+          this.push(this.take(this.u64()));
+          break;
+        case 0x29:
+          this.push({ t: 'tuple', items: [] });
+          break;
+        case 0x74:
+          this.push({ t: 'tuple', items: this.popToMark() });
+          break;
+        case 0x85:
+        case 0x86:
+        case 0x87: {
+          const n = op - 0x84;
+          const items: PyValue[] = [];
+          for (let i = 0; i < n; i++) items.unshift(this.pop());
+          this.push({ t: 'tuple', items });
+          break;
+        }
+        case 0x5d:
+          this.push({ t: 'list', items: [] });
+          break;
+        case 0x61: {
+          const v = this.pop();
+          this.list().items.push(v);
+          break;
+        }
+        case 0x65: {
+          const items = this.popToMark();
+          this.list().items.push(...items);
+          break;
+        }
+        case 0x7d:
+          this.push({ t: 'dict', map: new Map() });
+          break;
+        case 0x73: {
+          const v = this.pop();
+          const k = this.pop();
+          this.setItem(k, v);
+          break;
+        }
+        case 0x75: {
+          const items = this.popToMark();
+          if (items.length % 2 !== 0) this.fail('SETITEMS with an odd number of items');
+          for (let i = 0; i < items.length; i += 2) this.setItem(items[i]!, items[i + 1]!);
+          break;
+        }
+        case 0x63: {
+          const module = this.line();
+          this.push(this.global(module, this.line()));
+          break;
+        }
+        case 0x93: {
+          const name = this.pop();
+          const module = this.pop();
+          if (typeof module !== 'string' || typeof name !== 'string')
+            this.fail('STACK_GLOBAL needs two strings');
+          this.push(this.global(module, name));
+          break;
+        }
+        case 0x52: {
+          const args = this.pop();
+          const fn = this.pop();
+          this.push(this.reduce(fn, args));
+          break;
+        }
+        case 0x62: {
+          const state = this.pop();
+          this.build(this.top(), state);
+          break;
+        }
+        case 0x71:
+          this.memo.set(this.u8(), this.top());
+          break;
+        case 0x72:
+          this.memo.set(this.u32(), this.top());
+          break;
+        case 0x94:
+          this.memo.set(this.memo.size, this.top());
+          break;
+        case 0x68:
+          this.push(this.get(this.u8()));
+          break;
+        case 0x6a:
+          this.push(this.get(this.u32()));
+          break;
+        default:
+          this.fail(
+            `disallowed opcode 0x${op.toString(16).padStart(2, '0')}${OPCODE_NAMES[op] ? ` (${OPCODE_NAMES[op]})` : ''}`,
+          );
+      }
+    }
+  }
+
+  private list(): PyList {
+    const l = this.top();
+    if (typeof l !== 'object' || l === null || !('t' in l) || l.t !== 'list')
+      this.fail('APPEND target is not a list');
+    return l;
+  }
+
+  private setItem(k: PyValue, v: PyValue): void {
+    const d = this.top();
+    if (typeof d !== 'object' || d === null || !('t' in d) || d.t !== 'dict')
+      this.fail('SETITEM target is not a dict');
+    if (typeof k !== 'string') this.fail('dict keys must be str');
+    d.map.set(k, v);
+  }
+
+  private tuple(v: PyValue, n: number | undefined, what: string): PyValue[] {
+    if (
+      typeof v !== 'object' ||
+      v === null ||
+      !('t' in v) ||
+      v.t !== 'tuple' ||
+      (n !== undefined && v.items.length !== n)
+    ) {
+      this.fail(`${what} has an unexpected structure`);
+    }
+    return v.items;
+  }
+
+  private shape(v: PyValue): number[] {
+    const dims = this.tuple(v, undefined, 'shape');
+    if (!dims.every((d) => typeof d === 'number' && Number.isInteger(d) && d >= 0))
+      this.fail('shape must be non-negative ints');
+    return dims as number[];
+  }
+
+  private dtype(v: PyValue): 'u1' | 'O8' {
+    if (typeof v !== 'object' || v === null || !('t' in v) || v.t !== 'dtype')
+      this.fail('expected a numpy dtype');
+    return v.code;
+  }
+
+  private bytes(v: PyValue, what: string): Uint8Array {
+    if (!(v instanceof Uint8Array)) this.fail(`${what} must be bytes`);
+    return v;
+  }
+
+  /** A uint8 image array from raw bytes, converting Fortran order to C order. */
+  private uint8Array(shape: number[], data: Uint8Array, fortran: boolean): NdArray {
+    if (data.length !== shapeSize(shape))
+      this.fail(
+        `array data has ${data.length} bytes but shape [${shape.join(', ')}] needs ${shapeSize(shape)}`,
+      );
+    if (!fortran) return { dtype: 'uint8', shape, data };
+    const dec = new NpyDecoder({ descr: '|u1', fortranOrder: true, shape }, this.source);
+    dec.push(data);
+    return dec.finish();
+  }
+
+  private reduce(fn: PyValue, args: PyValue): PyValue {
+    if (typeof fn !== 'object' || fn === null || !('t' in fn) || fn.t !== 'global')
+      this.fail('REDUCE of a non-callable');
+    switch (fn.fn) {
+      case 'reconstruct': {
+        const [cls, shape, tag] = this.tuple(args, 3, '_reconstruct arguments');
+        const ok =
+          typeof cls === 'object' && cls !== null && 't' in cls && cls.t === 'global' && cls.fn === 'ndarray';
+        if (!ok || this.shape(shape!).join() !== '0' || !(tag instanceof Uint8Array))
+          this.fail('unexpected _reconstruct arguments');
+        return { t: 'array' };
+      }
+      case 'dtype': {
+        const [code, align, copy] = this.tuple(args, 3, 'dtype arguments');
+        if (code !== 'u1' && code !== 'O8')
+          this.fail(`dtype '${String(code)}' is not allowed (only uint8 images in an object dict)`);
+        if (align !== false || copy !== true) this.fail('unexpected dtype arguments');
+        return { t: 'dtype', code };
+      }
+      case 'frombuffer': {
+        const [buf, dt, shape, order] = this.tuple(args, 4, '_frombuffer arguments');
+        if (this.dtype(dt!) !== 'u1') this.fail('_frombuffer is only allowed for uint8 data');
+        if (order !== 'C' && order !== 'F') this.fail('unexpected array order');
+        return {
+          t: 'array',
+          arr: this.uint8Array(this.shape(shape!), this.bytes(buf!, 'buffer'), order === 'F'),
+        };
+      }
+      case 'codecs_encode': {
+        // protocol 2 stores bytes as _codecs.encode(latin-1 text, 'latin1')
+        const [text, enc] = this.tuple(args, 2, '_codecs.encode arguments');
+        if (typeof text !== 'string' || enc !== 'latin1')
+          this.fail("_codecs.encode is only allowed as (str, 'latin1')");
+        const out = new Uint8Array(text.length);
+        for (let i = 0; i < text.length; i++) {
+          const c = text.charCodeAt(i);
+          if (c > 255) this.fail('latin-1 text holds a character above 255');
+          out[i] = c;
+        }
+        return out;
+      }
+      case 'ndarray':
+        this.fail('numpy.ndarray may only be passed to _reconstruct');
+    }
+  }
+
+  private build(obj: PyValue, state: PyValue): void {
+    if (typeof obj !== 'object' || obj === null || !('t' in obj)) this.fail('BUILD on a plain value');
+    if (obj.t === 'dtype') {
+      const s = this.tuple(state, 8, 'dtype state');
+      if (s[0] !== 3 || s[1] !== '|') this.fail('unexpected dtype state');
+      return;
+    }
+    if (obj.t !== 'array' || obj.arr || obj.objects) this.fail('BUILD on an unexpected object');
+    const [version, shapeV, dt, fortran, data] = this.tuple(state, 5, 'ndarray state');
+    if (version !== 1 || typeof fortran !== 'boolean') this.fail('unexpected ndarray state');
+    const shape = this.shape(shapeV!);
+    if (this.dtype(dt!) === 'u1') {
+      obj.arr = this.uint8Array(shape, this.bytes(data!, 'array data'), fortran);
+    } else {
+      const items =
+        data !== null && typeof data === 'object' && 't' in data && data.t === 'list'
+          ? data.items
+          : undefined;
+      if (!items || items.length !== shapeSize(shape))
+        this.fail('object array state must list one item per element');
+      obj.objects = items;
+    }
+  }
+}
+
+/** Parses an np.save'd dict of str → uint8 array from memory. Values keep the dict's insertion order. */
+export function parseImageDictNpy(buf: Uint8Array, source: string): Map<string, NdArray> {
+  const header = parseNpyHeader(buf.subarray(0, npyPreludeLength(buf, source)), source);
+  if (header.descr !== '|O' || header.shape.length !== 0) {
+    throw new BadInputError(
+      `${source}: expected a pickled dict (dtype '|O', shape ()), found dtype '${header.descr}' shape [${header.shape.join(', ')}]`,
+    );
+  }
+  const root = new PickleMachine(buf.subarray(header.dataOffset), source).run();
+  const dict =
+    root !== null &&
+    typeof root === 'object' &&
+    't' in root &&
+    root.t === 'array' &&
+    root.objects?.length === 1
+      ? root.objects[0]
+      : undefined;
+  if (!dict || typeof dict !== 'object' || !('t' in dict) || dict.t !== 'dict') {
+    throw new BadInputError(`${source}: the pickle does not hold a 0-d object array containing a dict`);
+  }
+  const out = new Map<string, NdArray>();
+  for (const [k, v] of dict.map) {
+    if (v === null || typeof v !== 'object' || !('t' in v) || v.t !== 'array' || !v.arr) {
+      throw new BadInputError(`${source}: value for '${k}' is not a uint8 array`);
+    }
+    out.set(k, v.arr);
+  }
+  return out;
+}
+
+/** Reads an np.save'd image dict (e.g. BOLD5000's img_dict.npy) without executing anything. */
+export async function readImageDictNpy(path: string): Promise<Map<string, NdArray>> {
+  let buf: Uint8Array;
+  try {
+    buf = await readFile(path);
+  } catch (e) {
+    throw new BadInputError(`${path}: cannot read: ${(e as Error).message}`);
+  }
+  return parseImageDictNpy(buf, path);
+}
+
+/** Pickle bytes builder for the writer. */
+class Emitter {
+  readonly pieces: Uint8Array[] = [];
+  private small: number[] = [];
+
+  op(...bytes: number[]): this {
+    this.small.push(...bytes);
+    return this;
+  }
+  int(v: number): this {
+    if (v >= 0 && v < 256) return this.op(0x4b, v);
+    if (v >= 0 && v < 65536) return this.op(0x4d, v & 0xff, v >> 8);
+    return this.op(0x4a, v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, (v >>> 24) & 0xff);
+  }
+  private len32(n: number): number[] {
+    return [n & 0xff, (n >> 8) & 0xff, (n >> 16) & 0xff, (n >>> 24) & 0xff];
+  }
+  str(s: string): this {
+    const b = new TextEncoder().encode(s);
+    this.op(0x58, ...this.len32(b.length));
+    return this.op(...b);
+  }
+  global(module: string, name: string): this {
+    return this.op(0x63, ...new TextEncoder().encode(`${module}\n${name}\n`));
+  }
+  /** BINBYTES referencing `data` without copying it. */
+  bytes(data: Uint8Array): this {
+    if (data.length > 0xffffffff) throw new RangeError('image too large for BINBYTES');
+    this.op(0x42, ...this.len32(data.length));
+    this.flush();
+    this.pieces.push(data);
+    return this;
+  }
+  flush(): void {
+    if (this.small.length > 0) this.pieces.push(Uint8Array.from(this.small));
+    this.small = [];
+  }
+}
+
+/** The pickle pieces numpy 1.x np.save wrote for a dict of uint8 arrays (protocol 3). */
+function imageDictPickle(images: Iterable<readonly [string, NdArray]>): Uint8Array[] {
+  const MARK_OP = 0x28;
+  const e = new Emitter();
+  const dtypeState = (flags: number): Emitter =>
+    e.op(MARK_OP).int(3).str('|').op(0x4e, 0x4e, 0x4e).int(-1).int(-1).int(flags).op(0x74, 0x62);
+  // _reconstruct(ndarray, (0,), b'b'); the two globals are memoized as 0 and 1 on first use
+  const reconstructArgs = (): Emitter => e.int(0).op(0x85, 0x43, 1, 0x62, 0x87, 0x52);
+  e.op(0x80, 3)
+    .global('numpy.core.multiarray', '_reconstruct')
+    .op(0x71, 0)
+    .global('numpy', 'ndarray')
+    .op(0x71, 1);
+  reconstructArgs();
+  e.op(MARK_OP).int(1).op(0x29).global('numpy', 'dtype').op(0x71, 2).str('O8').op(0x89, 0x88, 0x87, 0x52);
+  dtypeState(63);
+  e.op(0x89, 0x5d, 0x7d, MARK_OP);
+  for (const [name, arr] of images) {
+    if (arr.dtype !== 'uint8') throw new RangeError(`image '${name}' is ${arr.dtype}, not uint8`);
+    e.str(name).op(0x68, 0, 0x68, 1);
+    reconstructArgs();
+    e.op(MARK_OP).int(1).op(MARK_OP);
+    for (const d of arr.shape) e.int(d);
+    e.op(0x74, 0x68, 2).str('u1').op(0x89, 0x88, 0x87, 0x52);
+    dtypeState(0);
+    e.op(0x89)
+      .bytes(arr.data as Uint8Array)
+      .op(0x74, 0x62);
+  }
+  e.op(0x75, 0x61, 0x74, 0x62, 0x2e);
+  e.flush();
+  return e.pieces;
+}
+
+/** Writes a dict of uint8 images as np.save(path, dict) would (npy '|O' header + pickle), atomically. */
+export async function writeImageDictNpy(
+  path: string,
+  images: Iterable<readonly [string, NdArray]>,
+): Promise<void> {
+  const dict = "{'descr': '|O', 'fortran_order': False, 'shape': (), }";
+  const headerLen = Math.ceil((10 + dict.length + 1) / 64) * 64 - 10;
+  const header = new Uint8Array(10 + headerLen);
+  header.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, headerLen & 0xff, headerLen >> 8]);
+  header.set(new TextEncoder().encode(dict.padEnd(headerLen - 1, ' ') + '\n'), 10);
+  await writePiecesAtomic(path, [header, ...imageDictPickle(images)]);
+}

@@ -1,0 +1,333 @@
+/**
+ * The GOD and BOLD5000 loaders and `prepare`, on the tiny synthetic world, against an independent numpy
+ * re-computation written after LEA's src/dataset.py (first-ten-keys ROI rule, scalar z-scoring, the
+ * repeated-stimulus split), plus the synthetic world's determinism and the CLI's flag validation.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Command } from 'commander';
+import { registerDataCommands } from '../cli/commands/data.js';
+import { loadBold5000 } from '../lib/data/bold5000.js';
+import { loadGod } from '../lib/data/god.js';
+import type { PrepareMeta } from '../lib/data/prepare.js';
+import { prepareDataset } from '../lib/data/prepare.js';
+import { synthesize } from '../lib/data/synth.js';
+import { BadInputError } from '../lib/errors.js';
+import { runOracle } from './helpers/oracle.js';
+
+let dir: string;
+const god = (): string => join(dir, 'god');
+const bold = (): string => join(dir, 'bold');
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'lea-loaders-'));
+  await synthesize({ format: 'god', out: god(), seed: 7, scale: 'tiny' });
+  await synthesize({ format: 'bold5000', out: bold(), seed: 7, scale: 'tiny' });
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** Compares a prepared folder with numpy's re-computation; returns the oracle's report. */
+function compare(script: string, dataset: string, prepared: string): Record<string, unknown> {
+  return JSON.parse(runOracle(script + COMPARE, [dataset, prepared])) as Record<string, unknown>;
+}
+
+const COMPARE = `
+import sys, json
+out = sys.argv[2]
+got = {k: np.load(out + '/' + k + '.npy') for k in expected}
+meta = json.load(open(out + '/meta.json'))
+report = {'shapes': {k: list(v.shape) for k, v in got.items()}, 'dtypes': {k: str(v.dtype) for k, v in got.items()}}
+for k, want in expected.items():
+    g = got[k]
+    if g.shape != want.shape: report[k] = 'shape ' + str(g.shape) + ' vs ' + str(want.shape); continue
+    report[k] = float(np.abs(g.astype(np.float64) - want.astype(np.float64)).max()) if g.size else 0.0
+report['mean'] = abs(meta['normalisation']['mean'] - float(stats[0])) / abs(float(stats[0]))
+report['std'] = abs(meta['normalisation']['std'] - float(stats[1])) / float(stats[1])
+report['roi'] = roi_sizes
+report['meta_roi'] = meta['roiSizes']
+print(json.dumps(report))
+`;
+
+/** LEA's create_Kamitani_CLIP_dataset, with the spec's test normalisation (training scalars). */
+const GOD_ORACLE = `
+import numpy as np, json, csv, os, sys
+path = sys.argv[1]
+npz = dict(np.load(os.path.join(path, 'sbj_1.npz')))
+img = dict(np.load(os.path.join(path, 'images_256.npz')))
+temp = np.zeros_like(npz['VC'])
+tr_list, tt_list, roi_sizes = [], [], []
+for k in list(npz.keys())[:10]:
+    new_mask = npz[k] ^ (temp * npz[k])
+    if new_mask.sum() > 0:
+        tr_list.append(npz['arr_0'][..., new_mask]); tt_list.append(npz['arr_2'][..., new_mask]); roi_sizes.append(int(new_mask.sum()))
+    temp += npz[k]
+tr = np.concatenate(tr_list, axis=1).astype(np.float64)
+tt = np.concatenate(tt_list, axis=1).astype(np.float64)
+stats = (np.mean(tr), np.std(tr))
+class_index = json.load(open(os.path.join(path, 'imagenet_class_index.json')))
+wind = [[int(n[1:]) for n in v[:-1]] for v in class_index.values()]
+naive = {}
+def labels(file):
+    out = []
+    for row in csv.reader(open(os.path.join(path, file))):
+        name = int(row[0].split('.')[0]); naive[name] = []
+        nl = list(naive.keys()).index(name)
+        out.append([next((c for c, w in enumerate(wind) if name in w), -1), nl])
+    return np.array(out)
+train_lb = labels('imagenet_training_label.csv'); test_lb = labels('imagenet_testing_label.csv')
+expected = {
+    'train_fmri': (tr - stats[0]) / stats[1],
+    'test_fmri': (tt - stats[0]) / stats[1],
+    'train_images': img['train_images'][npz['arr_3']],
+    'test_images': img['test_images'],
+    'train_labels': train_lb[npz['arr_3']],
+    'test_labels': test_lb,
+}
+`;
+
+/** LEA's create_BOLD5000_CLIP_dataset (img_dict read by numpy's own unpickler). */
+const BOLD_ORACLE = `
+import numpy as np, os, sys
+path = sys.argv[1]
+sub = 'CSI1'
+fmri_path = os.path.join(path, 'BOLD5000_GLMsingle_ROI_betas/py')
+img_path = os.path.join(path, 'BOLD5000_Stimuli')
+imgs_dict = np.load(os.path.join(img_path, 'Scene_Stimuli/Presented_Stimuli/img_dict.npy'), allow_pickle=True).item()
+repeated = np.loadtxt(os.path.join(img_path, 'Scene_Stimuli', 'repeated_stimuli_113_list.txt'), dtype=str)
+fmri_files = sorted(f for f in os.listdir(fmri_path) if f.endswith('.npy'))
+parts = []
+for roi in ['EarlyVis', 'LOC', 'OPA', 'PPA', 'RSC']:
+    for npy in fmri_files:
+        if sub in npy and roi in npy: parts.append(np.load(os.path.join(fmri_path, npy)))
+roi_sizes = [p.shape[1] for p in parts]
+roi_sizes = [roi_sizes[i] + roi_sizes[i + 1] for i in range(0, len(roi_sizes), 2)]
+x = np.concatenate(parts, axis=-1).astype(np.float64)
+stats = (np.mean(x), np.std(x))
+x = (x - stats[0]) / stats[1]
+names = []
+lp = os.path.join(img_path, 'Stimuli_Presentation_Lists', sub)
+for folder in sorted(os.listdir(lp)):
+    for f in sorted(os.listdir(os.path.join(lp, folder))):
+        if f.endswith('.txt'): names += list(np.loadtxt(os.path.join(lp, folder, f), dtype=str))
+names = [n.replace('rep_', '', 1) if n.startswith('rep_') else n for n in names]
+test_idx = [[i for i, v in enumerate(names) if v == r] for r in repeated]
+test_idx = [i for i in test_idx if len(i) > 0]
+flat = [t for idx in test_idx for t in idx]
+train_idx = [i for i in range(len(names)) if i not in flat]
+expected = {
+    'train_fmri': x[train_idx],
+    'test_fmri': np.stack([x[idx].mean(axis=0) for idx in test_idx]),
+    'train_images': np.stack([imgs_dict[names[i]] for i in train_idx]),
+    'test_images': np.stack([imgs_dict[names[idx[0]]] for idx in test_idx]),
+}
+`;
+
+function checkReport(r: Record<string, unknown>, fmriTol: number): void {
+  assert.ok((r.train_fmri as number) <= fmriTol, `train_fmri max diff ${String(r.train_fmri)}`);
+  assert.ok((r.test_fmri as number) <= fmriTol, `test_fmri max diff ${String(r.test_fmri)}`);
+  assert.equal(r.train_images, 0);
+  assert.equal(r.test_images, 0);
+  assert.ok(
+    (r.mean as number) < 1e-9 && (r.std as number) < 1e-9,
+    `normalisation ${String(r.mean)} ${String(r.std)}`,
+  );
+  assert.deepEqual(r.meta_roi, r.roi);
+}
+
+describe('GOD loader on the synthetic world', () => {
+  it('split sizes, ROI groups, normalisation, images and labels match numpy (LEA rule) to 1e-6', async () => {
+    const out = join(dir, 'god-prepared');
+    const meta = await prepareDataset({ dataset: 'god', path: god(), subject: 'sbj_1', out });
+    assert.equal(meta.K, 256);
+    assert.deepEqual(meta.roiNames, ['V1', 'V2', 'V3', 'V4', 'LOC', 'FFA', 'PPA', 'HVC']);
+    assert.deepEqual(meta.roiSizes, [40, 40, 32, 32, 24, 24, 16, 48]);
+    assert.deepEqual(meta.split, { train: 600, test: 12, testTrialsAveraged: 96 });
+    assert.deepEqual(meta.image, { height: 16, width: 16, channels: 3 });
+    assert.equal(meta.labels?.unmatchedImagenetClass, 0);
+    const r = compare(GOD_ORACLE, god(), out);
+    checkReport(r, 1e-6);
+    assert.equal(r.train_labels, 0);
+    assert.equal(r.test_labels, 0);
+    assert.deepEqual(r.shapes, {
+      train_fmri: [600, 256],
+      test_fmri: [12, 256],
+      train_images: [600, 16, 16, 3],
+      test_images: [12, 16, 16, 3],
+      train_labels: [600, 2],
+      test_labels: [12, 2],
+    });
+    assert.deepEqual(r.dtypes, {
+      train_fmri: 'float32',
+      test_fmri: 'float32',
+      train_images: 'uint8',
+      test_images: 'uint8',
+      train_labels: 'int64',
+      test_labels: 'int64',
+    });
+    // test categories are disjoint from training ones
+    const loaded = await loadGod({ path: god(), subject: 'sbj_1' });
+    const cats = (l: BigInt64Array): Set<bigint> =>
+      new Set(Array.from({ length: l.length / 2 }, (_, i) => l[2 * i + 1]!));
+    const trainCats = cats(loaded.train.labels!.data as BigInt64Array);
+    const testCats = cats(loaded.test.labels!.data as BigInt64Array);
+    assert.equal(trainCats.size, 12);
+    assert.equal(testCats.size, 4);
+    assert.ok([...testCats].every((c) => !trainCats.has(c)));
+  });
+
+  it('meta.json records every source with its sha256', async () => {
+    const meta = JSON.parse(await readFile(join(dir, 'god-prepared', 'meta.json'), 'utf8')) as PrepareMeta;
+    assert.deepEqual(meta.sources.map((s) => s.path).sort(), [
+      'imagenet_class_index.json',
+      'imagenet_testing_label.csv',
+      'imagenet_training_label.csv',
+      'images_256.npz',
+      'roi_patch.json',
+      'sbj_1.npz',
+    ]);
+    for (const s of meta.sources) {
+      assert.equal(
+        s.sha256,
+        createHash('sha256')
+          .update(await readFile(join(god(), s.path)))
+          .digest('hex'),
+        s.path,
+      );
+    }
+    assert.deepEqual((await readdir(join(dir, 'god-prepared'))).sort(), [...meta.files].sort());
+  });
+});
+
+describe('BOLD5000 loader on the synthetic world', () => {
+  it('split (113-list rule), ROI order, all-trial normalisation and images match numpy (LEA rule) to 1e-6', async () => {
+    const out = join(dir, 'bold-prepared');
+    const meta = await prepareDataset({ dataset: 'bold5000', path: bold(), subject: 'CSI1', out });
+    assert.equal(meta.K, 256);
+    assert.deepEqual(meta.roiNames, ['EarlyVis', 'LOC', 'OPA', 'PPA', 'RSC']);
+    assert.deepEqual(meta.roiSizes, [80, 64, 32, 48, 32]);
+    // 12 repeated images shown 4 times each; the 13th listed name was never shown and is skipped
+    assert.deepEqual(meta.split, { train: 600, test: 12, testTrialsAveraged: 48 });
+    assert.equal(meta.labels, null);
+    assert.equal(meta.normalisation.statsFrom, 'all_trials');
+    const r = compare(BOLD_ORACLE, bold(), out);
+    checkReport(r, 1e-6);
+    assert.deepEqual(r.shapes, {
+      train_fmri: [600, 256],
+      test_fmri: [12, 256],
+      train_images: [600, 16, 16, 3],
+      test_images: [12, 16, 16, 3],
+    });
+    assert.ok(meta.sources.some((s) => s.path.endsWith('img_dict.npy')));
+    assert.ok(meta.sources.filter((s) => s.path.endsWith('.txt')).length === 7); // 6 runs + the repeated list
+  });
+
+  it('loadBold5000 returns the same split in memory', async () => {
+    const loaded = await loadBold5000({ path: bold(), subject: 'CSI1' });
+    assert.deepEqual(loaded.train.fmri.shape, [600, 256]);
+    assert.equal(loaded.test.images.count, 12);
+    assert.equal(loaded.train.images.row(0).length, 16 * 16 * 3);
+  });
+});
+
+describe('synthetic world', () => {
+  it('is determined by the seed', async () => {
+    const digest = async (d: string): Promise<string> => {
+      const h = createHash('sha256');
+      for (const f of ['images_256.npz', 'sbj_1.npz', 'imagenet_training_label.csv'])
+        h.update(await readFile(join(d, f)));
+      return h.digest('hex');
+    };
+    await synthesize({ format: 'god', out: join(dir, 'again'), seed: 7, scale: 'tiny' });
+    await synthesize({ format: 'god', out: join(dir, 'other'), seed: 8, scale: 'tiny' });
+    assert.equal(await digest(join(dir, 'again')), await digest(god()));
+    assert.notEqual(await digest(join(dir, 'other')), await digest(god()));
+  });
+
+  it('refuses a non-empty output folder', async () => {
+    await assert.rejects(
+      synthesize({ format: 'god', out: god(), seed: 1, scale: 'tiny' }),
+      (e: Error) => e instanceof BadInputError && /not empty/.test(e.message),
+    );
+  });
+});
+
+describe('lea data CLI flags', () => {
+  const run = async (...args: string[]): Promise<void> => {
+    const program = new Command('lea').exitOverride();
+    registerDataCommands(program);
+    await program.parseAsync(args, { from: 'user' });
+  };
+  const cases: [string[], RegExp][] = [
+    [
+      ['data', 'synth', '--format', 'nifti', '--out', 'x', '--seed', '1'],
+      /--format must be one of god, bold5000/,
+    ],
+    [
+      ['data', 'synth', '--format', 'god', '--out', 'x', '--seed', '-3'],
+      /--seed must be a non-negative integer/,
+    ],
+    [
+      ['data', 'synth', '--format', 'god', '--out', 'x', '--seed', '1', '--scale', 'huge'],
+      /--scale must be one of tiny, small, paper/,
+    ],
+    [
+      ['data', 'prepare', '--dataset', 'hcp', '--path', '.', '--subject', 'sbj_1', '--out', 'x'],
+      /--dataset must be one of/,
+    ],
+    [
+      ['data', 'prepare', '--dataset', 'god', '--path', '.', '--subject', 'CSI1', '--out', 'x'],
+      /--subject for god must match/,
+    ],
+    [
+      [
+        'data',
+        'prepare',
+        '--dataset',
+        'bold5000',
+        '--path',
+        '/nonexistent',
+        '--subject',
+        'CSI1',
+        '--out',
+        'x',
+      ],
+      /--path \/nonexistent is not a directory/,
+    ],
+  ];
+  for (const [args, message] of cases) {
+    it(`rejects ${args.slice(1).join(' ')}`, async () => {
+      await assert.rejects(run(...args), (e: Error) => e instanceof BadInputError && message.test(e.message));
+    });
+  }
+
+  it('synth then prepare through the CLI', async () => {
+    const log = console.log;
+    const lines: string[] = [];
+    console.log = (s: string) => lines.push(s);
+    try {
+      await run('data', 'synth', '--format', 'bold5000', '--out', join(dir, 'cli-bold'), '--seed', '3');
+      await run(
+        'data',
+        'prepare',
+        '--dataset',
+        'bold5000',
+        '--path',
+        join(dir, 'cli-bold'),
+        '--subject',
+        'CSI1',
+        '--out',
+        join(dir, 'cli-out'),
+      );
+    } finally {
+      console.log = log;
+    }
+    assert.match(lines[0]!, /wrote a synthetic bold5000 world \(tiny, subject CSI1\)/);
+    assert.match(lines[1]!, /prepared bold5000 CSI1: K=256 .* train 600, test 12/);
+  });
+});
