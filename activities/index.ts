@@ -1,9 +1,21 @@
 /** Every activity the workers register, built over one artifact store. */
+import type { Client } from '@temporalio/client';
 import type { InfraSettings } from '../lib/config/infra.js';
 import type { ArtifactStore } from '../lib/storage/artifact-store.js';
 import { createDataActivities } from './data.js';
 import { createHelloActivities } from './hello.js';
+import { createJudgeActivities } from './judge.js';
+import { createStageActivities } from './stage-runner.js';
 
-export function createActivities(store: ArtifactStore, settings: InfraSettings) {
-  return { ...createHelloActivities(store), ...createDataActivities(store, settings) };
+export function createActivities(
+  store: ArtifactStore,
+  settings: InfraSettings,
+  client: () => Promise<Client>,
+) {
+  return {
+    ...createHelloActivities(store),
+    ...createDataActivities(store, settings),
+    ...createStageActivities(store, settings),
+    ...createJudgeActivities(store, client),
+  };
 }

@@ -5,8 +5,11 @@
 import { Command, CommanderError } from 'commander';
 import { BadInputError, errorMessage } from '../lib/errors.js';
 import { registerConfigCommands } from './commands/config.js';
+import { registerDataCommands } from './commands/data.js';
 import { registerDevCommands } from './commands/dev.js';
 import { registerRunCommand } from './commands/run.js';
+import { registerRunsCommands } from './commands/runs.js';
+import { registerScheduleCommands } from './commands/schedule.js';
 import { registerWorkerCommand } from './commands/worker.js';
 
 export function buildProgram(): Command {
@@ -17,6 +20,9 @@ export function buildProgram(): Command {
   registerDevCommands(program);
   registerConfigCommands(program);
   registerRunCommand(program);
+  registerRunsCommands(program);
+  registerScheduleCommands(program);
+  registerDataCommands(program);
   registerWorkerCommand(program);
   return program;
 }

@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { createActivities } from '../activities/index.js';
 import { taskQueue, type InfraSettings } from '../lib/config/infra.js';
 import { ArtifactStore } from '../lib/storage/artifact-store.js';
-import { connectWorker } from './temporal-connection.js';
+import { connectClient, connectWorker } from './temporal-connection.js';
+import type { Client } from '@temporalio/client';
 
 export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
@@ -30,12 +31,14 @@ export async function createWorker(settings: InfraSettings, opts: WorkerOptions)
   installRuntime();
   const connection = await connectWorker(settings.temporal);
   const store = ArtifactStore.fromSettings(settings.s3);
+  let client: Promise<Client> | undefined;
+  const lazyClient = () => (client ??= connectClient(settings.temporal));
   return Worker.create({
     connection,
     namespace: settings.temporal.namespace,
     taskQueue: taskQueue(settings, opts.queue),
     workflowsPath,
-    activities: createActivities(store, settings),
+    activities: createActivities(store, settings, lazyClient),
     // Training saturates a machine (or a GPU): one activity at a time there; light cpu stages may overlap.
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivities ?? (opts.queue === 'gpu' ? 1 : 2),
   });

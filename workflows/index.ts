@@ -1,1 +1,2 @@
 export { helloWorkflow } from './hello.js';
+export { reproductionWorkflow } from './reproduction.js';

@@ -4,7 +4,8 @@ import proto from '@temporalio/proto';
 import { Option, type Command } from 'commander';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { loadExperimentConfig, type ExperimentConfig } from '../../lib/config/experiment.js';
+import { loadExperimentConfig } from '../../lib/config/experiment.js';
+import { startSpec } from '../pipelines.js';
 import { taskQueue, type InfraSettings } from '../../lib/config/infra.js';
 import { connectClient } from '../../workers/temporal-connection.js';
 import { createWorker } from '../../workers/worker.js';
@@ -15,14 +16,6 @@ interface RunOptions {
   set: string[];
   json?: boolean;
   localWorker: 'auto' | 'always' | 'never';
-}
-
-/** The workflow and its input for a config. */
-function workflowFor(cfg: ExperimentConfig): { type: string; args: unknown[] } {
-  switch (cfg.pipeline) {
-    case 'hello':
-      return { type: 'helloWorkflow', args: [{ ...cfg.hello, seed: cfg.seed }] };
-  }
 }
 
 /** True when some worker polled the queue recently (a live worker long-polls about once a minute). */
@@ -80,13 +73,13 @@ export function registerRunCommand(program: Command): void {
       await ensureServers(settings);
       const client = await connectClient(settings.temporal);
       try {
-        const { type, args } = workflowFor(cfg);
+        const { workflowType, args, memo } = startSpec(cfg, { configFile });
         const runId = `${cfg.name}-${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}-${randomBytes(3).toString('hex')}`;
-        const handle = await client.workflow.start(type, {
+        const handle = await client.workflow.start(workflowType, {
           workflowId: runId,
           taskQueue: taskQueue(settings, 'cpu'),
           args,
-          memo: { config: configFile, name: cfg.name, pipeline: cfg.pipeline },
+          memo,
           workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
         });
         console.error(`lea: started run ${runId}`);

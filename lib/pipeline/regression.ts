@@ -50,19 +50,33 @@ export interface Verdict {
   lastGoodRunId?: string;
 }
 
-export function loadBaseline(file: string): Baseline {
+export function parseBaseline(text: string, source: string): Baseline {
   let raw: unknown;
   try {
-    raw = parseYaml(readFileSync(file, 'utf8'));
+    raw = parseYaml(text);
   } catch (err) {
-    throw new BadInputError(`${file}: cannot read baseline: ${errorMessage(err).split('\n')[0]}`);
+    throw new BadInputError(
+      `${source}: baseline is not valid YAML/JSON: ${errorMessage(err).split('\n')[0]}`,
+    );
   }
   const parsed = baselineSchema.safeParse(raw);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
-    throw new BadInputError(`${file}: invalid baseline:\n${lines.join('\n')}`);
+    throw new BadInputError(`${source}: invalid baseline:\n${lines.join('\n')}`);
   }
   return parsed.data;
+}
+
+export function loadBaseline(file: string): Baseline {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new BadInputError(
+      `${file}: cannot read baseline (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)})`,
+    );
+  }
+  return parseBaseline(text, file);
 }
 
 function worseBy(e: Expectation, expected: number, actual: number): boolean {

@@ -271,6 +271,12 @@ export class ArtifactStore {
     return found?.manifest;
   }
 
+  /** The reference of an existing artifact, or undefined. */
+  async ref(key: string): Promise<ArtifactRef | undefined> {
+    const found = await this.manifestWithSha(key);
+    return found && { key, manifestSha256: found.sha256 };
+  }
+
   async exists(key: string): Promise<boolean> {
     return (await this.manifestWithSha(key)) !== undefined;
   }

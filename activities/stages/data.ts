@@ -1,0 +1,58 @@
+/** Data stages: the synthetic world (or a fetched dataset) → one subject's prepared split. */
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { prepareDataset } from '../../lib/data/prepare.js';
+import { synthesize } from '../../lib/data/synth.js';
+import type { StageContext, StageImpl, StageResult } from '../stage-runner.js';
+
+async function folderFiles(dir: string, prefix = ''): Promise<StageResult['files']> {
+  const out: StageResult['files'] = [];
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, e.name);
+    if (e.isDirectory()) out.push(...(await folderFiles(path, `${prefix}${e.name}/`)));
+    else out.push({ path: `${prefix}${e.name}`, fromFile: path });
+  }
+  return out.sort((a, b) => (a.path < b.path ? -1 : 1));
+}
+
+const synthConfig = z.strictObject({
+  format: z.enum(['god', 'bold5000']),
+  scale: z.enum(['tiny', 'small', 'paper']),
+  seed: z.number().int().min(0),
+});
+
+/** Writes the synthetic world in a dataset's own file formats: the stand-in for fetch on miniature runs. */
+export const synthStage: StageImpl = {
+  codeVersion: '1',
+  async run(ctx: StageContext, raw: unknown) {
+    const cfg = synthConfig.parse(raw);
+    const out = join(ctx.workdir, 'world');
+    const summary = await synthesize({ ...cfg, out });
+    return {
+      files: await folderFiles(out),
+      summary: { subject: summary.subject, files: summary.files.length },
+    };
+  },
+};
+
+const prepareConfig = z.strictObject({
+  dataset: z.enum(['god', 'bold5000']),
+  subject: z.string().min(1),
+});
+
+/** Loads one subject from the raw dataset artifact, splits and z-scores it (lib/data/prepare). */
+export const prepareStage: StageImpl = {
+  codeVersion: '1',
+  async run(ctx: StageContext, raw: unknown) {
+    const cfg = prepareConfig.parse(raw);
+    const path = await ctx.inputDir('raw');
+    const out = join(ctx.workdir, 'prepared');
+    const meta = await prepareDataset({ dataset: cfg.dataset, subject: cfg.subject, path, out });
+    return {
+      files: await folderFiles(out),
+      summary: { voxels: meta.K, train: meta.split.train, test: meta.split.test },
+      meta: { prepared: { K: meta.K, roiSizes: meta.roiSizes, normalisation: meta.normalisation } },
+    };
+  },
+};

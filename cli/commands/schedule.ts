@@ -1,0 +1,100 @@
+/** `lea schedule create|list|pause|unpause|trigger|delete`: regression runs on Temporal Schedules. */
+import { ScheduleNotFoundError, ScheduleOverlapPolicy } from '@temporalio/client';
+import type { Command } from 'commander';
+import { loadExperimentConfig } from '../../lib/config/experiment.js';
+import { taskQueue } from '../../lib/config/infra.js';
+import { BadInputError } from '../../lib/errors.js';
+import { connectClient } from '../../workers/temporal-connection.js';
+import { settingsFromEnv } from '../context.js';
+import { startSpec } from '../pipelines.js';
+
+async function withClient<T>(fn: (c: Awaited<ReturnType<typeof connectClient>>) => Promise<T>): Promise<T> {
+  const client = await connectClient(settingsFromEnv().temporal);
+  try {
+    return await fn(client);
+  } finally {
+    await client.connection.close();
+  }
+}
+
+export function registerScheduleCommands(program: Command): void {
+  const schedule = program.command('schedule').description('scheduled regression runs (Temporal Schedules)');
+
+  schedule
+    .command('create')
+    .description('run a config on a cron schedule; a run still going when the next is due makes it skip')
+    .argument('<name>', 'schedule id')
+    .requiredOption('--config <file>', 'experiment config (frozen into the schedule as it is now)')
+    .requiredOption('--cron <expr>', 'cron expression, e.g. "0 3 * * 1"')
+    .option('--set <key=value...>', 'override a config field (repeatable)', [])
+    .action((name: string, opts: { config: string; cron: string; set: string[] }) =>
+      withClient(async (client) => {
+        const cfg = loadExperimentConfig(opts.config, opts.set);
+        const { workflowType, args, memo } = startSpec(cfg, { configFile: opts.config });
+        const settings = settingsFromEnv();
+        await client.schedule.create({
+          scheduleId: name,
+          spec: { cronExpressions: [opts.cron] },
+          action: {
+            type: 'startWorkflow',
+            workflowType,
+            args,
+            taskQueue: taskQueue(settings, 'cpu'),
+            workflowId: `${cfg.name}-scheduled-${name}`,
+            memo: { ...memo, schedule: name },
+          },
+          policies: { overlap: ScheduleOverlapPolicy.SKIP },
+          memo: { config: opts.config },
+        });
+        console.log(`created schedule ${name}`);
+      }),
+    );
+
+  schedule
+    .command('list')
+    .description('list schedules with their next run times')
+    .option('--json', 'print JSON')
+    .action((opts: { json?: boolean }) =>
+      withClient(async (client) => {
+        const rows = [];
+        for await (const s of client.schedule.list()) {
+          rows.push({
+            id: s.scheduleId,
+            paused: s.state.paused,
+            next: s.info.nextActionTimes.slice(0, 3).map((d) => d.toISOString()),
+            recent: s.info.recentActions.map((a) => a.action.workflow.workflowId),
+          });
+        }
+        if (opts.json) console.log(JSON.stringify(rows, null, 2));
+        else
+          for (const r of rows)
+            console.log(`${r.id}${r.paused ? ' (paused)' : ''}  next: ${r.next.join(', ') || '-'}`);
+      }),
+    );
+
+  for (const [verb, help] of [
+    ['pause', 'pause a schedule'],
+    ['unpause', 'unpause a schedule'],
+    ['trigger', 'start a run of the schedule now'],
+    ['delete', 'delete a schedule (its runs stay)'],
+  ] as const) {
+    schedule
+      .command(verb)
+      .description(help)
+      .argument('<name>', 'schedule id')
+      .action((name: string) =>
+        withClient(async (client) => {
+          const handle = client.schedule.getHandle(name);
+          // describe first: on a deleted schedule the verbs themselves fail with an unrelated message
+          await handle.describe().catch((err) => {
+            throw err instanceof ScheduleNotFoundError ? new BadInputError(`no schedule '${name}'`) : err;
+          });
+          if (verb === 'pause') await handle.pause('paused with lea schedule pause');
+          else if (verb === 'unpause') await handle.unpause();
+          else if (verb === 'trigger') await handle.trigger();
+          else await handle.delete();
+          console.log(`${verb}: ${name}`);
+        }),
+      );
+  }
+}

@@ -1,0 +1,95 @@
+/**
+ * The shapes a run is described by: the stage plan a workflow executes, and the records `lea status`,
+ * `lea runs` and `--json` print. Pure types and functions (also bundled into workflows).
+ */
+import type { ArtifactRef } from '../storage/artifact-store.js';
+
+export type Queue = 'cpu' | 'gpu';
+
+/** One stage of a run, as planned from the config before the run starts. */
+export interface StagePlan {
+  /** Unique name in the run, e.g. `train_fmri_ae`. */
+  name: string;
+  /** Which implementation runs it (activities/stages). */
+  impl: string;
+  queue: Queue;
+  /** Input name → the stage whose output it is. */
+  needs: Record<string, string>;
+  /** The stage's own config section: part of its cache key. */
+  config: unknown;
+  timeoutMinutes: number;
+  heartbeatSeconds: number;
+  maxAttempts: number;
+}
+
+export type StageStatus = 'pending' | 'running' | 'completed' | 'cached' | 'failed' | 'cancelled';
+
+export interface StageRecord {
+  name: string;
+  queue: Queue;
+  status: StageStatus;
+  cached: boolean;
+  startedAt: string | null;
+  finishedAt: string | null;
+  seconds: number | null;
+  output: ArtifactRef | null;
+  /** What the stage reported about itself (final loss, metrics, sizes). */
+  summary: Record<string, number | string>;
+  error: string | null;
+}
+
+export interface StageOutcome {
+  ref: ArtifactRef;
+  cached: boolean;
+  seconds: number;
+  summary: Record<string, number | string>;
+}
+
+export type RunStatus =
+  'running' | 'completed' | 'failed' | 'cancelled' | 'terminated' | 'timed_out' | 'unknown';
+
+/** The stable JSON record of `lea status --json` / `lea runs --json`. */
+export interface RunRecord {
+  runId: string;
+  config: string;
+  status: RunStatus;
+  startedAt: string | null;
+  finishedAt: string | null;
+  stages: (Pick<StageRecord, 'name' | 'status' | 'cached' | 'seconds'> & {
+    step?: number;
+    totalSteps?: number;
+    loss?: number;
+  })[];
+  metrics: Record<string, number>;
+  verdict: 'pass' | 'regressed' | null;
+}
+
+/** Every stage downstream of the given ones, them included (what `--force STAGE` recomputes). */
+export function downstreamClosure(plan: StagePlan[], roots: string[]): Set<string> {
+  const out = new Set(roots);
+  let grew = true;
+  while (grew) {
+    grew = false;
+    for (const s of plan) {
+      if (!out.has(s.name) && Object.values(s.needs).some((n) => out.has(n))) {
+        out.add(s.name);
+        grew = true;
+      }
+    }
+  }
+  return out;
+}
+
+/** Checks that every need names an earlier stage (so the plan is a DAG in run order). */
+export function checkPlan(plan: StagePlan[]): string | null {
+  const seen = new Set<string>();
+  for (const s of plan) {
+    if (seen.has(s.name)) return `stage '${s.name}' appears twice`;
+    for (const [input, from] of Object.entries(s.needs)) {
+      if (!seen.has(from))
+        return `stage '${s.name}' input '${input}' needs '${from}', which does not run before it`;
+    }
+    seen.add(s.name);
+  }
+  return null;
+}
