@@ -2,7 +2,6 @@
 import type { Client } from '@temporalio/client';
 import type { InfraSettings } from '../lib/config/infra.js';
 import type { ArtifactStore } from '../lib/storage/artifact-store.js';
-import { createDataActivities } from './data.js';
 import { createHelloActivities } from './hello.js';
 import { createJudgeActivities } from './judge.js';
 import { createStageActivities } from './stage-runner.js';
@@ -14,7 +13,6 @@ export function createActivities(
 ) {
   return {
     ...createHelloActivities(store),
-    ...createDataActivities(store, settings),
     ...createStageActivities(store, settings),
     ...createJudgeActivities(store, client),
   };

@@ -2,6 +2,7 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { fetchDataset, loadDatasetManifest } from '../../lib/data/download.js';
 import { prepareDataset } from '../../lib/data/prepare.js';
 import { synthesize } from '../../lib/data/synth.js';
 import type { StageContext, StageImpl, StageResult } from '../stage-runner.js';
@@ -53,6 +54,31 @@ export const prepareStage: StageImpl = {
       files: await folderFiles(out),
       summary: { voxels: meta.K, train: meta.split.train, test: meta.split.test },
       meta: { prepared: { K: meta.K, roiSizes: meta.roiSizes, normalisation: meta.normalisation } },
+    };
+  },
+};
+
+const fetchConfig = z.strictObject({
+  manifest: z.strictObject({ source: z.string(), text: z.string() }),
+  baseUrl: z.string().optional(),
+});
+
+/** Downloads and verifies a dataset manifest's files (lib/data/download); a second fetch is a no-op. */
+export const fetchStage: StageImpl = {
+  codeVersion: '1',
+  async run(ctx: StageContext, raw: unknown) {
+    const cfg = fetchConfig.parse(raw);
+    const manifest = loadDatasetManifest(cfg.manifest.source, cfg.manifest.text);
+    const result = await fetchDataset(manifest, cfg.manifest.source, ctx.store, {
+      cacheDir: join(ctx.workdir, 'downloads'),
+      baseUrl: cfg.baseUrl,
+      sourceS3: ctx.store.s3,
+      onProgress: (p) => ctx.heartbeat({ file: p.file, bytes: p.bytes, total: p.total }),
+    });
+    const stored = await ctx.store.require(result.ref);
+    return {
+      files: stored.files.map((f) => ({ path: f.path, blob: { sha256: f.sha256, size: f.size } })),
+      summary: { files: stored.files.length, downloaded: result.downloaded.length },
     };
   },
 };
