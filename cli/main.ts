@@ -7,9 +7,12 @@ import { BadInputError, errorMessage } from '../lib/errors.js';
 import { registerConfigCommands } from './commands/config.js';
 import { registerDataCommands } from './commands/data.js';
 import { registerDevCommands } from './commands/dev.js';
+import { registerMetricsCommand } from './commands/metrics.js';
+import { registerRidgeCommand } from './commands/ridge.js';
 import { registerRunCommand } from './commands/run.js';
 import { registerRunsCommands } from './commands/runs.js';
 import { registerScheduleCommands } from './commands/schedule.js';
+import { registerTrainCommand } from './commands/train.js';
 import { registerWorkerCommand } from './commands/worker.js';
 
 export function buildProgram(): Command {
@@ -23,6 +26,9 @@ export function buildProgram(): Command {
   registerRunsCommands(program);
   registerScheduleCommands(program);
   registerDataCommands(program);
+  registerRidgeCommand(program);
+  registerMetricsCommand(program);
+  registerTrainCommand(program);
   registerWorkerCommand(program);
   return program;
 }
