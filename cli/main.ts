@@ -8,6 +8,7 @@ import { registerConfigCommands } from './commands/config.js';
 import { registerDataCommands } from './commands/data.js';
 import { registerDevCommands } from './commands/dev.js';
 import { registerMetricsCommand } from './commands/metrics.js';
+import { registerReportCommand } from './commands/report.js';
 import { registerRidgeCommand } from './commands/ridge.js';
 import { registerRunCommand } from './commands/run.js';
 import { registerRunsCommands } from './commands/runs.js';
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerDataCommands(program);
   registerRidgeCommand(program);
   registerMetricsCommand(program);
+  registerReportCommand(program);
   registerTrainCommand(program);
   registerWorkerCommand(program);
   return program;

@@ -8,6 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 LEA_SETUP_ORACLES=1 bash scripts/setup.sh
+# The report test drives Debian's Chromium through playwright-core, which downloads no browser of its own.
+[ -x /usr/bin/chromium ] || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
 
 # Tests always get their own servers, whatever this shell points at.
 unset TEMPORAL_ADDRESS TEMPORAL_NAMESPACE TEMPORAL_API_KEY TEMPORAL_TLS AWS_ENDPOINT_URL_S3 LEA_BUCKET \
