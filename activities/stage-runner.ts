@@ -7,7 +7,9 @@
 import { Context } from '@temporalio/activity';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { z } from 'zod';
 import type { InfraSettings } from '../lib/config/infra.js';
+import { initCompute } from '../lib/compute/backend.js';
 import { BadInputError } from '../lib/errors.js';
 import { stageCacheKey } from '../lib/pipeline/cache.js';
 import type { StageOutcome } from '../lib/pipeline/run-record.js';
@@ -38,8 +40,8 @@ export interface StageContext {
   workdir: string;
   store: ArtifactStore;
   inputs: Record<string, ArtifactManifest>;
-  /** Downloads input `name` (all its files, verified) and returns the local folder. */
-  inputDir(name: string): Promise<string>;
+  /** Downloads input `name` (all its files, verified) into `dest` (default workdir/inputs/name); returns it. */
+  inputDir(name: string, dest?: string): Promise<string>;
   /** Reports progress; it travels as heartbeat details (visible in `lea status`). */
   heartbeat(details: Record<string, unknown>): void;
   /** Heartbeat details of the previous attempt of this activity, if it was retried. */
@@ -55,38 +57,59 @@ export interface StageResult {
   meta?: Record<string, unknown>;
 }
 
+/** Parses a stage's config section; a mismatch is bad input (never retried), naming the stage and field. */
+export function stageConfig<T>(schema: z.ZodType<T>, raw: unknown, stage: string): T {
+  const parsed = schema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; ');
+  throw new BadInputError(`stage '${stage}' config: ${issues}`);
+}
+
 export interface StageImpl {
   /** Bump when the stage's output for the same inputs and config changes: it invalidates the cache. */
   codeVersion: string;
   run(ctx: StageContext, config: unknown): Promise<StageResult>;
 }
 
+export interface StageProbe {
+  cacheKey: string;
+  cached?: StageOutcome;
+}
+
 export function createStageActivities(store: ArtifactStore, settings: InfraSettings) {
+  const resolve = async (req: StageRequest) => {
+    const impl = STAGES[req.impl];
+    if (!impl) throw new BadInputError(`stage '${req.stage}': unknown implementation '${req.impl}'`);
+    const inputs: Record<string, ArtifactManifest> = {};
+    for (const [name, ref] of Object.entries(req.inputs)) inputs[name] = await store.require(ref);
+    const cacheKey = stageCacheKey({
+      stage: req.impl,
+      codeVersion: impl.codeVersion,
+      config: req.config,
+      inputs,
+    });
+    return { impl, inputs, cacheKey, outKey: `cache/${req.impl}/${cacheKey}` };
+  };
+  const cachedOutcome = async (outKey: string): Promise<StageOutcome | undefined> => {
+    const ref = await store.ref(outKey);
+    if (!ref) return undefined;
+    const m = await store.require(ref);
+    return { ref, cached: true, seconds: 0, summary: (m.meta.summary ?? {}) as StageOutcome['summary'] };
+  };
   return {
+    /** The stage's cache key, and its stored output when there is one (a cheap look, no computation). */
+    async probeStage(req: StageRequest): Promise<StageProbe> {
+      const { cacheKey, outKey } = await resolve(req);
+      const cached = await cachedOutcome(outKey);
+      return cached ? { cacheKey, cached } : { cacheKey };
+    },
+
     async runStage(req: StageRequest): Promise<StageOutcome> {
-      const impl = STAGES[req.impl];
-      if (!impl) throw new BadInputError(`stage '${req.stage}': unknown implementation '${req.impl}'`);
       const started = Date.now();
-      const inputs: Record<string, ArtifactManifest> = {};
-      for (const [name, ref] of Object.entries(req.inputs)) inputs[name] = await store.require(ref);
-      const cacheKey = stageCacheKey({
-        stage: req.impl,
-        codeVersion: impl.codeVersion,
-        config: req.config,
-        inputs,
-      });
-      const outKey = `cache/${req.impl}/${cacheKey}`;
+      const { impl, inputs, cacheKey, outKey } = await resolve(req);
       if (!req.force) {
-        const ref = await store.ref(outKey);
-        if (ref) {
-          const m = await store.require(ref);
-          return {
-            ref,
-            cached: true,
-            seconds: 0,
-            summary: (m.meta.summary ?? {}) as StageOutcome['summary'],
-          };
-        }
+        const cached = await cachedOutcome(outKey);
+        if (cached) return cached;
       }
       const activity = Context.current();
       const workdir = join(settings.home, 'work', req.runId, `${req.stage}-attempt${activity.info.attempt}`);
@@ -99,10 +122,10 @@ export function createStageActivities(store: ArtifactStore, settings: InfraSetti
         workdir,
         store,
         inputs,
-        inputDir: async (name) => {
+        inputDir: async (name, dest) => {
           const ref = req.inputs[name];
           if (!ref) throw new BadInputError(`stage '${req.stage}' has no input '${name}'`);
-          const dir = join(workdir, 'inputs', name);
+          const dir = dest ?? join(workdir, 'inputs', name);
           await store.download(ref, dir);
           return dir;
         },
@@ -111,6 +134,7 @@ export function createStageActivities(store: ArtifactStore, settings: InfraSetti
         checkpointPrefix: `checkpoints/${req.impl}/${cacheKey}`,
         signal: activity.cancellationSignal,
       };
+      const compute = await initCompute();
       const result = await impl.run(ctx, req.config);
       const seconds = (Date.now() - started) / 1000;
       const summary = result.summary ?? {};
@@ -127,6 +151,7 @@ export function createStageActivities(store: ArtifactStore, settings: InfraSetti
           config: req.config,
           seconds,
           summary,
+          compute,
           ...result.meta,
         },
         { overwrite: req.force },

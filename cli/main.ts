@@ -35,6 +35,17 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** "outer: inner: innermost" — a failed run's error wraps the stage's real reason in its causes. */
+function causeChain(err: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = err; e !== undefined && parts.length < 8; e = (e as Error).cause) {
+    const m = errorMessage(e);
+    if (!parts.includes(m)) parts.push(m);
+    if (!(e instanceof Error)) break;
+  }
+  return parts.join(': ');
+}
+
 async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   try {
@@ -45,7 +56,7 @@ async function main(argv: string[]): Promise<number> {
       // commander already printed its message ("unknown option '--x'", "--help" output, ...)
       return err.exitCode === 0 ? 0 : 2;
     }
-    console.error(`lea: ${errorMessage(err)}`);
+    console.error(`lea: ${causeChain(err)}`);
     return err instanceof BadInputError ? 2 : 1;
   }
 }

@@ -1,5 +1,12 @@
 /** What a config starts: the workflow type and its input, shared by `lea run` and `lea schedule`. */
+import { readFileSync } from 'node:fs';
 import type { ExperimentConfig } from '../lib/config/experiment.js';
+import { taskQueue, type InfraSettings } from '../lib/config/infra.js';
+import { BadInputError } from '../lib/errors.js';
+import { buildPlan } from '../lib/pipeline/plan.js';
+import { checkPlan } from '../lib/pipeline/run-record.js';
+import { codeVersion } from '../workers/code-version.js';
+import type { ReproductionInput } from '../workflows/reproduction.js';
 
 export interface StartSpec {
   workflowType: string;
@@ -9,12 +16,54 @@ export interface StartSpec {
 
 export interface StartOptions {
   configFile: string;
+  /** Stages to recompute although cached (and everything downstream). */
+  force?: string[];
+  /** A baseline file for a regression verdict. */
+  baselineFile?: string;
 }
 
-export function startSpec(cfg: ExperimentConfig, opts: StartOptions): StartSpec {
+function readText(file: string, what: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new BadInputError(`${what} ${file}: cannot read (${(err as NodeJS.ErrnoException).code})`);
+  }
+}
+
+export function startSpec(cfg: ExperimentConfig, settings: InfraSettings, opts: StartOptions): StartSpec {
   const memo = { config: opts.configFile, name: cfg.name, pipeline: cfg.pipeline };
   switch (cfg.pipeline) {
     case 'hello':
       return { workflowType: 'helloWorkflow', args: [{ ...cfg.hello, seed: cfg.seed }], memo };
+    case 'reproduction': {
+      const src = cfg.data.source;
+      const plan = buildPlan(
+        cfg,
+        src.kind === 'fetch' ? { manifestText: readText(src.manifest, 'dataset manifest') } : {},
+      );
+      const problem = checkPlan(plan);
+      if (problem) throw new Error(`internal: invalid stage plan: ${problem}`);
+      const unknown = (opts.force ?? []).filter((f) => !plan.some((s) => s.name === f));
+      if (unknown.length) {
+        throw new BadInputError(
+          `--force: no stage ${unknown.join(', ')} (stages: ${plan.map((s) => s.name).join(', ')})`,
+        );
+      }
+      const input: ReproductionInput = {
+        configName: cfg.name,
+        configFile: opts.configFile,
+        dataset: cfg.data.dataset,
+        subject: cfg.data.subject,
+        codeVersion: codeVersion(),
+        taskQueues: { cpu: taskQueue(settings, 'cpu'), gpu: taskQueue(settings, 'gpu') },
+        plan,
+        force: opts.force ?? [],
+        metricsStage: 'metrics',
+        ...(opts.baselineFile
+          ? { baseline: { source: opts.baselineFile, text: readText(opts.baselineFile, 'baseline') } }
+          : {}),
+      };
+      return { workflowType: 'reproductionWorkflow', args: [input], memo };
+    }
   }
 }

@@ -3,6 +3,7 @@
  * progress query of a running run, the result of a finished one), so any machine with access sees the same.
  */
 import { defaultPayloadConverter, type Client, type WorkflowHandle } from '@temporalio/client';
+import { describeFailure } from '../lib/pipeline/regression.js';
 import type { RunRecord, RunStatus, StageRecord } from '../lib/pipeline/run-record.js';
 import type { ReproductionResult, RunProgress } from '../workflows/reproduction.js';
 
@@ -22,15 +23,20 @@ interface LiveProgress {
   loss?: number;
 }
 
-/** Heartbeat details of running stage activities, by stage name (step, loss, ...). */
-async function liveProgress(handle: WorkflowHandle): Promise<Map<string, LiveProgress>> {
+/** Heartbeat details of running stage activities, by stage name (step, loss, ...): they run inside the
+ * run's stage child workflows. */
+async function liveProgress(client: Client, handle: WorkflowHandle): Promise<Map<string, LiveProgress>> {
   const d = await handle.describe();
   const out = new Map<string, LiveProgress>();
-  for (const a of d.raw.pendingActivities ?? []) {
-    const payload = a.heartbeatDetails?.payloads?.[0];
-    if (!payload) continue;
-    const details = defaultPayloadConverter.fromPayload<Record<string, unknown>>(payload);
-    if (typeof details?.stage === 'string') out.set(details.stage, details as LiveProgress);
+  for (const child of d.raw.pendingChildren ?? []) {
+    if (!child.workflowId) continue;
+    const c = await client.workflow.getHandle(child.workflowId).describe();
+    for (const a of c.raw.pendingActivities ?? []) {
+      const payload = a.heartbeatDetails?.payloads?.[0];
+      if (!payload) continue;
+      const details = defaultPayloadConverter.fromPayload<Record<string, unknown>>(payload);
+      if (typeof details?.stage === 'string') out.set(details.stage, details as LiveProgress);
+    }
   }
   return out;
 }
@@ -69,6 +75,7 @@ export async function runRecord(client: Client, runId: string): Promise<RunRecor
     stages: [],
     metrics: memo.metrics ?? {},
     verdict: memo.verdict === 'pass' || memo.verdict === 'regressed' ? memo.verdict : null,
+    regressions: [],
   };
   if (d.type !== 'reproductionWorkflow') return record;
   if (status === 'completed') {
@@ -76,13 +83,14 @@ export async function runRecord(client: Client, runId: string): Promise<RunRecor
     record.stages = stageRows(result.stages, new Map());
     record.metrics = result.metrics;
     record.verdict = result.verdict?.verdict ?? null;
+    record.regressions = (result.verdict?.failures ?? []).map(describeFailure);
   } else if (status === 'running') {
     try {
       const progress = await handle.query<RunProgress>('progress');
-      record.stages = stageRows(progress.stages, await liveProgress(handle));
+      record.stages = stageRows(progress.stages, await liveProgress(client, handle));
     } catch {
       // No worker to answer the query right now: the memo holds the last published stage states.
-      record.stages = stageRows(memo.stages ?? [], await liveProgress(handle));
+      record.stages = stageRows(memo.stages ?? [], await liveProgress(client, handle));
     }
   } else {
     record.stages = stageRows(memo.stages ?? [], new Map());
@@ -112,5 +120,6 @@ export function formatRecord(r: RunRecord): string {
   }
   for (const [k, v] of Object.entries(r.metrics)) lines.push(`  ${k} = ${v}`);
   if (r.verdict) lines.push(`  verdict: ${r.verdict}`);
+  for (const line of r.regressions ?? []) lines.push(`    ${line}`);
   return lines.join('\n');
 }

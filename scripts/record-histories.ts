@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { loadInfraSettings, taskQueue } from '../lib/config/infra.js';
 import type { StagePlan } from '../lib/pipeline/run-record.js';
 import { connectClient } from '../workers/temporal-connection.js';
-import { createWorker } from '../workers/worker.js';
+import { runWorkers } from '../workers/worker.js';
 import type { ReproductionInput } from '../workflows/reproduction.js';
 
 const settings = {
@@ -57,8 +57,6 @@ const reproduction: ReproductionInput = {
   },
 };
 
-const cpu = await createWorker(settings, { queue: 'cpu' });
-const gpu = await createWorker(settings, { queue: 'gpu' });
 const runs = [
   { file: 'hello.json', type: 'helloWorkflow', args: [{ message: 'replay', repeat: 2, seed: 1 }] },
   { file: 'reproduction-data-stages.json', type: 'reproductionWorkflow', args: [reproduction] },
@@ -92,5 +90,5 @@ const work = (async () => {
     console.log(`recorded ${r.file}`);
   }
 })();
-await Promise.all([cpu.runUntil(work), gpu.runUntil(work)]);
+await runWorkers(settings, ['cpu', 'gpu'], work);
 await client.connection.close();

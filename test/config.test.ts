@@ -27,9 +27,10 @@ function rejects(text: string, ...fragments: string[]): void {
 
 test('the shipped hello config is valid and defaults are applied', () => {
   const cfg = loadExperimentConfig(join(repoRoot, 'configs/hello.yaml'));
-  assert.equal(cfg.pipeline, 'hello');
+  assert.ok(cfg.pipeline === 'hello');
   assert.equal(cfg.hello.repeat, 3);
   const noRepeat = parseExperimentConfig(`name: x\npipeline: hello\nhello: {message: m}\n`, 'x.yaml');
+  assert.ok(noRepeat.pipeline === 'hello');
   assert.equal(noRepeat.hello.repeat, 3);
   assert.equal(noRepeat.seed, 0);
 });
@@ -56,6 +57,7 @@ test('an unknown pipeline and broken YAML are clear errors', () => {
 
 test('--set overrides are applied before validation', () => {
   const cfg = parseExperimentConfig(valid, 'cfg.yaml', ['hello.repeat=7', 'seed=9']);
+  assert.ok(cfg.pipeline === 'hello');
   assert.equal(cfg.hello.repeat, 7);
   assert.equal(cfg.seed, 9);
   assert.throws(() => parseExperimentConfig(valid, 'cfg.yaml', ['hello.repeat=-1']), /hello\.repeat/);

@@ -43,3 +43,26 @@ export async function createWorker(settings: InfraSettings, opts: WorkerOptions)
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivities ?? (opts.queue === 'gpu' ? 1 : 2),
   });
 }
+
+/**
+ * Runs one worker per queue in this process: until `until` settles (then returns its result), or until
+ * SIGINT/SIGTERM when it is absent. A single machine polls both queues; a fleet splits them.
+ */
+export async function runWorkers<T>(
+  settings: InfraSettings,
+  queues: WorkerOptions['queue'][],
+  until?: Promise<T>,
+  maxConcurrentActivities?: number,
+): Promise<T | undefined> {
+  const workers = await Promise.all(queues.map((queue) => createWorker(settings, { queue, maxConcurrentActivities })));
+  if (!until) {
+    await Promise.all(workers.map((w) => w.run()));
+    return undefined;
+  }
+  const settled = until.then(
+    () => undefined,
+    () => undefined,
+  );
+  await Promise.all(workers.map((w) => w.runUntil(settled)));
+  return until;
+}

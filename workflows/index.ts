@@ -1,2 +1,2 @@
 export { helloWorkflow } from './hello.js';
-export { reproductionWorkflow } from './reproduction.js';
+export { reproductionWorkflow, stageWorkflow } from './reproduction.js';

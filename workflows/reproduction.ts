@@ -1,8 +1,8 @@
 /**
  * A reproduction run: the stages of a plan (built from the config before the run starts) executed as a DAG.
  * A stage starts once its inputs exist, so independent stages (the fMRI and image sides) run in parallel.
- * Every stage is one `runStage` activity on its queue (cpu or gpu); the activity skips it when its cache key
- * already has an artifact. Queries expose per-stage progress, signals pause and resume, memo and search
+ * A stage whose cache key already has an artifact is skipped; otherwise its `runStage` activity runs on its
+ * queue (cpu or gpu) inside a child workflow named by the cache key, so concurrent runs compute it once. Queries expose per-stage progress, signals pause and resume, memo and search
  * attributes make runs findable in the Web UI, and a baseline (if given) turns the metrics into a verdict.
  */
 import {
@@ -10,13 +10,16 @@ import {
   condition,
   defineQuery,
   defineSignal,
+  executeChild,
   isCancellation,
   proxyActivities,
   setHandler,
+  sleep,
   upsertMemo,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { JudgeActivities } from '../activities/judge.js';
 import type { StageActivities, StageRequest } from '../activities/stage-runner.js';
 import {
@@ -110,18 +113,6 @@ export async function reproductionWorkflow(input: ReproductionInput): Promise<Re
     );
     await condition(() => !paused);
     const record = records.get(plan.name)!;
-    const { runStage } = proxyActivities<StageActivities>({
-      taskQueue: input.taskQueues[plan.queue],
-      startToCloseTimeout: `${plan.timeoutMinutes} minutes`,
-      heartbeatTimeout: `${plan.heartbeatSeconds} seconds`,
-      retry: {
-        maximumAttempts: plan.maxAttempts,
-        initialInterval: '2 seconds',
-        nonRetryableErrorTypes: NON_RETRYABLE_ERRORS,
-      },
-    });
-    Object.assign(record, { status: 'running', startedAt: new Date().toISOString() });
-    publish();
     const request: StageRequest = {
       runId,
       stage: plan.name,
@@ -130,8 +121,10 @@ export async function reproductionWorkflow(input: ReproductionInput): Promise<Re
       inputs,
       force: forced.has(plan.name),
     };
+    Object.assign(record, { status: 'running', startedAt: new Date().toISOString() });
+    publish();
     try {
-      const out = await runStage(request);
+      const out = await computeOnce(plan, request, input.taskQueues);
       Object.assign(record, {
         status: out.cached ? 'cached' : 'completed',
         cached: out.cached,
@@ -144,8 +137,7 @@ export async function reproductionWorkflow(input: ReproductionInput): Promise<Re
     } catch (err) {
       Object.assign(record, {
         status: isCancellation(err) ? 'cancelled' : 'failed',
-        error:
-          err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err),
+        error: rootMessage(err),
         finishedAt: new Date().toISOString(),
       });
       throw err;
@@ -183,4 +175,63 @@ export async function reproductionWorkflow(input: ReproductionInput): Promise<Re
   }
   upsertMemo({ metrics, verdict: verdict?.verdict ?? null });
   return { stages: stages(), metrics, verdict };
+}
+
+function rootMessage(err: unknown): string {
+  let e: unknown = err;
+  while (e instanceof Error && e.cause instanceof Error) e = e.cause;
+  return e instanceof Error ? e.message : String(err);
+}
+
+const { probeStage } = proxyActivities<StageActivities>({
+  startToCloseTimeout: '10 minutes',
+  retry: { maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE_ERRORS },
+});
+
+/**
+ * Computes a stage at most once across all runs: its work happens in a child workflow whose id is the stage's
+ * cache key, so a second run needing the same output while the first computes it waits for that artifact
+ * (on durable timers) instead of computing it twice. A cached output is returned without a child.
+ */
+async function computeOnce(
+  plan: StagePlan,
+  request: StageRequest,
+  queues: ReproductionInput['taskQueues'],
+): Promise<StageOutcome> {
+  const probe = await probeStage(request);
+  if (probe.cached && !request.force) return probe.cached;
+  const workflowId = `stage-${plan.impl}-${probe.cacheKey.slice(0, 40)}`;
+  for (;;) {
+    try {
+      return await executeChild(stageWorkflow, {
+        workflowId,
+        taskQueue: queues.cpu,
+        args: [plan, request, queues],
+      });
+    } catch (err) {
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      await sleep('5 seconds');
+      const now = await probeStage({ ...request, force: false });
+      if (now.cached) return now.cached;
+    }
+  }
+}
+
+/** One stage's computation: the runStage activity on the stage's queue, with its timeouts and retries. */
+export async function stageWorkflow(
+  plan: StagePlan,
+  request: StageRequest,
+  queues: ReproductionInput['taskQueues'],
+): Promise<StageOutcome> {
+  const { runStage } = proxyActivities<StageActivities>({
+    taskQueue: queues[plan.queue],
+    startToCloseTimeout: `${plan.timeoutMinutes} minutes`,
+    heartbeatTimeout: `${plan.heartbeatSeconds} seconds`,
+    retry: {
+      maximumAttempts: plan.maxAttempts,
+      initialInterval: '2 seconds',
+      nonRetryableErrorTypes: NON_RETRYABLE_ERRORS,
+    },
+  });
+  return runStage(request);
 }

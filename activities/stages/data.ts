@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { fetchDataset, loadDatasetManifest } from '../../lib/data/download.js';
 import { prepareDataset } from '../../lib/data/prepare.js';
 import { synthesize } from '../../lib/data/synth.js';
-import type { StageContext, StageImpl, StageResult } from '../stage-runner.js';
+import { stageConfig, type StageContext, type StageImpl, type StageResult } from '../stage-runner.js';
 
 async function folderFiles(dir: string, prefix = ''): Promise<StageResult['files']> {
   const out: StageResult['files'] = [];
@@ -27,7 +27,7 @@ const synthConfig = z.strictObject({
 export const synthStage: StageImpl = {
   codeVersion: '1',
   async run(ctx: StageContext, raw: unknown) {
-    const cfg = synthConfig.parse(raw);
+    const cfg = stageConfig(synthConfig, raw, ctx.stage);
     const out = join(ctx.workdir, 'world');
     const summary = await synthesize({ ...cfg, out });
     return {
@@ -46,7 +46,7 @@ const prepareConfig = z.strictObject({
 export const prepareStage: StageImpl = {
   codeVersion: '1',
   async run(ctx: StageContext, raw: unknown) {
-    const cfg = prepareConfig.parse(raw);
+    const cfg = stageConfig(prepareConfig, raw, ctx.stage);
     const path = await ctx.inputDir('raw');
     const out = join(ctx.workdir, 'prepared');
     const meta = await prepareDataset({ dataset: cfg.dataset, subject: cfg.subject, path, out });
@@ -67,7 +67,7 @@ const fetchConfig = z.strictObject({
 export const fetchStage: StageImpl = {
   codeVersion: '1',
   async run(ctx: StageContext, raw: unknown) {
-    const cfg = fetchConfig.parse(raw);
+    const cfg = stageConfig(fetchConfig, raw, ctx.stage);
     const manifest = loadDatasetManifest(cfg.manifest.source, cfg.manifest.text);
     const result = await fetchDataset(manifest, cfg.manifest.source, ctx.store, {
       cacheDir: join(ctx.workdir, 'downloads'),

@@ -6,9 +6,11 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadExperimentConfig } from '../../lib/config/experiment.js';
 import { startSpec } from '../pipelines.js';
+import { watchProgress } from '../run-progress.js';
+import { formatRecord, runRecord } from '../run-records.js';
 import { taskQueue, type InfraSettings } from '../../lib/config/infra.js';
 import { connectClient } from '../../workers/temporal-connection.js';
-import { createWorker } from '../../workers/worker.js';
+import { runWorkers } from '../../workers/worker.js';
 import { ensureServers, settingsFromEnv } from '../context.js';
 
 interface RunOptions {
@@ -16,6 +18,8 @@ interface RunOptions {
   set: string[];
   json?: boolean;
   localWorker: 'auto' | 'always' | 'never';
+  force: string[];
+  baseline?: string;
 }
 
 /** True when some worker polled the queue recently (a live worker long-polls about once a minute). */
@@ -49,9 +53,10 @@ async function follow(settings: InfraSettings, client: Client, handle: WorkflowH
     (opts.localWorker === 'auto' &&
       (!(await workerPolling(client, queue)) || !(await pickedUp(handle, 15_000))));
   if (!local) return handle.result();
-  console.error(`lea: no worker picked up '${queue}': running one in this process until the run ends`);
-  const worker = await createWorker(settings, { queue: 'cpu' });
-  return worker.runUntil(handle.result());
+  console.error(
+    `lea: no worker picked up '${queue}': running cpu and gpu workers in this process until the run ends`,
+  );
+  return runWorkers(settings, ['cpu', 'gpu'], handle.result());
 }
 
 export function registerRunCommand(program: Command): void {
@@ -61,7 +66,9 @@ export function registerRunCommand(program: Command): void {
     .argument('<config>', 'YAML or JSON experiment config')
     .option('--wait', 'wait for the run to finish and print its result')
     .option('--set <key=value...>', 'override a config field (repeatable)', [])
-    .option('--json', 'print the result as JSON')
+    .option('--json', 'print the run id, then (with --wait) the run record as JSON')
+    .option('--force <stage...>', 'recompute these stages (and everything downstream) although cached', [])
+    .option('--baseline <file>', 'baseline file (expected metrics with tolerances) for a regression verdict')
     .addOption(
       new Option('--local-worker <when>', 'with --wait, run a worker in this process')
         .choices(['auto', 'always', 'never'])
@@ -73,7 +80,11 @@ export function registerRunCommand(program: Command): void {
       await ensureServers(settings);
       const client = await connectClient(settings.temporal);
       try {
-        const { workflowType, args, memo } = startSpec(cfg, { configFile });
+        const { workflowType, args, memo } = startSpec(cfg, settings, {
+          configFile,
+          force: opts.force,
+          baselineFile: opts.baseline,
+        });
         const runId = `${cfg.name}-${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}-${randomBytes(3).toString('hex')}`;
         const handle = await client.workflow.start(workflowType, {
           workflowId: runId,
@@ -83,10 +94,15 @@ export function registerRunCommand(program: Command): void {
           workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
         });
         console.error(`lea: started run ${runId}`);
-        if (!opts.json) console.log(runId);
-        if (!opts.wait) return;
-        const result = await follow(settings, client, handle, opts);
-        console.log(JSON.stringify(opts.json ? { runId, status: 'completed', result } : result, null, 2));
+        if (!opts.wait) {
+          console.log(opts.json ? JSON.stringify({ runId }) : runId);
+          return;
+        }
+        const finished = follow(settings, client, handle, opts);
+        if (workflowType === 'reproductionWorkflow') watchProgress(client, runId, finished);
+        const result = await finished;
+        const record = await runRecord(client, runId);
+        console.log(opts.json ? JSON.stringify({ ...record, result }, null, 2) : formatRecord(record));
       } finally {
         await client.connection.close();
       }

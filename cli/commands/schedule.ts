@@ -27,11 +27,15 @@ export function registerScheduleCommands(program: Command): void {
     .requiredOption('--config <file>', 'experiment config (frozen into the schedule as it is now)')
     .requiredOption('--cron <expr>', 'cron expression, e.g. "0 3 * * 1"')
     .option('--set <key=value...>', 'override a config field (repeatable)', [])
-    .action((name: string, opts: { config: string; cron: string; set: string[] }) =>
+    .option('--baseline <file>', 'baseline file: each run gets a regression verdict against it')
+    .action((name: string, opts: { config: string; cron: string; set: string[]; baseline?: string }) =>
       withClient(async (client) => {
         const cfg = loadExperimentConfig(opts.config, opts.set);
-        const { workflowType, args, memo } = startSpec(cfg, { configFile: opts.config });
         const settings = settingsFromEnv();
+        const { workflowType, args, memo } = startSpec(cfg, settings, {
+          configFile: opts.config,
+          baselineFile: opts.baseline,
+        });
         await client.schedule.create({
           scheduleId: name,
           spec: { cronExpressions: [opts.cron] },

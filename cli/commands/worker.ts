@@ -1,26 +1,27 @@
-/** `lea worker`: poll a task queue until SIGINT/SIGTERM (the Temporal runtime then shuts down gracefully). */
+/** `lea worker`: poll task queues until SIGINT/SIGTERM (the Temporal runtime then shuts down gracefully). */
 import { Option, type Command } from 'commander';
 import { taskQueue } from '../../lib/config/infra.js';
 import { positiveInt } from '../args.js';
-import { createWorker } from '../../workers/worker.js';
+import { runWorkers } from '../../workers/worker.js';
 import { ensureServers, settingsFromEnv } from '../context.js';
 
 export function registerWorkerCommand(program: Command): void {
   program
     .command('worker')
-    .description('run a worker for the cpu or gpu task queue')
-    .addOption(new Option('--queue <queue>', 'task queue kind').choices(['cpu', 'gpu']).default('cpu'))
-    .option('--max-activities <n>', 'concurrent activities on this worker', positiveInt)
-    .action(async (opts: { queue: 'cpu' | 'gpu'; maxActivities?: number }) => {
+    .description('run workers for the cpu and/or gpu task queue (training and sampling go to gpu)')
+    .addOption(
+      new Option('--queue <queue>', 'which queue: cpu, gpu, or all (both, one machine)')
+        .choices(['cpu', 'gpu', 'all'])
+        .default('all'),
+    )
+    .option('--max-activities <n>', 'concurrent activities per queue on this worker', positiveInt)
+    .action(async (opts: { queue: 'cpu' | 'gpu' | 'all'; maxActivities?: number }) => {
       const settings = settingsFromEnv();
       await ensureServers(settings);
-      const worker = await createWorker(settings, {
-        queue: opts.queue,
-        maxConcurrentActivities: opts.maxActivities,
-      });
+      const queues = opts.queue === 'all' ? (['cpu', 'gpu'] as const) : ([opts.queue] as const);
       console.error(
-        `lea: worker polling '${taskQueue(settings, opts.queue)}' at ${settings.temporal.address}`,
+        `lea: worker polling ${queues.map((q) => `'${taskQueue(settings, q)}'`).join(' and ')} at ${settings.temporal.address}`,
       );
-      await worker.run();
+      await runWorkers(settings, [...queues], undefined, opts.maxActivities);
     });
 }

@@ -62,6 +62,8 @@ export interface RunRecord {
   })[];
   metrics: Record<string, number>;
   verdict: 'pass' | 'regressed' | null;
+  /** What regressed, one line per metric (`lea status` always sets it; empty unless regressed). */
+  regressions?: string[];
 }
 
 /** Every stage downstream of the given ones, them included (what `--force STAGE` recomputes). */

@@ -3,7 +3,7 @@ import { Client } from '@temporalio/client';
 import { randomBytes } from 'node:crypto';
 import { loadInfraSettings, taskQueue, type InfraSettings } from '../../lib/config/infra.js';
 import { connectClient } from '../../workers/temporal-connection.js';
-import { createWorker } from '../../workers/worker.js';
+import { runWorkers } from '../../workers/worker.js';
 
 export interface TestWorkers {
   settings: InfraSettings;
@@ -25,15 +25,8 @@ export async function testWorkers(): Promise<TestWorkers> {
     settings,
     client,
     queues,
-    async run(fn) {
-      const cpu = await createWorker(settings, { queue: 'cpu' });
-      const gpu = await createWorker(settings, { queue: 'gpu' });
-      const result = fn();
-      await Promise.all([
-        cpu.runUntil(result.catch(() => undefined)),
-        gpu.runUntil(result.catch(() => undefined)),
-      ]);
-      return result;
+    async run<T>(fn: () => Promise<T>): Promise<T> {
+      return (await runWorkers(settings, ['cpu', 'gpu'], fn())) as T;
     },
     close: () => client.connection.close(),
   };

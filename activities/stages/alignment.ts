@@ -1,0 +1,254 @@
+/**
+ * The inference stages around the two ridge maps (spec §2.6, §3): image features, fMRI latents, the ridge
+ * fits with the transductive re-normalisation, MaskGIT decoding (5 samples per test fMRI) and encoding.
+ * Arrays travel between stages as .npy files.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { encodeFeatures } from '../../lib/alignment/encode.js';
+import { maskgitDecode, repeatForSamples } from '../../lib/alignment/maskgit-decode.js';
+import { matFromNdArray, type Mat } from '../../lib/alignment/matrix.js';
+import {
+  fitRidge,
+  predictRidge,
+  renormalise,
+  selectAlpha,
+  type RidgeModel,
+} from '../../lib/alignment/ridge.js';
+import { Rng } from '../../lib/compute/rng.js';
+import { createImageFeatureExtractor, type ImageBatch } from '../../lib/models/image-features.js';
+import { loadFmriAutoencoder, loadImageTokenizer, loadMaskGit } from '../../lib/pipeline/models.js';
+import type { NdArray } from '../../lib/tensors/ndarray.js';
+import { readNpy, writeNpy } from '../../lib/tensors/npy.js';
+import { stageConfig, type StageContext, type StageImpl, type StageResult } from '../stage-runner.js';
+
+export async function readImages(path: string): Promise<ImageBatch> {
+  const a = await readNpy(path);
+  const [count, height, width, channels] = a.shape;
+  if (a.dtype !== 'uint8' || channels !== 3 || count === undefined || !height || !width) {
+    throw new Error(`${path}: expected uint8 [N,H,W,3] images, got ${a.dtype} [${a.shape.join(',')}]`);
+  }
+  return { data: a.data as Uint8Array, count, height, width };
+}
+
+const f32 = (data: Float32Array, shape: number[]): NdArray => ({ dtype: 'float32', shape, data });
+const matToNpy = (m: Mat): NdArray => f32(Float32Array.from(m.data), [m.rows, m.cols]);
+
+/** Writes named arrays into the workdir and lists them as the stage's output files. */
+async function outputs(ctx: StageContext, arrays: Record<string, NdArray>): Promise<StageResult['files']> {
+  const files: StageResult['files'] = [];
+  for (const [name, arr] of Object.entries(arrays)) {
+    const path = join(ctx.workdir, name);
+    await writeNpy(path, arr);
+    files.push({ path: name, fromFile: path });
+  }
+  return files;
+}
+
+const featuresConfig = z.object({ seed: z.number().int(), model: z.unknown() });
+
+/** Frozen image features (the CLIP stand-in) of the training and test images. */
+export const featuresStage: StageImpl = {
+  codeVersion: '1',
+  async run(ctx, raw) {
+    const cfg = stageConfig(featuresConfig, raw, ctx.stage);
+    const dir = await ctx.inputDir('prepared');
+    const train = await readImages(join(dir, 'train_images.npy'));
+    const test = await readImages(join(dir, 'test_images.npy'));
+    const extractor = createImageFeatureExtractor(cfg.model as never, train, cfg.seed);
+    try {
+      const a = extractor.extract(train);
+      const b = extractor.extract(test);
+      const dim = a.length / train.count;
+      return {
+        files: await outputs(ctx, {
+          'features_train.npy': f32(a, [train.count, dim]),
+          'features_test.npy': f32(b, [test.count, dim]),
+        }),
+        summary: { dim },
+      };
+    } finally {
+      extractor.dispose();
+    }
+  },
+};
+
+/** Runs the autoencoder's encoder over rows of fMRI, a batch at a time. */
+function encodeRows(ae: Awaited<ReturnType<typeof loadFmriAutoencoder>>, fmri: NdArray): NdArray {
+  const [n, k] = fmri.shape as [number, number];
+  const data = fmri.data as Float32Array;
+  const parts: Float32Array[] = [];
+  for (let r = 0; r < n; r += 64) {
+    const b = Math.min(64, n - r);
+    parts.push(
+      tf.tidy(
+        () => ae.encode(tf.tensor2d(data.subarray(r * k, (r + b) * k), [b, k])).dataSync() as Float32Array,
+      ),
+    );
+  }
+  const width = parts[0]!.length / Math.min(64, n);
+  const out = new Float32Array(n * width);
+  parts.forEach((p, i) => out.set(p, i * 64 * width));
+  return f32(out, [n, width]);
+}
+
+/** The fMRI latents z of the training and test fMRI (encoder in eval mode: no voxel dropout). */
+export const latentsStage: StageImpl = {
+  codeVersion: '1',
+  async run(ctx) {
+    const dir = await ctx.inputDir('prepared');
+    const ae = await loadFmriAutoencoder(join(await ctx.inputDir('ae'), 'model.safetensors'));
+    try {
+      const train = encodeRows(ae, await readNpy(join(dir, 'train_fmri.npy')));
+      const test = encodeRows(ae, await readNpy(join(dir, 'test_fmri.npy')));
+      return {
+        files: await outputs(ctx, { 'latents_train.npy': train, 'latents_test.npy': test }),
+        summary: { dim: train.shape[1]! },
+      };
+    } finally {
+      ae.dispose();
+    }
+  },
+};
+
+const ridgeConfig = z.object({
+  ridgeAlpha: z.number(),
+  cvAlphas: z.array(z.number()).optional(),
+  cvFolds: z.number().int(),
+});
+
+async function fitMap(
+  x: Mat,
+  y: Mat,
+  fitIntercept: boolean,
+  cfg: z.infer<typeof ridgeConfig>,
+): Promise<RidgeModel> {
+  const alpha = cfg.cvAlphas
+    ? (await selectAlpha(x, y, { alphas: cfg.cvAlphas, folds: cfg.cvFolds, fitIntercept })).alpha
+    : cfg.ridgeAlpha;
+  return fitRidge(x, y, { alpha, fitIntercept });
+}
+
+/**
+ * Both maps on the training pairs: decoding z→φ without intercept, encoding φ→z with intercept. The decoded
+ * test features are re-normalised to the training features' statistics here; encoding does the same to
+ * its latents in the encode stage.
+ */
+export const ridgeStage: StageImpl = {
+  codeVersion: '1',
+  async run(ctx, raw) {
+    const cfg = stageConfig(ridgeConfig, raw, ctx.stage);
+    const lat = await ctx.inputDir('latents');
+    const feat = await ctx.inputDir('features');
+    const zTrain = matFromNdArray(await readNpy(join(lat, 'latents_train.npy')), 'latents_train');
+    const zTest = matFromNdArray(await readNpy(join(lat, 'latents_test.npy')), 'latents_test');
+    const phiTrain = matFromNdArray(await readNpy(join(feat, 'features_train.npy')), 'features_train');
+    const decoding = await fitMap(zTrain, phiTrain, false, cfg);
+    const encoding = await fitMap(phiTrain, zTrain, true, cfg);
+    const decoded = renormalise(await predictRidge(decoding, zTest), phiTrain);
+    const intercept = (m: RidgeModel) => f32(Float32Array.from(m.intercept), [m.intercept.length]);
+    return {
+      files: await outputs(ctx, {
+        'decoding_coef.npy': matToNpy(decoding.coef),
+        'encoding_coef.npy': matToNpy(encoding.coef),
+        'encoding_intercept.npy': intercept(encoding),
+        'decoded_features_test.npy': matToNpy(decoded),
+      }),
+      summary: { decodingAlpha: decoding.alpha, encodingAlpha: encoding.alpha },
+    };
+  },
+};
+
+const decodeConfig = z.object({
+  seed: z.number().int(),
+  steps: z.number().int(),
+  samples: z.number().int(),
+  choiceTemperature: z.number(),
+});
+
+/** MaskGIT sampling conditioned on the decoded features: `samples` images per test fMRI (spec §3). */
+export const decodeStage: StageImpl = {
+  codeVersion: '1',
+  async run(ctx, raw) {
+    const cfg = stageConfig(decodeConfig, raw, ctx.stage);
+    const decodedFeatures = await readNpy(join(await ctx.inputDir('ridge'), 'decoded_features_test.npy'));
+    const [items, dim] = decodedFeatures.shape as [number, number];
+    const test = await readImages(join(await ctx.inputDir('prepared'), 'test_images.npy'));
+    const maskgit = await loadMaskGit(join(await ctx.inputDir('maskgit'), 'model.safetensors'));
+    const tokenizer = await loadImageTokenizer(join(await ctx.inputDir('tokenizer'), 'model.safetensors'));
+    try {
+      const rows = items * cfg.samples;
+      // Every sample of an item gets the same conditioning; the seeded draws make them differ.
+      const features = repeatForSamples(decodedFeatures.data as Float32Array, items, dim, cfg.samples);
+      const { length, codes } = maskgit.cfg;
+      const result = await maskgitDecode({
+        logits: async (tokens) => maskgit.logits(tokens, features, rows),
+        rows,
+        length,
+        vocab: codes,
+        maskId: maskgit.maskId,
+        rng: new Rng(cfg.seed, 'decode'),
+        steps: cfg.steps,
+        choiceTemperature: cfg.choiceTemperature,
+      });
+      const pixels = tokenizer.decode(result.tokens, rows, test.height, test.width);
+      const images = new Uint8Array(pixels.length);
+      for (let i = 0; i < pixels.length; i++)
+        images[i] = Math.round(Math.min(1, Math.max(0, pixels[i]!)) * 255);
+      return {
+        files: await outputs(ctx, {
+          'samples.npy': {
+            dtype: 'uint8',
+            shape: [items, cfg.samples, test.height, test.width, 3],
+            data: images,
+          },
+        }),
+        summary: { items, samples: cfg.samples },
+      };
+    } finally {
+      maskgit.dispose();
+      tokenizer.dispose();
+    }
+  },
+};
+
+const summaryOf = (ctx: StageContext, input: string) =>
+  (ctx.inputs[input]?.meta.summary ?? {}) as Record<string, number | string>;
+
+/** Image → feature → encoding ridge → re-normalised latent → autoencoder decoder → voxels (spec §1 stage 5). */
+export const encodeStage: StageImpl = {
+  codeVersion: '1',
+  async run(ctx) {
+    const ridge = await ctx.inputDir('ridge');
+    const coef = matFromNdArray(await readNpy(join(ridge, 'encoding_coef.npy')), 'encoding_coef');
+    const intercept = Float64Array.from(
+      (await readNpy(join(ridge, 'encoding_intercept.npy'))).data as Float32Array,
+    );
+    const phiTest = matFromNdArray(
+      await readNpy(join(await ctx.inputDir('features'), 'features_test.npy')),
+      'features_test',
+    );
+    const zTrain = matFromNdArray(
+      await readNpy(join(await ctx.inputDir('latents'), 'latents_train.npy')),
+      'latents_train',
+    );
+    const ae = await loadFmriAutoencoder(join(await ctx.inputDir('ae'), 'model.safetensors'));
+    try {
+      const encoded = await encodeFeatures(phiTest, {
+        map: { coef, intercept, alpha: Number(summaryOf(ctx, 'ridge').encodingAlpha), fitIntercept: true },
+        latentTrain: zTrain,
+        decode: async (latents, rows) =>
+          tf.tidy(() => ae.decode(tf.tensor2d(latents, [rows, zTrain.cols])).dataSync() as Float32Array),
+      });
+      return {
+        files: await outputs(ctx, {
+          'predicted_fmri_test.npy': f32(encoded.voxels, [phiTest.rows, encoded.voxelCount]),
+        }),
+        summary: { items: phiTest.rows, voxels: encoded.voxelCount },
+      };
+    } finally {
+      ae.dispose();
+    }
+  },
+};

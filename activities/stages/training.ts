@@ -1,0 +1,61 @@
+/** The trainable stages (mae, fmri-ae, tokenizer, maskgit): lib/train/stages.ts with artifact checkpoints. */
+import { join } from 'node:path';
+import type { ReproductionConfig, Stage } from '../../lib/config/reproduction.js';
+import { ArtifactCheckpointStore } from '../../lib/train/checkpoint.js';
+import { runStage } from '../../lib/train/stages.js';
+import type { StageContext, StageImpl } from '../stage-runner.js';
+
+/** Earlier stages whose model a stage reads from its training folder (lib/train/stages.ts layout). */
+const MODEL_INPUTS = ['mae', 'tokenizer'] as const;
+
+export function trainingStage(stage: Stage): StageImpl {
+  return {
+    codeVersion: '1',
+    async run(ctx: StageContext, raw: unknown) {
+      // The plan passes the config sections this stage reads (lib/pipeline/plan.ts trainingConfig), which
+      // were validated as part of the whole config before the run started.
+      const cfg = raw as ReproductionConfig;
+      const dataDir = await ctx.inputDir('prepared');
+      const outDir = join(ctx.workdir, 'train');
+      for (const dep of MODEL_INPUTS) if (ctx.inputs[dep]) await ctx.inputDir(dep, join(outDir, dep));
+      // Checkpoints live under the cache key, so a retried attempt, or a later run of the same config
+      // (lea resume), continues from the newest one instead of starting over.
+      const checkpoints = new ArtifactCheckpointStore(ctx.store, ctx.checkpointPrefix);
+      let last = 0;
+      const result = await runStage(stage, cfg, {
+        dataDir,
+        outDir,
+        store: checkpoints,
+        resume: true,
+        onProgress: (p) => {
+          last = p.loss;
+          ctx.heartbeat({
+            step: p.step,
+            totalSteps: p.iterations,
+            loss: p.loss,
+            stepsPerSecond: p.stepsPerSecond,
+          });
+        },
+        onCheckpoint: (ref) => ctx.heartbeat({ checkpoint: ref.location, checkpointStep: ref.step }),
+        onNotice: (message) => ctx.heartbeat({ notice: message }),
+      });
+      const t = result.training;
+      const curve = t
+        ? Array.from(t.losses, (loss, i) => ({ step: t.startStep + i + 1, loss }))
+        : (result.kmeans ?? []).map((loss, i) => ({ step: i, loss }));
+      return {
+        files: [
+          { path: 'model.safetensors', fromFile: result.modelPath },
+          { path: 'losses.json', bytes: Buffer.from(JSON.stringify(curve)) },
+        ],
+        summary: {
+          parameters: result.parameters,
+          steps: t?.step ?? curve.length,
+          resumedFromStep: t?.startStep ?? 0,
+          finalLoss: curve.length ? curve[curve.length - 1]!.loss : last,
+        },
+        ...(result.transfer ? { meta: { transfer: result.transfer } } : {}),
+      };
+    },
+  };
+}

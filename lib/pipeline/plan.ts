@@ -1,0 +1,156 @@
+/**
+ * From a reproduction config to the stage plan a run executes (spec §1):
+ *
+ *   raw (synth | fetch | local) → prepare ─┬→ [mae] → fmri-ae → latents ─┬→ ridge ─┬→ decode ─┬→ metrics → report
+ *                                          ├→ features ──────────────────┘         └→ encode ─┘
+ *                                          └→ tokenizer → maskgit (with features) ──→ decode
+ *
+ * Each stage's config is only the sections it depends on, so changing one section re-runs just the stages
+ * that read it (and what follows them). Training and sampling go to the gpu queue, the rest to cpu.
+ */
+import type { ReproductionConfig } from '../config/reproduction.js';
+import { BadInputError } from '../errors.js';
+import type { StagePlan } from './run-record.js';
+
+export interface PlanOptions {
+  /** The text of the dataset manifest, when the source is `fetch` (read by the caller). */
+  manifestText?: string;
+}
+
+export const DEFAULT_RUNTIME = {
+  heartbeatSeconds: 120,
+  trainingTimeoutHours: 24 * 7,
+  stageTimeoutHours: 12,
+  maxAttempts: 5,
+};
+
+export function buildPlan(cfg: ReproductionConfig, opts: PlanOptions = {}): StagePlan[] {
+  const rt = { ...DEFAULT_RUNTIME, ...cfg.runtime };
+  const stage = (
+    name: string,
+    queue: StagePlan['queue'],
+    needs: Record<string, string>,
+    config: unknown,
+    training = false,
+  ): StagePlan => ({
+    name,
+    impl: name,
+    queue,
+    needs,
+    config,
+    timeoutMinutes: 60 * (training ? rt.trainingTimeoutHours : rt.stageTimeoutHours),
+    heartbeatSeconds: rt.heartbeatSeconds,
+    maxAttempts: rt.maxAttempts,
+  });
+  const { data, models, training, seed } = cfg;
+  const plan: StagePlan[] = [];
+  /**
+   * A training stage's config: the parts of the whole config that lib/train/stages.ts reads for it, and no
+   * others, so that e.g. a new MaskGIT learning rate does not retrain the autoencoder.
+   */
+  const trainingConfig = (m: Partial<ReproductionConfig['models']>, t: Record<string, unknown>) => ({
+    seed,
+    data: {
+      dataset: data.dataset,
+      subject: data.subject,
+      ...(data.roiPatch ? { roiPatch: data.roiPatch } : {}),
+    },
+    models: m,
+    training: t,
+  });
+  const includeTestFmri = { includeTestFmri: training.fmriAe.includeTestFmri };
+
+  const src = data.source;
+  if (src.kind === 'synthetic') {
+    plan.push({
+      ...stage('synth', 'cpu', {}, { format: data.dataset, scale: src.scale, seed: src.seed }),
+      name: 'raw',
+    });
+  } else if (src.kind === 'fetch') {
+    if (opts.manifestText === undefined)
+      throw new BadInputError(`data.source.manifest: ${src.manifest} was not read`);
+    const config = {
+      manifest: { source: src.manifest, text: opts.manifestText },
+      ...(src.baseUrl ? { baseUrl: src.baseUrl } : {}),
+    };
+    plan.push({ ...stage('fetch', 'cpu', {}, config), name: 'raw' });
+  } else {
+    throw new BadInputError(
+      `data.source.kind local (${src.path}): a pipeline run reads data from the artifact store, which every ` +
+        `worker can reach; list the folder in a dataset manifest with file:// URLs and use kind: fetch`,
+    );
+  }
+  plan.push(stage('prepare', 'cpu', { raw: 'raw' }, { dataset: data.dataset, subject: data.subject }));
+
+  const aeNeeds: Record<string, string> = { prepared: 'prepare' };
+  if (training.mae) {
+    const config = trainingConfig({ mae: models.mae }, { mae: training.mae, fmriAe: includeTestFmri });
+    plan.push(stage('mae', 'gpu', { prepared: 'prepare' }, config, true));
+    if (training.fmriAe.initFrom === 'mae') aeNeeds.mae = 'mae';
+  } else if (training.fmriAe.initFrom === 'mae') {
+    throw new BadInputError('training.fmriAe.initFrom is mae, but training.mae is absent');
+  }
+  plan.push(
+    stage(
+      'fmri-ae',
+      'gpu',
+      aeNeeds,
+      trainingConfig({ fmriAe: models.fmriAe }, { fmriAe: training.fmriAe }),
+      true,
+    ),
+  );
+  plan.push(stage('features', 'cpu', { prepared: 'prepare' }, { seed, model: models.imageFeatures }));
+
+  if (models.tokenizer.kind === 'vqgan' && models.tokenizer.frozen) {
+    throw new BadInputError(
+      'models.tokenizer: a frozen pretrained VQGAN needs its weights imported, which this version cannot do yet; ' +
+        'use a trainable tokenizer (frozen: false with training.tokenizer, or kind: patch-kmeans)',
+    );
+  }
+  plan.push(
+    stage(
+      'tokenizer',
+      'gpu',
+      { prepared: 'prepare' },
+      trainingConfig(
+        { tokenizer: models.tokenizer },
+        training.tokenizer ? { tokenizer: training.tokenizer } : {},
+      ),
+      true,
+    ),
+  );
+  plan.push(
+    stage(
+      'maskgit',
+      'gpu',
+      { prepared: 'prepare', tokenizer: 'tokenizer', features: 'features' },
+      trainingConfig(
+        { maskgit: models.maskgit, tokenizer: models.tokenizer, imageFeatures: models.imageFeatures },
+        { maskgit: training.maskgit },
+      ),
+      true,
+    ),
+  );
+  plan.push(stage('latents', 'gpu', { prepared: 'prepare', ae: 'fmri-ae' }, {}));
+  plan.push(stage('ridge', 'cpu', { latents: 'latents', features: 'features' }, cfg.alignment));
+  plan.push(
+    stage(
+      'decode',
+      'gpu',
+      { prepared: 'prepare', ridge: 'ridge', maskgit: 'maskgit', tokenizer: 'tokenizer' },
+      { seed, ...cfg.decoding },
+    ),
+  );
+  plan.push(
+    stage('encode', 'cpu', { ridge: 'ridge', ae: 'fmri-ae', features: 'features', latents: 'latents' }, {}),
+  );
+  plan.push(
+    stage(
+      'metrics',
+      'cpu',
+      { prepared: 'prepare', decode: 'decode', encode: 'encode', features: 'features' },
+      { seed },
+    ),
+  );
+  return plan;
+}
