@@ -46,7 +46,8 @@ export interface StageContext {
   heartbeat(details: Record<string, unknown>): void;
   /** Heartbeat details of the previous attempt of this activity, if it was retried. */
   previousAttempt: Record<string, unknown> | undefined;
-  /** Prefix under which this stage's checkpoints live: the same for every run with the same cache key. */
+  /** Prefix under which this stage's checkpoints live: the same for every run with the same cache key
+   * (so a retry or `lea resume` continues them), except for a forced recomputation. */
   checkpointPrefix: string;
   signal: AbortSignal;
 }
@@ -131,7 +132,8 @@ export function createStageActivities(store: ArtifactStore, settings: InfraSetti
         },
         heartbeat: (details) => activity.heartbeat({ stage: req.stage, ...details }),
         previousAttempt: activity.info.heartbeatDetails as Record<string, unknown> | undefined,
-        checkpointPrefix: `checkpoints/${req.impl}/${cacheKey}`,
+        // A forced recomputation must not resume the checkpoints it is meant to redo: it gets its own.
+        checkpointPrefix: `checkpoints/${req.impl}/${cacheKey}${req.force ? `/forced-${req.runId}` : ''}`,
         signal: activity.cancellationSignal,
       };
       const compute = await initCompute();

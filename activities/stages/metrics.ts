@@ -6,7 +6,8 @@
  * The n-way classifier (spec §7 "pretrained classifier"): softmax(τ·cosine(φ(img), class-mean φ)) over the
  * dataset's categories, class means taken over every ground-truth image of the subject (train and test), the
  * way an ImageNet classifier knows GOD's test classes. τ = 20 is our choice (a sharp but not one-hot softmax).
- * c* is the classifier's argmax on the ground-truth image, as in the authors' helper. Datasets without
+ * c* is the classifier's argmax on the ground-truth image, as in the authors' helper. n-way is scored for
+ * n = 5, 50 (the paper's) and all classes, where the dataset has that many. Datasets without
  * category labels (BOLD5000) get no n-way score.
  */
 import { join } from 'node:path';
@@ -152,7 +153,7 @@ export const metricsStage: StageImpl = {
         push('decode.fid', frechetDistance(gtFeatItems, featItems));
         if (classifier) {
           const probs = classifier.probs(feat);
-          for (const n of new Set([5, classifier.classes].filter((k) => k <= classifier!.classes))) {
+          for (const n of new Set([5, 50, classifier.classes].filter((k) => k <= classifier!.classes))) {
             push(
               `decode.nway${n}`,
               nWayTop1(probs, classifier.target, { n, rng: new Rng(seed, `nway${n}/${s}`) }),

@@ -21,23 +21,24 @@ export function trainingStage(stage: Stage): StageImpl {
       // Checkpoints live under the cache key, so a retried attempt, or a later run of the same config
       // (lea resume), continues from the newest one instead of starting over.
       const checkpoints = new ArtifactCheckpointStore(ctx.store, ctx.checkpointPrefix);
-      let last = 0;
+      let progress: Record<string, number> = {};
       const result = await runStage(stage, cfg, {
         dataDir,
         outDir,
         store: checkpoints,
         resume: true,
         onProgress: (p) => {
-          last = p.loss;
-          ctx.heartbeat({
+          progress = {
             step: p.step,
             totalSteps: p.iterations,
             loss: p.loss,
             stepsPerSecond: p.stepsPerSecond,
-          });
+          };
+          ctx.heartbeat(progress);
         },
-        onCheckpoint: (ref) => ctx.heartbeat({ checkpoint: ref.location, checkpointStep: ref.step }),
-        onNotice: (message) => ctx.heartbeat({ notice: message }),
+        onCheckpoint: (ref) =>
+          ctx.heartbeat({ ...progress, checkpoint: ref.location, checkpointStep: ref.step }),
+        onNotice: (message) => ctx.heartbeat({ ...progress, notice: message }),
       });
       const t = result.training;
       const curve = t
@@ -52,7 +53,7 @@ export function trainingStage(stage: Stage): StageImpl {
           parameters: result.parameters,
           steps: t?.step ?? curve.length,
           resumedFromStep: t?.startStep ?? 0,
-          finalLoss: curve.length ? curve[curve.length - 1]!.loss : last,
+          finalLoss: curve.length ? curve[curve.length - 1]!.loss : (progress.loss ?? NaN),
         },
         ...(result.transfer ? { meta: { transfer: result.transfer } } : {}),
       };

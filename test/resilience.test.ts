@@ -1,0 +1,169 @@
+/**
+ * What the pipeline promises when things break, on the real servers: a worker killed with SIGKILL mid-training
+ * (the run finishes on a new worker, losing at most one checkpoint interval, with bit-identical weights), the
+ * Temporal server restarted mid-run (same SQLite file), and two workers serving two concurrent runs that need
+ * the same stages (each computed once).
+ */
+import { Client } from '@temporalio/client';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes, randomInt } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { runRecord } from '../cli/run-records.js';
+import { loadInfraSettings } from '../lib/config/infra.js';
+import type { StageRecord } from '../lib/pipeline/run-record.js';
+import { connectClient } from '../workers/temporal-connection.js';
+import type { ReproductionResult } from '../workflows/reproduction.js';
+import { embeddedEnv, repoRoot, runLea } from './helpers/lea.js';
+import { testStore } from './helpers/store.js';
+
+const TEN_MINUTES = 600_000;
+const settings = loadInfraSettings(process.env);
+const store = testStore();
+let client: Client;
+before(async () => (client = await connectClient(settings.temporal)));
+after(async () => {
+  await client.connection.close();
+  store.s3.destroy();
+});
+
+/** A private set of task queues, so these runs only reach the workers this test starts. */
+function queueEnv(): NodeJS.ProcessEnv {
+  return { ...process.env, LEA_TASK_QUEUE_PREFIX: `res-${randomBytes(4).toString('hex')}` };
+}
+
+function startWorker(env: NodeJS.ProcessEnv): ChildProcess {
+  return spawn(process.execPath, ['bin/lea.js', 'worker'], { cwd: repoRoot, env, stdio: 'ignore' });
+}
+
+function startRun(env: NodeJS.ProcessEnv, args: string[]): string {
+  const r = runLea(['run', 'configs/smoke.yaml', '--json', ...args], env);
+  assert.equal(r.code, 0, r.stderr);
+  return (JSON.parse(r.stdout) as { runId: string }).runId;
+}
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms = TEN_MINUTES): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await probe().catch(() => undefined);
+    if (v !== undefined) return v;
+    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+const result = async (runId: string) =>
+  (await client.workflow.getHandle(runId).result()) as ReproductionResult;
+const stage = (r: ReproductionResult, name: string) => r.stages.find((s) => s.name === name) as StageRecord;
+
+async function modelSha(r: ReproductionResult, name: string): Promise<string> {
+  const m = await store.require(stage(r, name).output!);
+  return m.files.find((f) => f.path === 'model.safetensors')!.sha256;
+}
+
+test(
+  'a worker killed mid-training: a new worker finishes, at most one checkpoint interval is recomputed, weights are bit-identical',
+  { timeout: TEN_MINUTES },
+  async () => {
+    const env = queueEnv();
+    const interval = 50;
+    const train = [
+      '--set',
+      `training.fmriAe.iterations=${400 + randomInt(100)}`,
+      '--set',
+      `training.fmriAe.checkpointEvery=${interval}`,
+      '--set',
+      'runtime.heartbeatSeconds=10',
+    ];
+    let worker = startWorker(env);
+    try {
+      const runId = startRun(env, train);
+      const killStep = await waitFor('fmri-ae to pass 2 checkpoints', async () => {
+        const s = (await runRecord(client, runId)).stages.find((x) => x.name === 'fmri-ae');
+        return s?.step !== undefined && s.step >= 2 * interval + 10 ? s.step : undefined;
+      });
+      worker.kill('SIGKILL');
+      await new Promise((r) => worker.once('exit', r));
+      worker = startWorker(env);
+      const crashed = await result(runId);
+      const ae = stage(crashed, 'fmri-ae');
+      const resumed = Number(ae.summary.resumedFromStep);
+      console.log(`killed at step >= ${killStep}, resumed from checkpoint step ${resumed}`);
+      assert.ok(resumed > 0, 'the new attempt resumed from a checkpoint');
+      assert.ok(
+        killStep - resumed <= interval,
+        `recomputed ${killStep - resumed} steps > one interval (${interval})`,
+      );
+
+      const straight = await result(startRun(env, [...train, '--force', 'fmri-ae']));
+      assert.equal(stage(straight, 'fmri-ae').summary.resumedFromStep, 0);
+      assert.equal(await modelSha(straight, 'fmri-ae'), await modelSha(crashed, 'fmri-ae'));
+    } finally {
+      worker.kill('SIGKILL');
+    }
+  },
+);
+
+test(
+  'the Temporal server stopped and restarted mid-run (same SQLite file): the run completes',
+  { timeout: TEN_MINUTES },
+  async () => {
+    const env = queueEnv();
+    const worker = startWorker(env);
+    try {
+      const runId = startRun(env, ['--set', `training.fmriAe.iterations=${300 + randomInt(100)}`]);
+      await waitFor('fmri-ae to train', async () => {
+        const s = (await runRecord(client, runId)).stages.find((x) => x.name === 'fmri-ae');
+        return s?.step !== undefined && s.step > 20 ? true : undefined;
+      });
+      const pid = Number(readFileSync(join(settings.home, 'run', 'temporal.pid'), 'utf8'));
+      process.kill(pid, 'SIGTERM');
+      await waitFor('the server to stop', async () => {
+        try {
+          process.kill(pid, 0);
+          return undefined;
+        } catch {
+          return true;
+        }
+      });
+      await new Promise((r) => setTimeout(r, 2000));
+      const up = runLea(['dev', 'up'], embeddedEnv());
+      assert.equal(up.code, 0, up.stderr);
+      assert.match(up.stdout, /temporal: started/);
+      const done = await waitFor('the run to finish', async () => {
+        const r = await runRecord(client, runId);
+        return r.status === 'running' ? undefined : r;
+      });
+      assert.equal(done.status, 'completed');
+    } finally {
+      worker.kill('SIGKILL');
+    }
+  },
+);
+
+test(
+  'two workers, two concurrent runs needing the same stages: both complete, each stage computed once',
+  { timeout: TEN_MINUTES },
+  async () => {
+    const env = queueEnv();
+    const workers = [startWorker(env), startWorker(env)];
+    try {
+      const seed = `data.source.seed=${randomInt(1000, 1e9)}`;
+      const a = startRun(env, ['--set', seed]);
+      const b = startRun(env, ['--set', seed, '--set', 'training.maskgit.lr=0.002']);
+      const [ra, rb] = await Promise.all([result(a), result(b)]);
+      const differ = new Set(['maskgit', 'decode', 'metrics']); // run b's MaskGIT learning rate
+      for (const s of ra.stages.filter((x) => !differ.has(x.name))) {
+        const other = stage(rb, s.name);
+        assert.equal(other.output?.key, s.output?.key, `${s.name}: both runs use the same artifact`);
+        const computed = [s, other].filter((x) => x.status === 'completed').length;
+        assert.equal(computed, 1, `${s.name} was computed ${computed} times (${s.status}/${other.status})`);
+      }
+      assert.notEqual(stage(ra, 'maskgit').output?.key, stage(rb, 'maskgit').output?.key);
+    } finally {
+      for (const w of workers) w.kill('SIGKILL');
+    }
+  },
+);
