@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { parseDocument, parse as parseYamlValue } from 'yaml';
 import { z } from 'zod';
 import { BadInputError } from '../errors.js';
+import { reproductionConfig } from './reproduction.js';
 
 const name = z
   .string()
@@ -22,7 +23,7 @@ const helloConfig = z.strictObject({
   }),
 });
 
-export const experimentSchema = z.discriminatedUnion('pipeline', [helloConfig]);
+export const experimentSchema = z.discriminatedUnion('pipeline', [helloConfig, reproductionConfig]);
 export type ExperimentConfig = z.output<typeof experimentSchema>;
 export type HelloConfig = z.output<typeof helloConfig>;
 

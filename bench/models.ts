@@ -1,0 +1,245 @@
+/**
+ * `node --import tsx bench/models.ts [--steps N] [--only ae|maskgit] [--no-reference]`: training steps per
+ * second of the paper-size models on this machine (batch 8 as in the paper; one warm-up step, then N timed
+ * steps of forward, backward, clipping and AdamW):
+ *   ae       LEA's fMRI autoencoder for GOD sbj_1 (172 M parameters, 257 tokens, voxel dropout 0.25)
+ *   maskgit  the MaskGIT transformer (173 M parameters, 257 positions, dropout 0.01, half the tokens masked)
+ * Beside the autoencoder: the PyTorch reference of the compute benchmark (bench/reference/server.py, run from
+ * .tools/bench-venv, which `npm run bench` installs) timing its 24 x 1024 pre-LN encoder at the same 257 tokens
+ * and batch: the part that holds 151 M of the 172 M parameters. MaskGIT has no PyTorch reference there.
+ * A standalone script: bench/main.ts has a fixed case list, no way to register cases from another file.
+ * Prints a table and writes JSON to bench/results/. Memory: a paper-size step peaks at ~10-12 GB for each
+ * model (activations of batch 8 x 257 tokens, gradients, AdamW moments and update temporaries), and the
+ * process keeps what its allocator took: with less than ~24 GB free, run `--only ae` and `--only maskgit` as
+ * separate processes.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { initCompute } from '../lib/compute/backend.js';
+import { Rng } from '../lib/compute/rng.js';
+import { FmriAutoencoder, dropVoxels } from '../lib/models/fmri-autoencoder.js';
+import { countParams, type Params } from '../lib/models/layers.js';
+import { MaskGit } from '../lib/models/maskgit.js';
+import { AdamW, lossAndGrads } from '../lib/train/adamw.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const BATCH = 8;
+const GOD_SBJ1 = [1004, 801, 476, 588, 431, 249, 157, 760];
+
+interface Row {
+  model: string;
+  parameters: number;
+  batch: number;
+  tokens: number;
+  secondsPerStep: number[];
+  stepsPerSecond: number;
+  reference?: { what: string; secondsPerStep: number[]; stepsPerSecond: number };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+/** Times `steps` training steps after one warm-up step; the model is disposed afterwards. */
+function timeSteps(params: Params, opt: AdamW, loss: () => tf.Scalar, steps: number): number[] {
+  const run = () =>
+    tf.tidy(() => {
+      const r = lossAndGrads(params, loss);
+      opt.update(r.grads);
+      r.loss.dataSync();
+    });
+  run();
+  const seconds: number[] = [];
+  for (let i = 0; i < steps; i++) {
+    const t0 = performance.now();
+    run();
+    seconds.push((performance.now() - t0) / 1000);
+  }
+  return seconds;
+}
+
+function benchAe(steps: number): Omit<Row, 'stepsPerSecond'> {
+  const rng = new Rng(0, 'bench-ae');
+  const ae = new FmriAutoencoder(
+    {
+      roiSizes: GOD_SBJ1,
+      tokensPerRoi: 32,
+      width: 1024,
+      depth: 24,
+      heads: 16,
+      mlpRatio: 1,
+      latent: 1024,
+      decoderWidth: 512,
+      decoderDepth: 8,
+      decoderHeads: 16,
+      eps: 1e-5,
+    },
+    rng,
+  );
+  const opt = new AdamW(ae.params, {
+    lr: 5e-5,
+    betas: [0.9, 0.95],
+    eps: 1e-8,
+    weightDecay: 0.01,
+    maxGradNorm: 0.1,
+  });
+  const k = ae.voxels;
+  const clean = rng.fillNormal(new Float32Array(BATCH * k));
+  try {
+    const secondsPerStep = timeSteps(
+      ae.params,
+      opt,
+      () => {
+        const input = clean.slice();
+        dropVoxels(input, BATCH, k, 0.25, rng);
+        return ae.loss(tf.tensor2d(input, [BATCH, k]), tf.tensor2d(clean, [BATCH, k]));
+      },
+      steps,
+    );
+    return {
+      model: 'fMRI autoencoder, GOD sbj_1',
+      parameters: countParams(ae.params),
+      batch: BATCH,
+      tokens: ae.tokens + 1,
+      secondsPerStep,
+    };
+  } finally {
+    opt.dispose();
+    ae.dispose();
+  }
+}
+
+function benchMaskGit(steps: number): Omit<Row, 'stepsPerSecond'> {
+  const rng = new Rng(0, 'bench-maskgit');
+  const cfg = {
+    codes: 1024,
+    classSlots: 1000,
+    length: 256,
+    featureDim: 1024,
+    width: 768,
+    depth: 24,
+    heads: 16,
+    mlpHidden: 3072,
+    dropout: 0.01,
+    minMaskRate: 0.5,
+    labelSmoothing: 0.1,
+  };
+  const mg = new MaskGit(cfg, rng);
+  const opt = new AdamW(mg.params, { lr: 5e-5, betas: [0.9, 0.95], eps: 1e-8, weightDecay: 0.01 });
+  const tokens = Int32Array.from({ length: BATCH * 256 }, () => rng.integer(0, 1024));
+  const feats = rng.fillNormal(new Float32Array(BATCH * 1024));
+  try {
+    const secondsPerStep = timeSteps(mg.params, opt, () => mg.loss(tokens, feats, BATCH, rng), steps);
+    return {
+      model: 'MaskGIT transformer',
+      parameters: countParams(mg.params),
+      batch: BATCH,
+      tokens: 257,
+      secondsPerStep,
+    };
+  } finally {
+    opt.dispose();
+    mg.dispose();
+  }
+}
+
+/** The PyTorch encoder step of bench/reference/server.py at the autoencoder's size, or undefined without its venv. */
+async function referenceEncoderStep(steps: number): Promise<number[] | undefined> {
+  const python = `${root}.tools/bench-venv/bin/python`;
+  if (!existsSync(python)) return undefined;
+  const child = spawn(python, [`${root}bench/reference/server.py`], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const replies = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const ask = async <T>(req: object): Promise<T> => {
+    child.stdin.write(`${JSON.stringify(req)}\n`);
+    const { value, done } = await replies.next();
+    if (done) throw new Error('reference process exited');
+    return JSON.parse(value as string) as T;
+  };
+  const exited = new Promise((done) => child.once('exit', done));
+  try {
+    const transformer = {
+      kind: 'transformer',
+      depth: 24,
+      width: 1024,
+      heads: 16,
+      mlpRatio: 1,
+      eps: 1e-5,
+      tokens: 257,
+      batch: BATCH,
+    };
+    await ask({
+      op: 'setup',
+      id: 0,
+      case: { ...transformer, lr: 5e-5, betas: [0.9, 0.95], weightDecay: 0.01, maxGradNorm: 0.1 },
+    });
+    await ask({ op: 'time', id: 0, reps: 1 });
+    return (await ask<{ seconds: number[] }>({ op: 'time', id: 0, reps: steps })).seconds;
+  } finally {
+    child.stdin.end();
+    await exited;
+  }
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  let steps = 2;
+  let only: string | undefined;
+  let reference = true;
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--steps') steps = Number(argv[++i]);
+    else if (argv[i] === '--only') only = argv[++i];
+    else if (argv[i] === '--no-reference') reference = false;
+    else throw new Error(`unknown argument ${argv[i]} (use --steps N, --only ae|maskgit, --no-reference)`);
+  }
+  if (!Number.isInteger(steps) || steps < 1) throw new Error('--steps must be a positive integer');
+  if (only !== undefined && only !== 'ae' && only !== 'maskgit')
+    throw new Error('--only must be ae or maskgit');
+  const provenance = await initCompute();
+  const rows: Row[] = [];
+  const add = (r: Omit<Row, 'stepsPerSecond'>, ref?: Row['reference']): void => {
+    rows.push({ ...r, stepsPerSecond: 1 / median(r.secondsPerStep), ...(ref ? { reference: ref } : {}) });
+  };
+  if (only !== 'maskgit') {
+    // the reference first, its process gone before our model is built: both at once need ~20 GB
+    const ref = reference ? await referenceEncoderStep(steps) : undefined;
+    const ae = benchAe(steps);
+    add(
+      ae,
+      ref && {
+        what: 'PyTorch 24x1024 pre-LN encoder step, 257 tokens, batch 8 (bench/reference/server.py)',
+        secondsPerStep: ref,
+        stepsPerSecond: 1 / median(ref),
+      },
+    );
+  }
+  if (only !== 'ae') add(benchMaskGit(steps));
+  const machine = {
+    cores: os.availableParallelism(),
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    node: process.version,
+  };
+  console.log(
+    `${machine.cores} cores (${machine.cpu}); tfjs ${provenance.backend} backend, ${provenance.threads} threads; ${steps} timed steps after 1 warm-up`,
+  );
+  for (const r of rows) {
+    const ref = r.reference
+      ? `; reference: ${median(r.reference.secondsPerStep).toFixed(2)} s/step (${r.reference.what})`
+      : '';
+    console.log(
+      `${r.model.padEnd(28)} ${(r.parameters / 1e6).toFixed(1)} M params, batch ${r.batch} x ${r.tokens}: ${median(r.secondsPerStep).toFixed(2)} s/step = ${r.stepsPerSecond.toFixed(3)} steps/s${ref}`,
+    );
+  }
+  const dir = `${root}bench/results`;
+  mkdirSync(dir, { recursive: true });
+  const file = `${dir}/models-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
+  writeFileSync(file, JSON.stringify({ machine, provenance, steps, rows }, null, 2));
+  console.log(`wrote ${file}`);
+}
+
+await main();

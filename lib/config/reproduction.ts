@@ -1,0 +1,214 @@
+/**
+ * The `pipeline: reproduction` config: one subject of one dataset through every LEA stage (spec §1), with
+ * the model sizes and training settings of each stage, decoding and ridge settings. configs/paper/ holds the
+ * paper's and the authors' values, configs/smoke.yaml the miniature of spec §7. Strict: unknown keys are errors.
+ */
+import { z } from 'zod';
+
+const posInt = z.number().int().min(1);
+const name = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'must be 1-64 lower-case letters, digits, ".", "_" or "-"');
+
+export const STAGES = ['mae', 'fmri-ae', 'tokenizer', 'maskgit'] as const;
+export type Stage = (typeof STAGES)[number];
+
+const source = z.discriminatedUnion('kind', [
+  /** The synthetic world of lib/data/synth.ts, generated on the fly. */
+  z.strictObject({
+    kind: z.literal('synthetic'),
+    scale: z.enum(['tiny', 'small', 'paper']),
+    seed: z.number().int().min(0),
+  }),
+  /** A dataset folder in the MinD-Vis layout on local disk. */
+  z.strictObject({ kind: z.literal('local'), path: z.string().min(1) }),
+  /** A dataset manifest (configs/datasets/*.yaml) fetched into the artifact store by `lea data fetch`. */
+  z.strictObject({ kind: z.literal('fetch'), manifest: z.string().min(1), baseUrl: z.string().optional() }),
+]);
+
+const data = z
+  .strictObject({
+    dataset: z.enum(['god', 'bold5000']),
+    subject: z.string().regex(/^(sbj_[0-9]+|CSI[0-9]+)$/, 'must be sbj_N (GOD) or CSIn (BOLD5000)'),
+    source,
+    /** ROI group sizes the prepared data must have (the authors' roi_patch); checked when training. */
+    roiPatch: z.array(posInt).min(1).optional(),
+  })
+  .refine((d) => (d.dataset === 'god') === d.subject.startsWith('sbj_'), {
+    message: 'subject must be sbj_N for god and CSIn for bold5000',
+    path: ['subject'],
+  });
+
+const transformerFields = {
+  width: posInt,
+  depth: posInt,
+  heads: posInt,
+  mlpRatio: z.number().positive(),
+  decoderWidth: posInt,
+  decoderDepth: posInt,
+  decoderHeads: posInt,
+  eps: z.number().positive().default(1e-5),
+};
+
+const mae = z
+  .strictObject({ patchSize: posInt, maskRatio: z.number().gt(0).lt(1), ...transformerFields })
+  .superRefine((m, ctx) => {
+    for (const [w, h, what] of [
+      [m.width, m.heads, 'width'],
+      [m.decoderWidth, m.decoderHeads, 'decoderWidth'],
+    ] as const) {
+      if (w % h !== 0 || w % 2 !== 0)
+        ctx.addIssue({ code: 'custom', message: `${what} ${w} must be even and divide by its heads (${h})` });
+    }
+  });
+
+const fmriAe = z
+  .strictObject({
+    /** Tokens per ROI (the authors' Data.patch_size). */
+    tokensPerRoi: posInt,
+    latent: posInt,
+    /** Voxel dropout of the input (fmri_drop_rate). */
+    voxelDropRate: z.number().min(0).lt(1),
+    ...transformerFields,
+  })
+  .superRefine((m, ctx) => {
+    for (const [w, h, what] of [
+      [m.width, m.heads, 'width'],
+      [m.decoderWidth, m.decoderHeads, 'decoderWidth'],
+    ] as const) {
+      if (w % h !== 0 || w % 2 !== 0)
+        ctx.addIssue({ code: 'custom', message: `${what} ${w} must be even and divide by its heads (${h})` });
+    }
+  });
+
+const imageFeatures = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('clip'), model: z.string(), pretrained: z.string(), dim: posInt }),
+  z.strictObject({ kind: z.literal('random-relu'), dim: posInt, hidden: posInt }),
+]);
+
+const tokenizer = z.discriminatedUnion('kind', [
+  z.strictObject({
+    kind: z.literal('vqgan'),
+    chBase: posInt,
+    chMult: z.array(posInt).min(1),
+    numResBlocks: posInt,
+    numResMids: z.number().int().min(0),
+    chLatent: posInt,
+    codes: posInt,
+    groups: posInt,
+    beta: z.number().min(0),
+    /** Frozen pretrained weights (the paper) rather than trained here. */
+    frozen: z.boolean(),
+  }),
+  z.strictObject({ kind: z.literal('patch-kmeans'), patchSize: posInt, codes: posInt, iterations: posInt }),
+]);
+
+const maskgit = z
+  .strictObject({
+    /** ImageNet class slots between the codes and the mask id (1000 in the paper; the miniature has none). */
+    classSlots: z.number().int().min(0),
+    width: posInt,
+    depth: posInt,
+    heads: posInt,
+    mlpHidden: posInt,
+    dropout: z.number().min(0).lt(1),
+    minMaskRate: z.number().min(0).max(1),
+    labelSmoothing: z.number().min(0).lt(1),
+  })
+  .refine((m) => m.width % m.heads === 0, { message: 'width must divide by heads', path: ['width'] });
+
+const trainSettings = {
+  lr: z.number().positive(),
+  batchSize: posInt,
+  iterations: posInt,
+  warmup: z.number().int().min(0),
+  schedule: z.enum(['linear', 'cosine']).default('linear'),
+  /** Global gradient-norm clip; 0 = none. */
+  clip: z.number().min(0),
+  weightDecay: z.number().min(0).default(0.01),
+  betas: z.tuple([z.number().min(0).lt(1), z.number().min(0).lt(1)]).default([0.9, 0.95]),
+  eps: z.number().positive().default(1e-8),
+  decayParams: z.enum(['all', 'matrices']).default('all'),
+  checkpointEvery: posInt,
+};
+const warmupBelow = (t: { warmup: number; iterations: number }) => t.warmup < t.iterations;
+const warmupMessage = { message: 'warmup must be below iterations', path: ['warmup'] };
+
+const training = z.strictObject({
+  /** Stage 0; absent = not trained here (weights come from elsewhere, or the autoencoder starts fresh). */
+  mae: z.strictObject(trainSettings).refine(warmupBelow, warmupMessage).optional(),
+  fmriAe: z
+    .strictObject({
+      ...trainSettings,
+      /** Start from the stage-0 weights (by name and shape) or from scratch. */
+      initFrom: z.enum(['mae', 'none']),
+      /** Train on train + test fMRI as LEA does (spec §1), or on training fMRI only (leakage-free). */
+      includeTestFmri: z.boolean().default(true),
+    })
+    .refine(warmupBelow, warmupMessage),
+  /** Only for a trainable (not frozen) VQGAN. */
+  tokenizer: z.strictObject(trainSettings).refine(warmupBelow, warmupMessage).optional(),
+  maskgit: z.strictObject({ ...trainSettings, flip: z.boolean() }).refine(warmupBelow, warmupMessage),
+});
+
+export const reproductionConfig = z
+  .strictObject({
+    name,
+    description: z.string().optional(),
+    pipeline: z.literal('reproduction'),
+    seed: z.number().int().min(0).default(0),
+    data,
+    models: z.strictObject({ mae, fmriAe, imageFeatures, tokenizer, maskgit }),
+    training,
+    decoding: z.strictObject({
+      steps: posInt.default(11),
+      samples: posInt.default(5),
+      choiceTemperature: z.number().min(0).default(4.5),
+    }),
+    alignment: z.strictObject({
+      ridgeAlpha: z.number().min(0),
+      /** When present, α is chosen from these by k-fold CV on the training pairs (spec §7) and ridgeAlpha is the ablation. */
+      cvAlphas: z.array(z.number().min(0)).min(1).optional(),
+      cvFolds: z.number().int().min(2).default(5),
+    }),
+    /** Temporal settings of the run's activities (defaults in lib/pipeline/plan.ts). */
+    runtime: z
+      .strictObject({
+        heartbeatSeconds: posInt,
+        trainingTimeoutHours: z.number().positive(),
+        stageTimeoutHours: z.number().positive(),
+        maxAttempts: posInt,
+      })
+      .partial()
+      .optional(),
+  })
+  .superRefine((c, ctx) => {
+    const t = c.models.tokenizer;
+    if (t.kind === 'vqgan' && !t.frozen && !c.training.tokenizer) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['training', 'tokenizer'],
+        message: 'a VQGAN that is not frozen needs training.tokenizer',
+      });
+    }
+    if (c.training.tokenizer && (t.kind !== 'vqgan' || t.frozen)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['training', 'tokenizer'],
+        message: 'only a VQGAN that is not frozen is trained with training.tokenizer',
+      });
+    }
+    if (c.training.fmriAe.initFrom === 'mae') {
+      const a = c.models.mae;
+      const b = c.models.fmriAe;
+      if (a.width !== b.width || a.depth !== b.depth || a.mlpRatio !== b.mlpRatio) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['training', 'fmriAe', 'initFrom'],
+          message: `initFrom mae needs the MAE and autoencoder encoders to match (width ${a.width}/${b.width}, depth ${a.depth}/${b.depth}, mlpRatio ${a.mlpRatio}/${b.mlpRatio})`,
+        });
+      }
+    }
+  });
+
+export type ReproductionConfig = z.output<typeof reproductionConfig>;

@@ -1,0 +1,223 @@
+/**
+ * Stage 0: MinD-Vis's sparse-coded masked brain modelling (SC-MBM) MAE over voxel patches (spec §2.2;
+ * zjc062/mind-vis code/sc_mbm/mae_for_fmri.py MAEforFMRI). Names follow the PyTorch module, so its encoder
+ * and decoder blocks load into the fMRI autoencoder by name and shape (loadMaeIntoAutoencoder).
+ *
+ *   x [B, K] → wrap-pad to K' = L·p (p = 16) → patches [B, L, p]
+ *   patch_embed: Conv1d(1→D, kernel = stride = p) ≡ [B·L, p] @ [p, D] → [B, L, D] + sin-cos positions
+ *   keep Lk = int(L·(1−r)) random tokens per sample [B, Lk, D]; prepend CLS [B, Lk+1, D]
+ *   pre-LN blocks + LN → decoder_embed [B, Lk+1, Dd]
+ *   un-shuffle: kept tokens back at their positions, mask_token elsewhere [B, L+1, Dd] + positions
+ *   pre-LN blocks + LN → decoder_pred Linear(Dd→p) → drop CLS [B, L, p]
+ *   loss: mean squared error over the masked patches only
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { Rng } from '../compute/rng.js';
+import type { NdArray } from '../tensors/ndarray.js';
+import { FmriAutoencoder } from './fmri-autoencoder.js';
+import {
+  ParamBuilder,
+  disposeParams,
+  linear,
+  param,
+  sincosPositions,
+  transferByNameAndShape,
+  type Params,
+  type TransferReport,
+} from './layers.js';
+import { encoderForward, initEncoder, type EncoderConfig } from './transformer.js';
+
+export interface MaeConfig {
+  /** Voxels per patch (16). */
+  patchSize: number;
+  width: number;
+  depth: number;
+  heads: number;
+  mlpRatio: number;
+  decoderWidth: number;
+  decoderDepth: number;
+  decoderHeads: number;
+  /** Fraction of patches hidden from the encoder (0.75). */
+  maskRatio: number;
+  eps: number;
+}
+
+export class FmriMae {
+  readonly params: Params;
+  private readonly encoder: EncoderConfig;
+  private readonly decoder: EncoderConfig;
+  private readonly positions = new Map<number, { enc: tf.Tensor2D; dec: tf.Tensor2D }>();
+
+  constructor(
+    readonly cfg: MaeConfig,
+    rng: Rng,
+  ) {
+    const { patchSize: p, width: d, decoderWidth: dd } = cfg;
+    this.encoder = { depth: cfg.depth, width: d, heads: cfg.heads, mlpRatio: cfg.mlpRatio, eps: cfg.eps };
+    this.decoder = {
+      depth: cfg.decoderDepth,
+      width: dd,
+      heads: cfg.decoderHeads,
+      mlpRatio: cfg.mlpRatio,
+      eps: cfg.eps,
+    };
+    const b = new ParamBuilder(rng);
+    // MinD-Vis first xavier-initialises the patch conv, then its _init_weights pass re-draws every Conv1d from
+    // N(0, 0.02); the later draw is the one that stands.
+    b.normal('patch_embed.proj.weight', [p, 1, d], 0.02);
+    b.zeros('patch_embed.proj.bias', [d]);
+    b.normal('cls_token', [1, 1, d], 0.02);
+    b.merge(initEncoder(this.encoder, rng));
+    b.xavier('decoder_embed.weight', [d, dd]);
+    b.zeros('decoder_embed.bias', [dd]);
+    b.normal('mask_token', [1, 1, dd], 0.02);
+    b.merge(initEncoder(this.decoder, rng, 'decoder_'));
+    b.xavier('decoder_pred.weight', [dd, p]);
+    b.zeros('decoder_pred.bias', [p]);
+    this.params = b.params;
+  }
+
+  /** Patches per sample for K voxels after wrap-padding. */
+  patches(k: number): number {
+    return Math.ceil(k / this.cfg.patchSize);
+  }
+
+  /** Kept (visible) patches per sample: MinD-Vis's int(L·(1 − mask_ratio)). */
+  kept(k: number): number {
+    return Math.floor(this.patches(k) * (1 - this.cfg.maskRatio));
+  }
+
+  /** Sin-cos tables without the CLS row, per patch count (built once each). */
+  private tables(l: number): { enc: tf.Tensor2D; dec: tf.Tensor2D } {
+    let t = this.positions.get(l);
+    if (!t) {
+      const { width: d, decoderWidth: dd } = this.cfg;
+      // kept: the first call may come from inside a tf.tidy
+      t = {
+        enc: tf.keep(tf.tensor2d(sincosPositions(d, l).subarray(d), [l, d])),
+        dec: tf.keep(tf.tensor2d(sincosPositions(dd, l).subarray(dd), [l, dd])),
+      };
+      this.positions.set(l, t);
+    }
+    return t;
+  }
+
+  /** x [B, K] → wrap-padded patches [B, L, p] (np.pad mode 'wrap': the first voxels repeat at the end). */
+  patchify(x: tf.Tensor2D): tf.Tensor3D {
+    const [b, k] = x.shape;
+    const p = this.cfg.patchSize;
+    const l = this.patches(k);
+    const padded = l * p === k ? x : tf.concat([x, tf.slice(x, [0, 0], [b, l * p - k])], 1);
+    return tf.reshape(padded, [b, l, p]);
+  }
+
+  /**
+   * One masked-modelling pass. x [B, K]; `keep` [B·Lk] holds, per sample, the patch indices the encoder sees
+   * (Lk = kept(K)), the rest are masked. Returns the loss and the predictions [B, L, p].
+   */
+  forward(x: tf.Tensor2D, keep: Int32Array): { loss: tf.Scalar; pred: tf.Tensor3D } {
+    const [b, k] = x.shape;
+    const { patchSize: p, width: d, decoderWidth: dd } = this.cfg;
+    const l = this.patches(k);
+    const lk = this.kept(k);
+    if (keep.length !== b * lk)
+      throw new RangeError(`keep holds ${keep.length} indices, expected ${b}x${lk}`);
+    const pos = this.tables(l);
+    const patches = this.patchify(x);
+    const w = tf.reshape(param(this.params, 'patch_embed.proj.weight'), [p, d]);
+    const emb = tf.reshape(
+      tf.add(
+        tf.reshape(linear(tf.reshape(patches, [b * l, p]), w, param(this.params, 'patch_embed.proj.bias')), [
+          b,
+          l,
+          d,
+        ]),
+        pos.enc,
+      ),
+      [b * l, d],
+    );
+
+    // which rows of [B·L] the encoder sees, and where every decoder slot reads from
+    const keptRows = new Int32Array(b * lk);
+    const decoderRows = new Int32Array(b * l).fill(b * lk); // index b·Lk is the mask token
+    const maskedRows: number[] = [];
+    for (let s = 0; s < b; s++) {
+      const seen = new Uint8Array(l);
+      for (let j = 0; j < lk; j++) {
+        const patch = keep[s * lk + j] as number;
+        keptRows[s * lk + j] = s * l + patch;
+        decoderRows[s * l + patch] = s * lk + j;
+        seen[patch] = 1;
+      }
+      for (let q = 0; q < l; q++) if (!seen[q]) maskedRows.push(s * l + q);
+    }
+    const visible = tf.reshape(tf.gather(emb, keptRows), [b, lk, d]);
+    const cls = tf.broadcastTo(param(this.params, 'cls_token'), [b, 1, d]); // not tile: see fmri-autoencoder.ts
+    const h = encoderForward(this.params, this.encoder, tf.concat([cls, visible], 1) as tf.Tensor3D); // [B, Lk+1, D]
+
+    const e = tf.reshape(
+      linear(
+        tf.reshape(h, [b * (lk + 1), d]),
+        param(this.params, 'decoder_embed.weight'),
+        param(this.params, 'decoder_embed.bias'),
+      ),
+      [b, lk + 1, dd],
+    );
+    const tokens = tf.concat([
+      tf.reshape(tf.slice(e, [0, 1, 0], [b, lk, dd]), [b * lk, dd]),
+      tf.reshape(param(this.params, 'mask_token'), [1, dd]),
+    ]);
+    const slots = tf.add(tf.reshape(tf.gather(tokens, decoderRows), [b, l, dd]), pos.dec); // [B, L, Dd]
+    const g = encoderForward(
+      this.params,
+      this.decoder,
+      tf.concat([tf.slice(e, [0, 0, 0], [b, 1, dd]), slots], 1) as tf.Tensor3D,
+      'decoder_',
+    );
+    const pred = tf.reshape(
+      linear(
+        tf.reshape(tf.slice(g, [0, 1, 0], [b, l, dd]), [b * l, dd]),
+        param(this.params, 'decoder_pred.weight'),
+        param(this.params, 'decoder_pred.bias'),
+      ),
+      [b, l, p],
+    );
+    const masked = Int32Array.from(maskedRows);
+    const loss = tf.mean(
+      tf.squaredDifference(
+        tf.gather(tf.reshape(pred, [b * l, p]), masked),
+        tf.gather(tf.reshape(patches, [b * l, p]), masked),
+      ),
+    );
+    return { loss: loss as tf.Scalar, pred: pred as tf.Tensor3D };
+  }
+
+  /** MinD-Vis random_masking: per sample, a random permutation whose first Lk entries are kept. */
+  drawKeep(batch: number, k: number, rng: Rng): Int32Array {
+    const l = this.patches(k);
+    const lk = this.kept(k);
+    const keep = new Int32Array(batch * lk);
+    for (let s = 0; s < batch; s++) keep.set(rng.permutation(l).subarray(0, lk), s * lk);
+    return keep;
+  }
+
+  loss(x: tf.Tensor2D, rng: Rng): tf.Scalar {
+    return this.forward(x, this.drawKeep(x.shape[0], x.shape[1], rng)).loss;
+  }
+
+  dispose(): void {
+    disposeParams(this.params);
+    for (const t of this.positions.values()) tf.dispose([t.enc, t.dec]);
+    this.positions.clear();
+  }
+}
+
+/**
+ * Loads stage-0 weights into the autoencoder the way the authors' non-strict loader does (spec §2.1): every
+ * tensor whose name and shape match is copied; the report lists the autoencoder parameters that kept their
+ * own initialisation (ROI embedding, pred, channel_mapper, decoder_pred, and decoder_embed when the latent
+ * width differs from the MAE width) and the MAE tensors nothing took (patch_embed.proj, decoder_pred).
+ */
+export function loadMaeIntoAutoencoder(ae: FmriAutoencoder, mae: Map<string, NdArray>): TransferReport {
+  return transferByNameAndShape(ae.params, mae);
+}
