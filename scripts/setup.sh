@@ -21,3 +21,4 @@ ensure_venv "$venv" tools/requirements-servers.txt
 if [ "${LEA_SETUP_ORACLES:-0}" = 1 ]; then
   ensure_venv .tools/oracle-venv tools/requirements-oracles.txt
 fi
+bash scripts/setup-tfjs-native.sh

@@ -1,0 +1,310 @@
+/**
+ * `npm run bench [-- --only ID,ID] [--rounds N]` (ids: matmul-512/1024/2048, step-small/medium/paper,
+ * tiny-ops; a prefix such as `step` selects several): TensorFlow.js (backend chosen by
+ * lib/compute/backend.ts) against independent references, measured side by side in one run: the
+ * reference (numpy / PyTorch CPU, bench/reference/server.py) and ours alternate round by round, and the
+ * figure reported is the ratio of medians (ours / reference time), with the ratio of best times beside
+ * it. Prints a table and writes JSON to bench/results/. Not part of the tests. The references live in
+ * .tools/bench-venv (tools/requirements-bench.txt), installed here on first use.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { initCompute } from '../lib/compute/backend.js';
+import { Rng } from '../lib/compute/rng.js';
+import { encoderForward, initEncoder, type EncoderConfig } from '../lib/models/transformer.js';
+import { AdamW, lossAndGrads, type AdamWConfig } from '../lib/train/adamw.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const venv = `${root}.tools/bench-venv`;
+const requirements = `${root}tools/requirements-bench.txt`;
+
+/** Same scheme as scripts/setup.sh's ensure_venv: a marker named after the requirements' hash. */
+function ensureBenchVenv(): string {
+  const mark = `${venv}/.installed-${createHash('sha256').update(readFileSync(requirements)).digest('hex').slice(0, 16)}`;
+  const python = `${venv}/bin/python`;
+  if (existsSync(mark)) return python;
+  if (!existsSync(python)) execFileSync('python3', ['-m', 'venv', venv], { stdio: 'inherit' });
+  console.error(`bench: installing ${requirements} into ${venv}`);
+  execFileSync(python, ['-m', 'pip', 'install', '--disable-pip-version-check', '-q', '-r', requirements], {
+    stdio: 'inherit',
+  });
+  for (const f of readdirSync(venv)) if (f.startsWith('.installed-')) rmSync(`${venv}/${f}`);
+  writeFileSync(mark, '');
+  return python;
+}
+
+/** The reference process: one JSON request per line, one JSON reply per line. */
+class Reference {
+  private readonly child;
+  private readonly replies: AsyncIterableIterator<string>;
+
+  constructor(python: string) {
+    // OPENBLAS_CORETYPE/L2_SIZE are set on some hosts for old OpenBLAS builds and slow a current numpy.
+    const env = { ...process.env };
+    delete env.OPENBLAS_CORETYPE;
+    delete env.OPENBLAS_L2_SIZE;
+    this.child = spawn(python, [`${root}bench/reference/server.py`], {
+      env,
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    this.replies = createInterface({ input: this.child.stdout })[Symbol.asyncIterator]();
+  }
+
+  async request<T>(req: object): Promise<T> {
+    this.child.stdin.write(`${JSON.stringify(req)}\n`);
+    const { value, done } = await this.replies.next();
+    if (done) throw new Error('reference process exited');
+    const reply = JSON.parse(value) as T & { error?: string };
+    if (reply.error) throw new Error(`reference: ${reply.error}`);
+    return reply;
+  }
+
+  close(): void {
+    this.child.stdin.end();
+  }
+}
+
+interface Case {
+  /** What --only selects by prefix ('step' selects every step case). */
+  id: string;
+  name: string;
+  /** What the reference builds (bench/reference/server.py SETUPS). */
+  reference: Record<string, unknown>;
+  /** Builds our side; returns one timed call and a cleanup. */
+  ours: () => { run: () => void; dispose: () => void };
+  reps: number;
+  warmup: number;
+  /** 'time': ours/reference time (lower is better); 'throughput': reference/ours time as % of reference. */
+  target: { kind: 'time' | 'throughput'; limit: number; text: string } | undefined;
+  flops?: number;
+}
+
+const adamw: AdamWConfig = { lr: 1e-4, betas: [0.9, 0.95], eps: 1e-8, weightDecay: 0.01, maxGradNorm: 1 };
+
+function matmulCase(n: number, target?: Case['target']): Case {
+  return {
+    id: `matmul-${n}`,
+    name: `matmul ${n}`,
+    reference: { kind: 'matmul', n },
+    ours: () => {
+      const rng = new Rng(0, 'bench-matmul');
+      const a = tf.tensor2d(rng.fillNormal(new Float32Array(n * n)), [n, n]);
+      const b = tf.tensor2d(rng.fillNormal(new Float32Array(n * n)), [n, n]);
+      // TF eager on CPU executes synchronously, so the call's wall time is the compute.
+      return { run: () => tf.matMul(a, b).dispose(), dispose: () => tf.dispose([a, b]) };
+    },
+    reps: n >= 2048 ? 3 : 10,
+    warmup: 2,
+    target,
+    flops: 2 * n ** 3,
+  };
+}
+
+function stepCase(
+  id: string,
+  name: string,
+  cfg: EncoderConfig,
+  tokens: number,
+  reps: number,
+  warmup: number,
+  target: Case['target'],
+): Case {
+  const batch = 8;
+  return {
+    id,
+    name,
+    reference: { kind: 'transformer', ...cfg, tokens, batch, ...adamw },
+    ours: () => {
+      const rng = new Rng(0, 'bench-step');
+      const params = initEncoder(cfg, rng);
+      const opt = new AdamW(params, adamw);
+      const shape: [number, number, number] = [batch, tokens, cfg.width];
+      const size = batch * tokens * cfg.width;
+      const x = tf.tensor3d(rng.fillNormal(new Float32Array(size)), shape);
+      const target3 = tf.tensor3d(rng.fillNormal(new Float32Array(size)), shape);
+      const loss = () => tf.mean(tf.square(tf.sub(encoderForward(params, cfg, x), target3))) as tf.Scalar;
+      return {
+        run: () => tf.tidy(() => opt.update(lossAndGrads(params, loss).grads)),
+        dispose: () => {
+          tf.dispose([x, target3, ...params.values()]);
+          opt.dispose();
+        },
+      };
+    },
+    reps,
+    warmup,
+    target,
+  };
+}
+
+/** 200 dependent adds of 4x4 tensors: the per-op dispatch cost. */
+function tinyOpsCase(): Case {
+  const ops = 200;
+  return {
+    id: 'tiny-ops',
+    name: `${ops} tiny ops`,
+    reference: { kind: 'tiny-ops', ops },
+    ours: () => {
+      const x = tf.ones([4, 4]);
+      const run = () =>
+        tf.tidy(() => {
+          let y = x;
+          for (let i = 0; i < ops; i++) y = tf.add(y, x);
+        });
+      return { run, dispose: () => x.dispose() };
+    },
+    reps: 20,
+    warmup: 5,
+    target: undefined,
+  };
+}
+
+const encoder = (depth: number, width: number, heads: number): EncoderConfig => ({
+  depth,
+  width,
+  heads,
+  mlpRatio: 1,
+  eps: 1e-5,
+});
+
+const CASES: Case[] = [
+  matmulCase(512),
+  matmulCase(1024, { kind: 'throughput', limit: 0.6, text: '>= 60% of numpy' }),
+  matmulCase(2048),
+  stepCase('step-small', 'step d2 w64 t16', encoder(2, 64, 4), 16, 20, 5, {
+    kind: 'time',
+    limit: 2.5,
+    text: '<= 2.5x torch',
+  }),
+  stepCase('step-medium', 'step d4 w128 t32', encoder(4, 128, 4), 32, 10, 3, {
+    kind: 'time',
+    limit: 2.5,
+    text: '<= 2.5x torch',
+  }),
+  // The paper's fMRI encoder (spec §2.1): 10-20 s a step, so one warm-up and few steps.
+  stepCase('step-paper', 'step d24 w1024 t140', encoder(24, 1024, 16), 140, 1, 1, {
+    kind: 'time',
+    limit: 1.3,
+    text: '<= 1.3x torch',
+  }),
+  tinyOpsCase(),
+];
+
+const settle = () => new Promise((resolve) => setTimeout(resolve, 200));
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+function parseArgs(argv: string[]): { only: string[] | undefined; rounds: number } {
+  let only: string[] | undefined;
+  let rounds = 3;
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--only') only = (argv[++i] ?? '').split(',').map((s) => s.trim().toLowerCase());
+    else if (argv[i] === '--rounds') rounds = Number(argv[++i]);
+    else throw new Error(`unknown argument ${argv[i]} (use --only ID,ID and --rounds N)`);
+  }
+  if (!(rounds >= 1)) throw new Error('--rounds must be >= 1');
+  return { only, rounds };
+}
+
+function fmtTime(s: number): string {
+  return s >= 1
+    ? `${s.toFixed(2)} s`
+    : s >= 1e-3
+      ? `${(s * 1e3).toFixed(2)} ms`
+      : `${(s * 1e6).toFixed(1)} µs`;
+}
+
+async function main(): Promise<void> {
+  const { only, rounds } = parseArgs(process.argv.slice(2));
+  const cases = CASES.filter((c) => !only || only.some((o) => c.id.startsWith(o)));
+  if (cases.length === 0) throw new Error(`--only matches none of ${CASES.map((c) => c.id).join(', ')}`);
+  const python = ensureBenchVenv();
+  const provenance = await initCompute();
+  const ref = new Reference(python);
+  const refInfo = await ref.request<Record<string, unknown>>({ op: 'info' });
+  const machine = {
+    cores: os.availableParallelism(),
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    node: process.version,
+  };
+  console.log(
+    `cores ${machine.cores} (${machine.cpu}); ours: tfjs ${provenance.backend} backend, ${provenance.threads} threads` +
+      `${provenance.versions.libtensorflow ? `, libtensorflow ${provenance.versions.libtensorflow}` : ''}` +
+      `${Object.entries(provenance.settings)
+        .map(([k, v]) => `, ${k}=${v}`)
+        .join('')}; ` +
+      `reference: numpy ${refInfo.numpy}, torch ${refInfo.torch} (${refInfo.torchThreads} threads)`,
+  );
+
+  const results = [];
+  for (const [id, c] of cases.entries()) {
+    await ref.request({ op: 'setup', id, case: c.reference });
+    const ours = c.ours();
+    await ref.request({ op: 'time', id, reps: c.warmup });
+    for (let i = 0; i < c.warmup; i++) ours.run();
+    const refSec: number[] = [];
+    const ourSec: number[] = [];
+    for (let r = 0; r < rounds; r++) {
+      // a pause before each side lets the other side's worker threads stop spinning and sleep
+      await settle();
+      refSec.push(...(await ref.request<{ seconds: number[] }>({ op: 'time', id, reps: c.reps })).seconds);
+      await settle();
+      for (let i = 0; i < c.reps; i++) {
+        const t0 = performance.now();
+        ours.run();
+        ourSec.push((performance.now() - t0) / 1e3);
+      }
+    }
+    ours.dispose();
+    await ref.request({ op: 'drop', id });
+    const [o, rf] = [median(ourSec), median(refSec)];
+    const ratio = o / rf;
+    // On a shared machine the best times estimate the undisturbed cost; OpenMP/BLAS references suffer
+    // far more than TensorFlow's thread pool when another process takes a core.
+    const bestRatio = Math.min(...ourSec) / Math.min(...refSec);
+    const met =
+      c.target === undefined
+        ? undefined
+        : c.target.kind === 'time'
+          ? ratio <= c.target.limit
+          : 1 / ratio >= c.target.limit;
+    const row = {
+      case: c.name,
+      ours: o,
+      reference: rf,
+      ratio,
+      bestRatio,
+      ...(c.flops ? { oursGflops: c.flops / o / 1e9, referenceGflops: c.flops / rf / 1e9 } : {}),
+      target: c.target?.text,
+      met,
+      samples: { ours: ourSec, reference: refSec },
+    };
+    results.push(row);
+    const extra = c.flops
+      ? `  ${row.oursGflops?.toFixed(0)} vs ${row.referenceGflops?.toFixed(0)} GFLOP/s (${((100 * rf) / o).toFixed(0)}%)`
+      : '';
+    console.log(
+      `${c.name.padEnd(20)} ours ${fmtTime(o).padStart(9)}  ref ${fmtTime(rf).padStart(9)}  ` +
+        `ratio ${ratio.toFixed(2).padStart(5)}x (best ${bestRatio.toFixed(2)}x)${extra}` +
+        `${c.target ? `  target ${c.target.text}: ${met ? 'met' : 'NOT met'}` : ''}`,
+    );
+  }
+  ref.close();
+
+  const dir = `${root}bench/results`;
+  mkdirSync(dir, { recursive: true });
+  const file = `${dir}/bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
+  writeFileSync(file, JSON.stringify({ machine, provenance, reference: refInfo, rounds, results }, null, 2));
+  console.log(`wrote ${file}`);
+}
+
+await main();
