@@ -4,6 +4,7 @@ import type { InfraSettings } from '../lib/config/infra.js';
 import type { ArtifactStore } from '../lib/storage/artifact-store.js';
 import { createHelloActivities } from './hello.js';
 import { createJudgeActivities } from './judge.js';
+import { createReportActivities } from './report.js';
 import { createStageActivities } from './stage-runner.js';
 
 export function createActivities(
@@ -15,5 +16,6 @@ export function createActivities(
     ...createHelloActivities(store),
     ...createStageActivities(store, settings),
     ...createJudgeActivities(store, client),
+    ...createReportActivities(store),
   };
 }

@@ -1,18 +1,21 @@
 /**
- * Records workflow histories for the replay test (test/replay.test.ts): runs the hello workflow and a small
- * reproduction (the data stages) on the servers the environment points at, with an in-process worker, and
+ * Records workflow histories for the replay test (test/replay.test.ts): runs the hello workflow and the smoke
+ * reproduction (with a forced stage and a baseline, so every branch of the workflow is taken) on the servers the
+ * environment points at, with in-process workers, and
  * writes their histories to test/histories/. Re-record after a deliberate, versioned workflow change:
  *   eval "$(npx lea dev env)" && node --import tsx scripts/record-histories.ts
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadInfraSettings, taskQueue } from '../lib/config/infra.js';
-import type { StagePlan } from '../lib/pipeline/run-record.js';
+import { loadExperimentConfig } from '../lib/config/experiment.js';
+import { startSpec } from '../cli/pipelines.js';
 import { connectClient } from '../workers/temporal-connection.js';
 import { runWorkers } from '../workers/worker.js';
-import type { ReproductionInput } from '../workflows/reproduction.js';
 
 const settings = {
   ...loadInfraSettings(process.env),
@@ -20,46 +23,21 @@ const settings = {
 };
 const client = await connectClient(settings.temporal);
 const queues = { cpu: taskQueue(settings, 'cpu'), gpu: taskQueue(settings, 'gpu') };
-const stage = (s: Pick<StagePlan, 'name' | 'impl' | 'needs' | 'config' | 'queue'>): StagePlan => ({
-  timeoutMinutes: 5,
-  heartbeatSeconds: 60,
-  maxAttempts: 2,
-  ...s,
+const smoke = loadExperimentConfig('configs/smoke.yaml');
+const baselineFile = join(tmpdir(), `record-baseline-${process.pid}.yaml`);
+writeFileSync(
+  baselineFile,
+  'name: replay\nsource: recorded\nmetrics:\n  encode.pearson: { value: 0, tolerance: 1 }\n',
+);
+const reproduction = startSpec(smoke, settings, {
+  configFile: 'configs/smoke.yaml',
+  force: ['ridge'],
+  baselineFile,
 });
-const reproduction: ReproductionInput = {
-  configName: 'replay-record',
-  configFile: 'scripts/record-histories.ts',
-  dataset: 'god',
-  subject: 'sbj_1',
-  codeVersion: 'record',
-  taskQueues: queues,
-  plan: [
-    stage({
-      name: 'synth',
-      impl: 'synth',
-      queue: 'cpu',
-      needs: {},
-      config: { format: 'god', scale: 'tiny', seed: 7 },
-    }),
-    stage({
-      name: 'prepare',
-      impl: 'prepare',
-      queue: 'gpu',
-      needs: { raw: 'synth' },
-      config: { dataset: 'god', subject: 'sbj_1' },
-    }),
-  ],
-  force: ['prepare'],
-  metricsStage: 'prepare',
-  baseline: {
-    source: 'inline',
-    text: 'name: replay\nsource: recorded\nmetrics:\n  train: { value: 600, tolerance: 0 }\n',
-  },
-};
 
 const runs = [
   { file: 'hello.json', type: 'helloWorkflow', args: [{ message: 'replay', repeat: 2, seed: 1 }] },
-  { file: 'reproduction-data-stages.json', type: 'reproductionWorkflow', args: [reproduction] },
+  { file: 'reproduction-smoke.json', type: reproduction.workflowType, args: reproduction.args },
 ];
 const work = (async () => {
   for (const r of runs) {

@@ -85,7 +85,12 @@ test('commands pointed at a missing server name the address and start nothing', 
 test('the hello workflow completes and its artifact is readable with a plain S3 client', async () => {
   const r = runLea(['run', 'configs/hello.yaml', '--wait', '--json', '--set', 'hello.repeat=4']);
   assert.equal(r.code, 0, r.stderr);
-  const out = JSON.parse(r.stdout) as { runId: string; status: string; config: string; result: { summary: { key: string } } };
+  const out = JSON.parse(r.stdout) as {
+    runId: string;
+    status: string;
+    config: string;
+    result: { summary: { key: string } };
+  };
   assert.equal(out.config, 'configs/hello.yaml');
   assert.equal(out.status, 'completed');
   assert.match(out.result.summary.key, new RegExp(`^runs/${out.runId}/hello/summary$`));

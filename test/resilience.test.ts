@@ -47,7 +47,11 @@ function startRun(env: NodeJS.ProcessEnv, args: string[]): string {
 async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms = TEN_MINUTES): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
-    const v = await probe().catch(() => undefined);
+    // Server hiccups are retried; a failed assertion inside the probe ends the wait.
+    const v = await probe().catch((err: unknown) => {
+      if (err instanceof assert.AssertionError) throw err;
+      return undefined;
+    });
     if (v !== undefined) return v;
     assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 500));
@@ -97,9 +101,11 @@ test(
         `recomputed ${killStep - resumed} steps > one interval (${interval})`,
       );
 
+      // Read before the forced run replaces the cache entry (and with it this reference's manifest).
+      const crashedSha = await modelSha(crashed, 'fmri-ae');
       const straight = await result(startRun(env, [...train, '--force', 'fmri-ae']));
       assert.equal(stage(straight, 'fmri-ae').summary.resumedFromStep, 0);
-      assert.equal(await modelSha(straight, 'fmri-ae'), await modelSha(crashed, 'fmri-ae'));
+      assert.equal(await modelSha(straight, 'fmri-ae'), crashedSha);
     } finally {
       worker.kill('SIGKILL');
     }
@@ -113,9 +119,12 @@ test(
     const env = queueEnv();
     const worker = startWorker(env);
     try {
-      const runId = startRun(env, ['--set', `training.fmriAe.iterations=${300 + randomInt(100)}`]);
+      // Long enough (~1 min) that the restart lands while fmri-ae trains.
+      const runId = startRun(env, ['--set', `training.fmriAe.iterations=${1500 + randomInt(100)}`]);
       await waitFor('fmri-ae to train', async () => {
-        const s = (await runRecord(client, runId)).stages.find((x) => x.name === 'fmri-ae');
+        const r = await runRecord(client, runId);
+        assert.equal(r.status, 'running', 'the run ended before the server could be restarted');
+        const s = r.stages.find((x) => x.name === 'fmri-ae');
         return s?.step !== undefined && s.step > 20 ? true : undefined;
       });
       const pid = Number(readFileSync(join(settings.home, 'run', 'temporal.pid'), 'utf8'));

@@ -9,8 +9,15 @@ let cached: string | undefined;
 export function codeVersion(): string {
   if (cached) return cached;
   try {
-    const git = (args: string[]) => execFileSync('git', args, { cwd: projectRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    cached = git(['rev-parse', '--short=12', 'HEAD']) + (git(['status', '--porcelain', '--untracked-files=no']) ? '-dirty' : '');
+    const git = (args: string[]) =>
+      execFileSync('git', args, {
+        cwd: projectRoot,
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      }).trim();
+    cached =
+      git(['rev-parse', '--short=12', 'HEAD']) +
+      (git(['status', '--porcelain', '--untracked-files=no']) ? '-dirty' : '');
   } catch {
     cached = `v${(JSON.parse(readFileSync(`${projectRoot}/package.json`, 'utf8')) as { version: string }).version}`;
   }

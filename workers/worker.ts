@@ -54,7 +54,9 @@ export async function runWorkers<T>(
   until?: Promise<T>,
   maxConcurrentActivities?: number,
 ): Promise<T | undefined> {
-  const workers = await Promise.all(queues.map((queue) => createWorker(settings, { queue, maxConcurrentActivities })));
+  const workers = await Promise.all(
+    queues.map((queue) => createWorker(settings, { queue, maxConcurrentActivities })),
+  );
   if (!until) {
     await Promise.all(workers.map((w) => w.run()));
     return undefined;

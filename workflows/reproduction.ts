@@ -21,6 +21,8 @@ import {
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { JudgeActivities } from '../activities/judge.js';
+import type { ReportActivities } from '../activities/report.js';
+import type { ArtifactRef } from '../lib/storage/artifact-store.js';
 import type { StageActivities, StageRequest } from '../activities/stage-runner.js';
 import {
   downstreamClosure,
@@ -57,6 +59,8 @@ export interface ReproductionResult {
   stages: StageRecord[];
   metrics: Record<string, number>;
   verdict: Verdict | null;
+  /** The rendered report (runs/<run>/report); `lea report RUN --out DIR` writes it to a folder. */
+  report: ArtifactRef;
 }
 
 export const progressQuery = defineQuery<RunProgress>('progress');
@@ -173,8 +177,26 @@ export async function reproductionWorkflow(input: ReproductionInput): Promise<Re
     verdict = judged;
     upsertSearchAttributes({ LeaVerdict: [judged.verdict] });
   }
-  upsertMemo({ metrics, verdict: verdict?.verdict ?? null });
-  return { stages: stages(), metrics, verdict };
+  const { reportRun } = proxyActivities<ReportActivities>({
+    taskQueue: input.taskQueues.cpu,
+    startToCloseTimeout: '30 minutes',
+    retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_ERRORS },
+  });
+  const report = await reportRun({
+    runId,
+    configName: input.configName,
+    configFile: input.configFile,
+    dataset: input.dataset,
+    subject: input.subject,
+    codeVersion: input.codeVersion,
+    startedAt: workflowInfo().startTime.toISOString(),
+    stages: stages(),
+    metrics,
+    verdict,
+    ...(input.baseline ? { baseline: input.baseline } : {}),
+  });
+  upsertMemo({ metrics, verdict: verdict?.verdict ?? null, report: report.key });
+  return { stages: stages(), metrics, verdict, report };
 }
 
 function rootMessage(err: unknown): string {

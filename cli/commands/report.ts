@@ -6,8 +6,8 @@
 import type { Command } from 'commander';
 import { join, resolve } from 'node:path';
 import { BadInputError } from '../../lib/errors.js';
-import { loadReportInput, reportInputKey } from '../../lib/report/load.js';
-import { writeComparison, writeReport } from '../../lib/report/report.js';
+import { loadReportInput, renderAndStoreReport, reportInputKey } from '../../lib/report/load.js';
+import { writeComparison } from '../../lib/report/report.js';
 import { ArtifactStore, checkKey } from '../../lib/storage/artifact-store.js';
 import { ensureServers, settingsFromEnv } from '../context.js';
 
@@ -52,16 +52,7 @@ export function registerReportCommand(program: Command): void {
         }
         const runId = runs[0]!;
         const out = resolve(opts.out ?? `report-${runId}`);
-        const { files } = await writeReport(await load(store, runId), out);
-        const key = `runs/${runId}/report`;
-        const source = await store.ref(reportInputKey(runId));
-        // a newer renderer may draw the same run differently: the stored report is replaced, not refused
-        await store.put(
-          key,
-          files.map((path) => ({ path, fromFile: join(out, path) })),
-          { run: runId, stage: 'report', inputs: { reportInput: source } },
-          { overwrite: true },
-        );
+        const { key, files } = await renderAndStoreReport(store, runId, await load(store, runId), out);
         console.log(
           `wrote the report of ${runId} to ${join(out, 'index.html')} (${files.length} files); stored as ${key}`,
         );

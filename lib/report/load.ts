@@ -3,7 +3,9 @@
  * holding report-input.json (everything but the arrays) and stimuli.npy, samples.npy, measured.npy,
  * predicted.npy. reportInputFiles writes that bundle, loadReportInput reads it back and checks it.
  */
+import { join } from 'node:path';
 import { z } from 'zod';
+import { writeReport } from './report.js';
 import { IntegrityError } from '../errors.js';
 import type { ArtifactStore, FileSource } from '../storage/artifact-store.js';
 import { encodeNpy, parseNpy } from '../tensors/npy.js';
@@ -163,4 +165,29 @@ export async function loadReportInput(store: ArtifactStore, runArtifactKey: stri
     samples: samples!,
     encoding: { ...encoding, measured: measured!, predicted: predicted! },
   };
+}
+
+/** The key of a run's rendered report. */
+export function reportKey(runId: string): string {
+  return `runs/${runId}/report`;
+}
+
+/** Renders a run's report into outDir and stores it as runs/<run>/report (replacing an older rendering). */
+export async function renderAndStoreReport(
+  store: ArtifactStore,
+  runId: string,
+  input: ReportInput,
+  outDir: string,
+): Promise<{ key: string; files: string[] }> {
+  const { files } = await writeReport(input, outDir);
+  const key = reportKey(runId);
+  const source = await store.ref(reportInputKey(runId));
+  // a newer renderer may draw the same run differently: the stored report is replaced, not refused
+  await store.put(
+    key,
+    files.map((path) => ({ path, fromFile: join(outDir, path) })),
+    { run: runId, stage: 'report', inputs: { reportInput: source } },
+    { overwrite: true },
+  );
+  return { key, files };
 }
