@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- --only ID,ID] [--rounds N]` (ids: matmul-512/1024/2048, step-small/medium/paper,
- * tiny-ops; a prefix such as `step` selects several): TensorFlow.js (backend chosen by
+ * tiny-ops, ridge; a prefix such as `step` selects several): TensorFlow.js (backend chosen by
  * lib/compute/backend.ts) against independent references, measured side by side in one run: the
  * reference (numpy / PyTorch CPU, bench/reference/server.py) and ours alternate round by round, and the
  * figure reported is the ratio of medians (ours / reference time), with the ratio of best times beside
@@ -226,7 +226,12 @@ function fmtTime(s: number): string {
 async function main(): Promise<void> {
   const { only, rounds } = parseArgs(process.argv.slice(2));
   const cases = CASES.filter((c) => !only || only.some((o) => c.id.startsWith(o)));
-  if (cases.length === 0) throw new Error(`--only matches none of ${CASES.map((c) => c.id).join(', ')}`);
+  const ridge = !only || only.includes('ridge');
+  if (cases.length === 0) {
+    if (!ridge) throw new Error(`--only matches none of ${CASES.map((c) => c.id).join(', ')}, ridge`);
+    runRidgeCase(rounds);
+    return;
+  }
   const python = ensureBenchVenv();
   const provenance = await initCompute();
   const ref = new Reference(python);
@@ -305,6 +310,14 @@ async function main(): Promise<void> {
   const file = `${dir}/bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
   writeFileSync(file, JSON.stringify({ machine, provenance, reference: refInfo, rounds, results }, null, 2));
   console.log(`wrote ${file}`);
+  if (ridge) runRidgeCase(rounds);
+}
+
+/** The ridge case times scikit-learn from the oracle venv in its own process (bench/ridge.ts). */
+function runRidgeCase(rounds: number): void {
+  execFileSync(process.execPath, ['--import', 'tsx', `${root}bench/ridge.ts`, '--rounds', String(rounds)], {
+    stdio: 'inherit',
+  });
 }
 
 await main();
