@@ -5,7 +5,8 @@
 import { loadInfraSettings, type InfraSettings } from '../lib/config/infra.js';
 import { up, type Probes } from '../lib/dev/servers.js';
 import { ArtifactStore } from '../lib/storage/artifact-store.js';
-import { probeTemporal } from '../workers/temporal-connection.js';
+import type { Client } from '@temporalio/client';
+import { connectClient, probeTemporal } from '../workers/temporal-connection.js';
 
 export function probesFor(settings: InfraSettings): Probes {
   return {
@@ -28,4 +29,14 @@ export async function ensureServers(settings: InfraSettings): Promise<void> {
 
 export function settingsFromEnv(): InfraSettings {
   return loadInfraSettings(process.env);
+}
+
+/** Runs fn with a Temporal client for the configured server, closing its connection afterwards. */
+export async function withClient<T>(fn: (client: Client) => Promise<T>): Promise<T> {
+  const client = await connectClient(settingsFromEnv().temporal);
+  try {
+    return await fn(client);
+  } finally {
+    await client.connection.close();
+  }
 }

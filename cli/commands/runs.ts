@@ -4,18 +4,8 @@ import type { Command } from 'commander';
 import { randomBytes } from 'node:crypto';
 import { taskQueue } from '../../lib/config/infra.js';
 import { BadInputError } from '../../lib/errors.js';
-import { connectClient } from '../../workers/temporal-connection.js';
-import { settingsFromEnv } from '../context.js';
+import { settingsFromEnv, withClient } from '../context.js';
 import { formatRecord, listRuns, runRecord } from '../run-records.js';
-
-async function withClient<T>(fn: (c: Awaited<ReturnType<typeof connectClient>>) => Promise<T>): Promise<T> {
-  const client = await connectClient(settingsFromEnv().temporal);
-  try {
-    return await fn(client);
-  } finally {
-    await client.connection.close();
-  }
-}
 
 function notFound(runId: string, err: unknown): never {
   if ((err as Error).name === 'WorkflowNotFoundError') throw new BadInputError(`no run '${runId}'`);

@@ -4,18 +4,8 @@ import type { Command } from 'commander';
 import { loadExperimentConfig } from '../../lib/config/experiment.js';
 import { taskQueue } from '../../lib/config/infra.js';
 import { BadInputError } from '../../lib/errors.js';
-import { connectClient } from '../../workers/temporal-connection.js';
-import { settingsFromEnv } from '../context.js';
+import { settingsFromEnv, withClient } from '../context.js';
 import { startSpec } from '../pipelines.js';
-
-async function withClient<T>(fn: (c: Awaited<ReturnType<typeof connectClient>>) => Promise<T>): Promise<T> {
-  const client = await connectClient(settingsFromEnv().temporal);
-  try {
-    return await fn(client);
-  } finally {
-    await client.connection.close();
-  }
-}
 
 export function registerScheduleCommands(program: Command): void {
   const schedule = program.command('schedule').description('scheduled regression runs (Temporal Schedules)');

@@ -50,17 +50,23 @@ const transformerFields = {
   eps: z.number().positive().default(1e-5),
 };
 
+/** Sin-cos positions need an even width, attention a width that divides by the heads. */
+function checkHeads(
+  m: { width: number; heads: number; decoderWidth: number; decoderHeads: number },
+  ctx: z.RefinementCtx,
+): void {
+  for (const [w, h, what] of [
+    [m.width, m.heads, 'width'],
+    [m.decoderWidth, m.decoderHeads, 'decoderWidth'],
+  ] as const) {
+    if (w % h !== 0 || w % 2 !== 0)
+      ctx.addIssue({ code: 'custom', message: `${what} ${w} must be even and divide by its heads (${h})` });
+  }
+}
+
 const mae = z
   .strictObject({ patchSize: posInt, maskRatio: z.number().gt(0).lt(1), ...transformerFields })
-  .superRefine((m, ctx) => {
-    for (const [w, h, what] of [
-      [m.width, m.heads, 'width'],
-      [m.decoderWidth, m.decoderHeads, 'decoderWidth'],
-    ] as const) {
-      if (w % h !== 0 || w % 2 !== 0)
-        ctx.addIssue({ code: 'custom', message: `${what} ${w} must be even and divide by its heads (${h})` });
-    }
-  });
+  .superRefine(checkHeads);
 
 const fmriAe = z
   .strictObject({
@@ -71,15 +77,7 @@ const fmriAe = z
     voxelDropRate: z.number().min(0).lt(1),
     ...transformerFields,
   })
-  .superRefine((m, ctx) => {
-    for (const [w, h, what] of [
-      [m.width, m.heads, 'width'],
-      [m.decoderWidth, m.decoderHeads, 'decoderWidth'],
-    ] as const) {
-      if (w % h !== 0 || w % 2 !== 0)
-        ctx.addIssue({ code: 'custom', message: `${what} ${w} must be even and divide by its heads (${h})` });
-    }
-  });
+  .superRefine(checkHeads);
 
 const imageFeatures = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('clip'), model: z.string(), pretrained: z.string(), dim: posInt }),
