@@ -27,7 +27,8 @@ import type { S3Settings } from '../config/infra.js';
 import { BadInputError, IntegrityError } from '../errors.js';
 import { createS3Client, describeS3Failure, httpStatus, withRetries } from './s3.js';
 
-const SEGMENT = /^[A-Za-z0-9_=+@,-][A-Za-z0-9._=+@,-]*$/;
+// ':' is allowed: scheduled runs' ids end in an ISO timestamp.
+const SEGMENT = /^[A-Za-z0-9_=+@,:-][A-Za-z0-9._=+@,:-]*$/;
 
 /** Validates an artifact key or a file path inside an artifact: relative, '/'-separated, no '.' or '..'. */
 export function checkKey(key: string, what = 'artifact key'): string {
@@ -36,7 +37,7 @@ export function checkKey(key: string, what = 'artifact key'): string {
     key.length === 0 || key.length > 512 || segments.some((s) => s === '.' || s === '..' || !SEGMENT.test(s));
   if (bad) {
     throw new BadInputError(
-      `invalid ${what} ${JSON.stringify(key)}: use '/'-separated segments of letters, digits and ._=+@,- ` +
+      `invalid ${what} ${JSON.stringify(key)}: use '/'-separated segments of letters, digits and ._=+@,:- ` +
         `(no empty, '.' or '..' segments, no leading '/', at most 512 characters)`,
     );
   }
