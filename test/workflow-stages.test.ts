@@ -39,6 +39,7 @@ function input(force: string[] = []): ReproductionInput {
     plan,
     force,
     metricsStage: 'prepare',
+    skipReport: true,
   };
 }
 

@@ -46,6 +46,8 @@ export interface ReproductionInput {
   /** Which stage's summary holds the run's metrics. */
   metricsStage: string;
   baseline?: { source: string; text: string };
+  /** Plans without the decode/encode/metrics stages (tests of the machinery) have nothing to report. */
+  skipReport?: boolean;
 }
 
 export interface RunProgress {
@@ -60,7 +62,7 @@ export interface ReproductionResult {
   metrics: Record<string, number>;
   verdict: Verdict | null;
   /** The rendered report (runs/<run>/report); `lea report RUN --out DIR` writes it to a folder. */
-  report: ArtifactRef;
+  report: ArtifactRef | null;
 }
 
 export const progressQuery = defineQuery<RunProgress>('progress');
@@ -176,6 +178,10 @@ export async function reproductionWorkflow(input: ReproductionInput): Promise<Re
     const judged = await judgeRun({ runId, configName: input.configName, metrics, baseline: input.baseline });
     verdict = judged;
     upsertSearchAttributes({ LeaVerdict: [judged.verdict] });
+  }
+  if (input.skipReport) {
+    upsertMemo({ metrics, verdict: verdict?.verdict ?? null });
+    return { stages: stages(), metrics, verdict, report: null };
   }
   const { reportRun } = proxyActivities<ReportActivities>({
     taskQueue: input.taskQueues.cpu,
