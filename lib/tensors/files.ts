@@ -1,7 +1,9 @@
-/** Small file helpers shared by the tensor writers: every output appears only once complete (temp + rename). */
+/** Small file helpers shared by the tensor readers and writers: every output appears only once complete
+ * (temp + rename); a file that cannot be opened is bad input naming it. */
 import { randomBytes } from 'node:crypto';
 import { open, rename, rm } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
+import { BadInputError } from '../errors.js';
 
 /** A temp path beside `path`, so that the final rename stays on one filesystem. */
 export function tempPathFor(path: string): string {
@@ -43,5 +45,14 @@ export async function writePiecesAtomic(path: string, pieces: Iterable<Uint8Arra
     await fh.close().catch(() => undefined);
     await rm(tmp, { force: true });
     throw e;
+  }
+}
+
+/** Opens a file for reading; failure is a BadInputError naming the file. */
+export async function openForReading(path: string): Promise<FileHandle> {
+  try {
+    return await open(path, 'r');
+  } catch (e) {
+    throw new BadInputError(`${path}: cannot open: ${(e as Error).message}`);
   }
 }

@@ -9,7 +9,7 @@
 import { open, rename, rm } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { BadInputError } from '../errors.js';
-import { readFully, tempPathFor, writeAll } from './files.js';
+import { openForReading, readFully, tempPathFor, writeAll } from './files.js';
 import { DTYPES, ITEMSIZE, allocate, byteView, shapeSize } from './ndarray.js';
 import type { DType, NdArray } from './ndarray.js';
 
@@ -386,12 +386,7 @@ async function readHeaderFrom(
 
 /** Reads an .npy file, streaming its data into the final array. */
 export async function readNpy(path: string): Promise<NdArray> {
-  let fh: FileHandle;
-  try {
-    fh = await open(path, 'r');
-  } catch (e) {
-    throw bad(path, `cannot open: ${(e as Error).message}`);
-  }
+  const fh = await openForReading(path);
   try {
     const { header, fileSize } = await readHeaderFrom(fh, path);
     const decoder = new NpyDecoder(header, path);

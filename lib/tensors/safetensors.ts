@@ -6,11 +6,9 @@
  * tensor by tensor straight into the final arrays. Writing keeps the given tensor order and pads the
  * header with spaces to a multiple of 8 so the data section starts aligned.
  */
-import { open } from 'node:fs/promises';
-import type { FileHandle } from 'node:fs/promises';
 import { z } from 'zod';
 import { BadInputError } from '../errors.js';
-import { readFully, writePiecesAtomic } from './files.js';
+import { openForReading, readFully, writePiecesAtomic } from './files.js';
 import { ITEMSIZE, allocate, byteView, shapeSize } from './ndarray.js';
 import type { DType, NdArray } from './ndarray.js';
 
@@ -150,12 +148,7 @@ function checkBool(arr: NdArray, name: string, source: string): NdArray {
 
 /** Reads a safetensors file tensor by tensor into the final arrays. */
 export async function readSafetensors(path: string): Promise<Safetensors> {
-  let fh: FileHandle;
-  try {
-    fh = await open(path, 'r');
-  } catch (e) {
-    throw bad(path, `cannot open: ${(e as Error).message}`);
-  }
+  const fh = await openForReading(path);
   try {
     const size = (await fh.stat()).size;
     const first8 = new Uint8Array(8);
