@@ -25,11 +25,10 @@ import { FmriAutoencoder, dropVoxels } from '../lib/models/fmri-autoencoder.js';
 import { countParams, type Params } from '../lib/models/layers.js';
 import { MaskGit } from '../lib/models/maskgit.js';
 import { AdamW, lossAndGrads } from '../lib/train/adamw.js';
+import { paperAeConfig } from '../test/helpers/paper.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const BATCH = 8;
-const GOD_SBJ1 = [1004, 801, 476, 588, 431, 249, 157, 760];
-
 interface Row {
   model: string;
   parameters: number;
@@ -66,22 +65,7 @@ function timeSteps(params: Params, opt: AdamW, loss: () => tf.Scalar, steps: num
 
 function benchAe(steps: number): Omit<Row, 'stepsPerSecond'> {
   const rng = new Rng(0, 'bench-ae');
-  const ae = new FmriAutoencoder(
-    {
-      roiSizes: GOD_SBJ1,
-      tokensPerRoi: 32,
-      width: 1024,
-      depth: 24,
-      heads: 16,
-      mlpRatio: 1,
-      latent: 1024,
-      decoderWidth: 512,
-      decoderDepth: 8,
-      decoderHeads: 16,
-      eps: 1e-5,
-    },
-    rng,
-  );
+  const ae = new FmriAutoencoder(paperAeConfig(), rng);
   const opt = new AdamW(ae.params, {
     lr: 5e-5,
     betas: [0.9, 0.95],

@@ -27,12 +27,11 @@ import {
   type VqGanConfig,
 } from '../lib/models/vq-tokenizer.js';
 import { lossAndGrads } from '../lib/train/adamw.js';
+import { paperAeConfig } from './helpers/paper.js';
 
 before(async () => {
   await initCompute();
 });
-
-const GOD_SBJ1 = [1004, 801, 476, 588, 431, 249, 157, 760];
 
 function within(actual: number, expected: number, rel: number, what: string): void {
   assert.ok(
@@ -42,19 +41,7 @@ function within(actual: number, expected: number, rel: number, what: string): vo
 }
 
 test('paper-size fMRI autoencoder (GOD sbj_1): ~172 M parameters, 151 M in the encoder blocks, shapes of a batch of 2', () => {
-  const cfg: FmriAeConfig = {
-    roiSizes: GOD_SBJ1,
-    tokensPerRoi: 32,
-    width: 1024,
-    depth: 24,
-    heads: 16,
-    mlpRatio: 1,
-    latent: 1024,
-    decoderWidth: 512,
-    decoderDepth: 8,
-    decoderHeads: 16,
-    eps: 1e-5,
-  };
+  const cfg: FmriAeConfig = paperAeConfig();
   const ae = new FmriAutoencoder(cfg, new Rng(0, 'paper-ae'));
   try {
     const total = countParams(ae.params);
