@@ -25,7 +25,7 @@ import { FmriAutoencoder, dropVoxels } from '../lib/models/fmri-autoencoder.js';
 import { countParams, type Params } from '../lib/models/layers.js';
 import { MaskGit } from '../lib/models/maskgit.js';
 import { AdamW, lossAndGrads } from '../lib/train/adamw.js';
-import { paperAeConfig } from '../test/helpers/paper.js';
+import { paperAeConfig, paperMaskGitConfig } from '../test/helpers/paper.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const BATCH = 8;
@@ -101,19 +101,7 @@ function benchAe(steps: number): Omit<Row, 'stepsPerSecond'> {
 
 function benchMaskGit(steps: number): Omit<Row, 'stepsPerSecond'> {
   const rng = new Rng(0, 'bench-maskgit');
-  const cfg = {
-    codes: 1024,
-    classSlots: 1000,
-    length: 256,
-    featureDim: 1024,
-    width: 768,
-    depth: 24,
-    heads: 16,
-    mlpHidden: 3072,
-    dropout: 0.01,
-    minMaskRate: 0.5,
-    labelSmoothing: 0.1,
-  };
+  const cfg = paperMaskGitConfig();
   const mg = new MaskGit(cfg, rng);
   const opt = new AdamW(mg.params, { lr: 5e-5, betas: [0.9, 0.95], eps: 1e-8, weightDecay: 0.01 });
   const tokens = Int32Array.from({ length: BATCH * 256 }, () => rng.integer(0, 1024));

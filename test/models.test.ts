@@ -27,7 +27,7 @@ import {
   type VqGanConfig,
 } from '../lib/models/vq-tokenizer.js';
 import { lossAndGrads } from '../lib/train/adamw.js';
-import { paperAeConfig } from './helpers/paper.js';
+import { paperAeConfig, paperMaskGitConfig } from './helpers/paper.js';
 
 before(async () => {
   await initCompute();
@@ -69,19 +69,7 @@ test('paper-size fMRI autoencoder (GOD sbj_1): ~172 M parameters, 151 M in the e
 });
 
 test('paper-size MaskGIT transformer: ~173 M parameters, mask id 2024, logits [2, 256, 1024]', () => {
-  const cfg: MaskGitConfig = {
-    codes: 1024,
-    classSlots: 1000,
-    length: 256,
-    featureDim: 1024,
-    width: 768,
-    depth: 24,
-    heads: 16,
-    mlpHidden: 3072,
-    dropout: 0.01,
-    minMaskRate: 0.5,
-    labelSmoothing: 0.1,
-  };
+  const cfg = paperMaskGitConfig();
   const mg = new MaskGit(cfg, new Rng(0, 'paper-maskgit'));
   try {
     within(countParams(mg.params), 173e6, 0.01, 'MaskGIT parameters');
