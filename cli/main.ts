@@ -3,7 +3,7 @@
  * errors are printed as one clear line (BadInputError and commander's usage errors exit 2, others 1).
  */
 import { Command, CommanderError } from 'commander';
-import { BadInputError, errorMessage } from '../lib/errors.js';
+import { BadInputError, causeChain } from '../lib/errors.js';
 import { registerConfigCommands } from './commands/config.js';
 import { registerDataCommands } from './commands/data.js';
 import { registerDevCommands } from './commands/dev.js';
@@ -33,17 +33,6 @@ export function buildProgram(): Command {
   registerTrainCommand(program);
   registerWorkerCommand(program);
   return program;
-}
-
-/** "outer: inner: innermost" — a failed run's error wraps the stage's real reason in its causes. */
-function causeChain(err: unknown): string {
-  const parts: string[] = [];
-  for (let e: unknown = err; e !== undefined && parts.length < 8; e = (e as Error).cause) {
-    const m = errorMessage(e);
-    if (!parts.includes(m)) parts.push(m);
-    if (!(e instanceof Error)) break;
-  }
-  return parts.join(': ');
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -3,6 +3,7 @@
  * progress query of a running run, the result of a finished one), so any machine with access sees the same.
  */
 import { defaultPayloadConverter, type Client, type WorkflowHandle } from '@temporalio/client';
+import { causeChain } from '../lib/errors.js';
 import { describeFailure } from '../lib/pipeline/regression.js';
 import type { RunRecord, RunStatus, StageRecord } from '../lib/pipeline/run-record.js';
 import type { ReproductionResult, RunProgress } from '../workflows/reproduction.js';
@@ -52,6 +53,7 @@ function stageRows(stages: StageRecord[], live: Map<string, LiveProgress>): RunR
       ...(p?.step !== undefined ? { step: p.step } : {}),
       ...(p?.totalSteps !== undefined ? { totalSteps: p.totalSteps } : {}),
       ...(p?.loss !== undefined ? { loss: p.loss } : {}),
+      ...(s.error ? { error: s.error } : {}),
     };
   });
 }
@@ -94,6 +96,12 @@ export async function runRecord(client: Client, runId: string): Promise<RunRecor
     }
   } else {
     record.stages = stageRows(memo.stages ?? [], new Map());
+    if (status === 'failed' || status === 'timed_out') {
+      record.error = await handle.result().then(
+        () => undefined,
+        (err: unknown) => causeChain(err),
+      );
+    }
   }
   return record;
 }
@@ -117,7 +125,9 @@ export function formatRecord(r: RunRecord): string {
     const loss = s.loss !== undefined ? ` loss ${s.loss.toPrecision(4)}` : '';
     const secs = s.seconds !== null ? ` ${s.seconds.toFixed(1)}s` : '';
     lines.push(`  ${s.name.padEnd(18)} ${s.status}${s.cached ? ' (cached)' : ''}${secs}${step}${loss}`);
+    if (s.error) lines.push(`    ${s.error}`);
   }
+  if (r.error) lines.push(`  error: ${r.error}`);
   for (const [k, v] of Object.entries(r.metrics)) lines.push(`  ${k} = ${v}`);
   if (r.verdict) lines.push(`  verdict: ${r.verdict}`);
   for (const line of r.regressions ?? []) lines.push(`    ${line}`);

@@ -21,3 +21,14 @@ export class IntegrityError extends Error {
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/** "outer: inner: innermost" — a failed run's error wraps the stage's real reason in its causes. */
+export function causeChain(err: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = err; e !== undefined && parts.length < 8; e = (e as Error).cause) {
+    const m = errorMessage(e);
+    if (!parts.includes(m)) parts.push(m);
+    if (!(e instanceof Error)) break;
+  }
+  return parts.join(': ');
+}

@@ -9,29 +9,38 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { RunRecord } from '../lib/pipeline/run-record.js';
-import { repoRoot, runLea } from './helpers/lea.js';
+import { explain, repoRoot, runLea } from './helpers/lea.js';
 
 const TEN_MINUTES = 600_000;
 type Record_ = RunRecord & { result?: unknown };
 
 function run(args: string[]): Record_ {
   const r = runLea(['run', 'configs/smoke.yaml', '--wait', '--json', ...args], process.env, TEN_MINUTES);
-  assert.equal(r.code, 0, r.stderr.slice(-3000));
+  assert.equal(r.code, 0, explain(r));
   return JSON.parse(r.stdout) as Record_;
 }
 
 const statuses = (r: Record_) => Object.fromEntries(r.stages.map((s) => [s.name, s.status]));
-let first: Record_;
+let first: Record_ | undefined;
+/** The first run's record, which the later tests compare with; they fail with this message when it failed. */
+const firstRun = (): Record_ => {
+  assert.ok(first, 'the first smoke run failed (see the first test), so there is nothing to compare with');
+  return first;
+};
+/** Which stages failed and why, for a message. */
+const failures = (r: Record_) =>
+  JSON.stringify({ error: r.error, stages: r.stages.filter((s) => s.error).map((s) => [s.name, s.error]) });
 
 test(
   'the smoke config runs every stage, above chance on decoding and encoding',
   { timeout: TEN_MINUTES },
   () => {
-    first = run([]);
-    assert.equal(first.status, 'completed');
-    for (const s of first.stages)
+    const record = run([]);
+    assert.equal(record.status, 'completed', failures(record));
+    for (const s of record.stages)
       assert.ok(['completed', 'cached'].includes(s.status), `${s.name}: ${s.status}`);
-    const m = first.metrics;
+    first = record;
+    const m = record.metrics;
     // Margins over chance that the miniature reaches with room to spare (spec §7 "expected": 5-way >> 20 %,
     // feature 2-way > 70 %, encoding r > 0.3); a broken stage anywhere in the chain falls to chance.
     assert.ok(m['decode.feature_twoway']! > 0.65, `feature 2-way ${m['decode.feature_twoway']} (chance 0.5)`);
@@ -45,9 +54,10 @@ test(
   'a second run of the same config trains nothing: every stage comes from the cache',
   { timeout: TEN_MINUTES },
   () => {
+    const before = firstRun();
     const again = run([]);
     assert.deepEqual(new Set(Object.values(statuses(again))), new Set(['cached']));
-    assert.deepEqual(again.metrics, first.metrics);
+    assert.deepEqual(again.metrics, before.metrics);
   },
 );
 
@@ -55,13 +65,14 @@ test(
   '--force of one stage recomputes it and what is downstream, nothing else',
   { timeout: TEN_MINUTES },
   () => {
+    const before = firstRun();
     const forced = run(['--force', 'ridge']);
     const s = statuses(forced);
     for (const name of ['raw', 'prepare', 'mae', 'fmri-ae', 'features', 'tokenizer', 'maskgit', 'latents']) {
       assert.equal(s[name], 'cached', name);
     }
     for (const name of ['ridge', 'decode', 'encode', 'metrics']) assert.equal(s[name], 'completed', name);
-    assert.deepEqual(forced.metrics, first.metrics, 'a deterministic recomputation gives the same numbers');
+    assert.deepEqual(forced.metrics, before.metrics, 'a deterministic recomputation gives the same numbers');
   },
 );
 
@@ -69,6 +80,7 @@ test(
   'scheduled regression runs: a matching baseline passes, a wrong one regresses naming the metric',
   { timeout: TEN_MINUTES },
   async () => {
+    const pearson = firstRun().metrics['encode.pearson']!;
     const dir = mkdtempSync(join(tmpdir(), 'lea-baseline-'));
     const baseline = (name: string, value: number) => {
       const file = join(dir, `${name}.yaml`);
@@ -94,7 +106,7 @@ test(
         ['schedule', 'trigger', schedule],
       ]) {
         const r = runLea(args);
-        assert.equal(r.code, 0, r.stderr);
+        assert.equal(r.code, 0, explain(r));
       }
       const deadline = Date.now() + TEN_MINUTES;
       for (;;) {
@@ -115,10 +127,10 @@ test(
       stdio: 'ignore',
     });
     try {
-      const good = await verdictOf('regress-pass', baseline('pass', first.metrics['encode.pearson']!));
-      assert.equal(good.status, 'completed');
+      const good = await verdictOf('regress-pass', baseline('pass', pearson));
+      assert.equal(good.status, 'completed', failures(good));
       assert.equal(good.verdict, 'pass');
-      const bad = await verdictOf('regress-fail', baseline('fail', first.metrics['encode.pearson']! + 0.5));
+      const bad = await verdictOf('regress-fail', baseline('fail', pearson + 0.5));
       assert.equal(bad.verdict, 'regressed');
       const status = runLea(['status', bad.runId]);
       assert.match(status.stdout, /verdict: regressed/);

@@ -4,6 +4,7 @@ import { randomInt } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import type { StagePlan } from '../lib/pipeline/run-record.js';
 import type { ReproductionInput, ReproductionResult, RunProgress } from '../workflows/reproduction.js';
+import { runRecord } from '../cli/run-records.js';
 import { testWorkers, type TestWorkers } from './helpers/worker.js';
 
 let w: TestWorkers;
@@ -28,7 +29,7 @@ const plan: StagePlan[] = [
   }),
 ];
 
-function input(force: string[] = []): ReproductionInput {
+function input(force: string[] = [], stages = plan): ReproductionInput {
   return {
     configName: `wf-test-${seed}`,
     configFile: 'test',
@@ -36,7 +37,7 @@ function input(force: string[] = []): ReproductionInput {
     subject: 'sbj_1',
     codeVersion: 'test',
     taskQueues: w.queues,
-    plan,
+    plan: stages,
     force,
     metricsStage: 'prepare',
     skipReport: true,
@@ -94,4 +95,26 @@ test('runs are findable by their search attributes', async () => {
   for await (const wf of w.client.workflow.list({ query: `LeaConfig = 'wf-test-${seed}'` }))
     found.push(wf.workflowId);
   assert.ok(found.length >= 3, `found ${found.length}`);
+});
+
+test('a stage failing on bad input fails the run at once; its record says which stage and why', async () => {
+  const [synth, prepare] = plan as [StagePlan, StagePlan];
+  const badSubject = { ...prepare, config: { dataset: 'god', subject: 'subject-one' } };
+  const runId = `wf-test-${seed}-bad-${randomInt(1e9)}`;
+  const started = Date.now();
+  await w.run(async () => {
+    const handle = await w.client.workflow.start('reproductionWorkflow', {
+      workflowId: runId,
+      taskQueue: w.queues.cpu,
+      args: [input([], [synth, badSubject])],
+    });
+    await assert.rejects(handle.result());
+  });
+  const record = await runRecord(w.client, runId);
+  assert.equal(record.status, 'failed');
+  const failed = record.stages.find((s) => s.name === 'prepare');
+  assert.equal(failed?.status, 'failed');
+  assert.match(failed?.error ?? '', /GOD subject must look like sbj_N, got 'subject-one'/);
+  assert.match(record.error ?? '', /prepare|Activity task failed.*subject-one/);
+  assert.ok(Date.now() - started < 30_000, 'a BadInputError is not retried');
 });

@@ -103,7 +103,13 @@ export async function reproductionWorkflow(input: ReproductionInput): Promise<Re
   });
   const publish = () =>
     upsertMemo({
-      stages: stages().map((r) => ({ name: r.name, status: r.status, cached: r.cached, seconds: r.seconds })),
+      stages: stages().map((r) => ({
+        name: r.name,
+        status: r.status,
+        cached: r.cached,
+        seconds: r.seconds,
+        ...(r.error ? { error: r.error } : {}),
+      })),
     });
 
   const forced = downstreamClosure(input.plan, input.force);

@@ -99,10 +99,14 @@ export function registerRunCommand(program: Command): void {
           return;
         }
         const finished = follow(settings, client, handle, opts);
-        if (workflowType === 'reproductionWorkflow') watchProgress(client, runId, finished);
-        const result = await finished;
-        const record = await runRecord(client, runId);
-        console.log(opts.json ? JSON.stringify({ ...record, result }, null, 2) : formatRecord(record));
+        const watching = workflowType === 'reproductionWorkflow' && watchProgress(client, runId, finished);
+        try {
+          const result = await finished;
+          const record = await runRecord(client, runId);
+          console.log(opts.json ? JSON.stringify({ ...record, result }, null, 2) : formatRecord(record));
+        } finally {
+          await watching;
+        }
       } finally {
         await client.connection.close();
       }

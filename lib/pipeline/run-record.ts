@@ -59,7 +59,11 @@ export interface RunRecord {
     step?: number;
     totalSteps?: number;
     loss?: number;
+    /** Why the stage failed (its innermost error message). */
+    error?: string;
   })[];
+  /** Why a failed run failed, as the CLI prints it (the cause chain down to the stage's reason). */
+  error?: string;
   metrics: Record<string, number>;
   verdict: 'pass' | 'regressed' | null;
   /** What regressed, one line per metric (`lea status` always sets it; empty unless regressed). */

@@ -6,6 +6,8 @@ export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 
 export interface LeaResult {
   code: number;
+  /** The signal that killed the command (a crash or the timeout), or null. */
+  signal: string | null;
   stdout: string;
   stderr: string;
 }
@@ -17,7 +19,20 @@ export function runLea(args: string[], env: NodeJS.ProcessEnv = process.env, tim
     encoding: 'utf8',
     timeout: timeoutMs,
   });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+  return { code: r.status ?? -1, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+}
+
+/**
+ * A failed command explained for an assertion message: how it ended and its last error line first (CI logs
+ * may keep only the head of a long message), then the tail of its stderr.
+ */
+export function explain(r: LeaResult, tailChars = 3000): string {
+  const lastError = r.stderr
+    .split('\n')
+    .filter((l) => l.startsWith('lea: ') || /Error|error:/.test(l))
+    .at(-1);
+  const ended = r.signal ? `killed by ${r.signal}` : `exit ${r.code}`;
+  return `${ended}; last error: ${lastError ?? '(none printed)'}\n--- stderr tail ---\n${r.stderr.slice(-tailChars)}`;
 }
 
 /** The environment of the embedded servers that scripts/test.sh started (same LEA_HOME and ports), with the
