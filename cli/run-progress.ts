@@ -13,7 +13,8 @@ function stageLine(s: RunRecord['stages'][number]): string {
   }
   const loss = s.loss !== undefined ? ` loss ${s.loss.toPrecision(4)}` : '';
   const secs = s.seconds !== null ? ` ${formatSeconds(s.seconds)}` : '';
-  return `  ${s.name.padEnd(16)} ${(s.status + (s.cached ? ' (cached)' : '')).padEnd(17)}${bar}${loss}${secs}`;
+  const retry = s.lastFailure ? ` attempt ${s.attempt} after: ${s.lastFailure.slice(0, 100)}` : '';
+  return `  ${s.name.padEnd(16)} ${(s.status + (s.cached ? ' (cached)' : '')).padEnd(17)}${bar}${loss}${secs}${retry}`;
 }
 
 /**

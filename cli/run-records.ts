@@ -3,6 +3,7 @@
  * progress query of a running run, the result of a finished one), so any machine with access sees the same.
  */
 import { defaultPayloadConverter, type Client, type WorkflowHandle } from '@temporalio/client';
+import proto from '@temporalio/proto';
 import { causeChain } from '../lib/errors.js';
 import { describeFailure } from '../lib/pipeline/regression.js';
 import type { RunRecord, RunStatus, StageRecord } from '../lib/pipeline/run-record.js';
@@ -22,21 +23,51 @@ interface LiveProgress {
   step?: number;
   totalSteps?: number;
   loss?: number;
+  /** The stage activity is scheduled but no worker has started it (first attempt or a retry). */
+  waiting?: boolean;
+  attempt?: number;
+  lastFailure?: string;
 }
 
-/** Heartbeat details of running stage activities, by stage name (step, loss, ...): they run inside the
- * run's stage child workflows. */
-async function liveProgress(client: Client, handle: WorkflowHandle): Promise<Map<string, LiveProgress>> {
-  const d = await handle.describe();
+const SCHEDULED = proto.temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED;
+
+/**
+ * What the stage activities running inside the run's stage child workflows report: heartbeat details (step,
+ * loss, ...), whether the activity waits for a worker, its attempt and last failure. Keyed by stage name,
+ * known from the stage records (or, in a memo without child ids, from the heartbeat details).
+ */
+async function liveProgress(
+  client: Client,
+  handle: WorkflowHandle,
+  stages: StageRecord[],
+): Promise<Map<string, LiveProgress>> {
+  const byChild = new Map<string, string>();
+  for (const s of stages)
+    if (s.status === 'running' && s.childWorkflowId) byChild.set(s.childWorkflowId, s.name);
+  if (byChild.size === 0) {
+    for (const child of (await handle.describe()).raw.pendingChildren ?? [])
+      if (child.workflowId) byChild.set(child.workflowId, '');
+  }
   const out = new Map<string, LiveProgress>();
-  for (const child of d.raw.pendingChildren ?? []) {
-    if (!child.workflowId) continue;
-    const c = await client.workflow.getHandle(child.workflowId).describe();
-    for (const a of c.raw.pendingActivities ?? []) {
+  for (const [childId, stageName] of byChild) {
+    let pending;
+    try {
+      pending = (await client.workflow.getHandle(childId).describe()).raw.pendingActivities ?? [];
+    } catch {
+      continue; // the child has not started yet or is already gone
+    }
+    for (const a of pending) {
       const payload = a.heartbeatDetails?.payloads?.[0];
-      if (!payload) continue;
-      const details = defaultPayloadConverter.fromPayload<Record<string, unknown>>(payload);
-      if (typeof details?.stage === 'string') out.set(details.stage, details as LiveProgress);
+      const details = payload ? defaultPayloadConverter.fromPayload<Record<string, unknown>>(payload) : {};
+      const stage = typeof details?.stage === 'string' ? details.stage : stageName;
+      if (!stage) continue;
+      const attempt = a.attempt ?? 1;
+      out.set(stage, {
+        ...(details as LiveProgress),
+        waiting: a.state === SCHEDULED,
+        ...(attempt > 1 ? { attempt } : {}),
+        ...(attempt > 1 && a.lastFailure?.message ? { lastFailure: a.lastFailure.message } : {}),
+      });
     }
   }
   return out;
@@ -45,11 +76,14 @@ async function liveProgress(client: Client, handle: WorkflowHandle): Promise<Map
 function stageRows(stages: StageRecord[], live: Map<string, LiveProgress>): RunRecord['stages'] {
   return stages.map((s) => {
     const p = live.get(s.name);
+    const status = s.status === 'running' && p?.waiting ? (p.attempt ? 'retrying' : 'queued') : s.status;
     return {
       name: s.name,
-      status: s.status,
+      status,
       cached: s.cached,
       seconds: s.seconds,
+      ...(p?.attempt !== undefined ? { attempt: p.attempt } : {}),
+      ...(p?.lastFailure !== undefined ? { lastFailure: p.lastFailure } : {}),
       ...(p?.step !== undefined ? { step: p.step } : {}),
       ...(p?.totalSteps !== undefined ? { totalSteps: p.totalSteps } : {}),
       ...(p?.loss !== undefined ? { loss: p.loss } : {}),
@@ -89,10 +123,10 @@ export async function runRecord(client: Client, runId: string): Promise<RunRecor
   } else if (status === 'running') {
     try {
       const progress = await handle.query<RunProgress>('progress');
-      record.stages = stageRows(progress.stages, await liveProgress(client, handle));
+      record.stages = stageRows(progress.stages, await liveProgress(client, handle, progress.stages));
     } catch {
       // No worker to answer the query right now: the memo holds the last published stage states.
-      record.stages = stageRows(memo.stages ?? [], await liveProgress(client, handle));
+      record.stages = stageRows(memo.stages ?? [], await liveProgress(client, handle, memo.stages ?? []));
     }
   } else {
     record.stages = stageRows(memo.stages ?? [], new Map());
@@ -125,6 +159,7 @@ export function formatRecord(r: RunRecord): string {
     const loss = s.loss !== undefined ? ` loss ${s.loss.toPrecision(4)}` : '';
     const secs = s.seconds !== null ? ` ${s.seconds.toFixed(1)}s` : '';
     lines.push(`  ${s.name.padEnd(18)} ${s.status}${s.cached ? ' (cached)' : ''}${secs}${step}${loss}`);
+    if (s.lastFailure) lines.push(`    attempt ${s.attempt} after: ${s.lastFailure}`);
     if (s.error) lines.push(`    ${s.error}`);
   }
   if (r.error) lines.push(`  error: ${r.error}`);

@@ -118,3 +118,31 @@ test('a stage failing on bad input fails the run at once; its record says which 
   assert.match(record.error ?? '', /prepare|Activity task failed.*subject-one/);
   assert.ok(Date.now() - started < 30_000, 'a BadInputError is not retried');
 });
+
+test('a stage whose queue has no worker shows as queued, not running', async () => {
+  const [synth] = plan as [StagePlan];
+  const onGpu: StagePlan = {
+    ...synth,
+    queue: 'gpu',
+    config: { format: 'god', scale: 'tiny', seed: seed + 1 },
+  };
+  const runId = `wf-test-${seed}-queued-${randomInt(1e9)}`;
+  await w.run(async () => {
+    const handle = await w.client.workflow.start('reproductionWorkflow', {
+      workflowId: runId,
+      taskQueue: w.queues.cpu,
+      args: [{ ...input([], [onGpu]), taskQueues: { cpu: w.queues.cpu, gpu: `${w.queues.gpu}-unpolled` } }],
+    });
+    try {
+      const deadline = Date.now() + 30_000;
+      let status: string | undefined;
+      while (status !== 'queued' && Date.now() < deadline) {
+        status = (await runRecord(w.client, runId)).stages[0]?.status;
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      assert.equal(status, 'queued');
+    } finally {
+      await handle.terminate('test done');
+    }
+  });
+});

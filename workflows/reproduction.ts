@@ -136,7 +136,9 @@ export async function reproductionWorkflow(input: ReproductionInput): Promise<Re
     Object.assign(record, { status: 'running', startedAt: new Date().toISOString() });
     publish();
     try {
-      const out = await computeOnce(plan, request, input.taskQueues);
+      const out = await computeOnce(plan, request, input.taskQueues, (id) => {
+        record.childWorkflowId = id;
+      });
       Object.assign(record, {
         status: out.cached ? 'cached' : 'completed',
         cached: out.cached,
@@ -231,10 +233,12 @@ async function computeOnce(
   plan: StagePlan,
   request: StageRequest,
   queues: ReproductionInput['taskQueues'],
+  onChild: (workflowId: string) => void,
 ): Promise<StageOutcome> {
   const probe = await probeStage(request);
   if (probe.cached && !request.force) return probe.cached;
   const workflowId = `stage-${plan.impl}-${probe.cacheKey.slice(0, 40)}`;
+  onChild(workflowId);
   for (;;) {
     try {
       return await executeChild(stageWorkflow, {

@@ -22,7 +22,7 @@ import {
   sincosPositions,
   type Params,
 } from './layers.js';
-import { encoderForward, initEncoder, type EncoderConfig } from './transformer.js';
+import { encoderDecoderConfigs, encoderForward, initEncoder, type EncoderConfig } from './transformer.js';
 
 export interface FmriAeConfig {
   /** Voxels per ROI, in order; they sum to K. */
@@ -59,14 +59,7 @@ export class FmriAutoencoder {
   ) {
     const { roiSizes, tokensPerRoi: t, width: d, latent, decoderWidth: dd } = cfg;
     this.voxels = roiSizes.reduce((a, b) => a + b, 0);
-    this.encoder = { depth: cfg.depth, width: d, heads: cfg.heads, mlpRatio: cfg.mlpRatio, eps: cfg.eps };
-    this.decoder = {
-      depth: cfg.decoderDepth,
-      width: dd,
-      heads: cfg.decoderHeads,
-      mlpRatio: cfg.mlpRatio,
-      eps: cfg.eps,
-    };
+    ({ encoder: this.encoder, decoder: this.decoder } = encoderDecoderConfigs(cfg));
     const p = new ParamBuilder(rng);
     // init as the authors' initialize_weights: Conv1d N(0, 0.02), Linear xavier-uniform, biases 0, tokens N(0, 0.02)
     roiSizes.forEach((n, i) => {

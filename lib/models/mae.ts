@@ -25,7 +25,7 @@ import {
   type Params,
   type TransferReport,
 } from './layers.js';
-import { encoderForward, initEncoder, type EncoderConfig } from './transformer.js';
+import { encoderDecoderConfigs, encoderForward, initEncoder, type EncoderConfig } from './transformer.js';
 
 export interface MaeConfig {
   /** Voxels per patch (16). */
@@ -53,14 +53,7 @@ export class FmriMae {
     rng: Rng,
   ) {
     const { patchSize: p, width: d, decoderWidth: dd } = cfg;
-    this.encoder = { depth: cfg.depth, width: d, heads: cfg.heads, mlpRatio: cfg.mlpRatio, eps: cfg.eps };
-    this.decoder = {
-      depth: cfg.decoderDepth,
-      width: dd,
-      heads: cfg.decoderHeads,
-      mlpRatio: cfg.mlpRatio,
-      eps: cfg.eps,
-    };
+    ({ encoder: this.encoder, decoder: this.decoder } = encoderDecoderConfigs(cfg));
     const b = new ParamBuilder(rng);
     // MinD-Vis first xavier-initialises the patch conv, then its _init_weights pass re-draws every Conv1d from
     // N(0, 0.02); the later draw is the one that stands.

@@ -25,6 +25,30 @@ export interface EncoderConfig {
   eps: number;
 }
 
+/** The widths, depths and heads of an encoder-decoder pair (the MAE and the fMRI autoencoder). */
+export interface EncoderDecoderShape {
+  width: number;
+  depth: number;
+  heads: number;
+  decoderWidth: number;
+  decoderDepth: number;
+  decoderHeads: number;
+  mlpRatio: number;
+  eps: number;
+}
+
+/** The two stacks' block configs; both use the same MLP ratio and layer-norm epsilon. */
+export function encoderDecoderConfigs(s: EncoderDecoderShape): {
+  encoder: EncoderConfig;
+  decoder: EncoderConfig;
+} {
+  const { mlpRatio, eps } = s;
+  return {
+    encoder: { depth: s.depth, width: s.width, heads: s.heads, mlpRatio, eps },
+    decoder: { depth: s.decoderDepth, width: s.decoderWidth, heads: s.decoderHeads, mlpRatio, eps },
+  };
+}
+
 export type Params = Map<string, tf.Variable>;
 
 /** Per-block parameter suffixes and shapes, in the order the block function takes them. */

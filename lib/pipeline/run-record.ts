@@ -36,6 +36,8 @@ export interface StageRecord {
   /** What the stage reported about itself (final loss, metrics, sizes). */
   summary: Record<string, number | string>;
   error: string | null;
+  /** The child workflow that computes the stage (possibly another run's, computing the same cache key). */
+  childWorkflowId?: string;
 }
 
 export interface StageOutcome {
@@ -55,7 +57,13 @@ export interface RunRecord {
   status: RunStatus;
   startedAt: string | null;
   finishedAt: string | null;
-  stages: (Pick<StageRecord, 'name' | 'status' | 'cached' | 'seconds'> & {
+  stages: (Pick<StageRecord, 'name' | 'cached' | 'seconds'> & {
+    /** A running stage whose activity waits for a worker is `queued`; one waiting to retry is `retrying`. */
+    status: StageStatus | 'queued' | 'retrying';
+    /** The activity's attempt while running, when it is not the first. */
+    attempt?: number;
+    /** While retrying: why the last attempt failed. */
+    lastFailure?: string;
     step?: number;
     totalSteps?: number;
     loss?: number;
