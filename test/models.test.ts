@@ -545,16 +545,23 @@ const smallVq: VqGanConfig = {
   beta: 0.25,
 };
 
-test('VQGAN: quantiser picks the nearest code; decoder and codebook gradients match finite differences', () => {
-  const rng = new Rng(15);
+/** A small VQGAN with perturbed weights and its codes spread out, so that the small perturbations of a
+ * gradient check never change a code assignment. */
+function spreadVqGan(seed: number): { rng: Rng; vq: VqGan } {
+  const rng = new Rng(seed);
   const vq = new VqGan(smallVq, rng);
   perturb(vq.params, rng);
-  // codes spread out so that small perturbations never change an assignment
+  const [codes, width] = [smallVq.codes, smallVq.chLatent];
   tf.tidy(() =>
     vq.params
       .get('quantizer.embedding.weight')
-      ?.assign(tf.tensor2d(rng.fillNormal(new Float32Array(15)), [5, 3])),
+      ?.assign(tf.tensor2d(rng.fillNormal(new Float32Array(codes * width)), [codes, width])),
   );
+  return { rng, vq };
+}
+
+test('VQGAN: quantiser picks the nearest code; decoder and codebook gradients match finite differences', () => {
+  const { rng, vq } = spreadVqGan(15);
   const img = {
     data: Uint8Array.from({ length: 2 * 4 * 4 * 3 }, () => rng.integer(0, 256)),
     count: 2,
@@ -599,14 +606,7 @@ test('VQGAN: quantiser picks the nearest code; decoder and codebook gradients ma
 });
 
 test('VQGAN: encoder gradients are the straight-through ones, i.e. the true gradient of rec(dec(z + c)) + β‖z − e‖² with c = e − z held fixed', () => {
-  const rng = new Rng(16);
-  const vq = new VqGan(smallVq, rng);
-  perturb(vq.params, rng);
-  tf.tidy(() =>
-    vq.params
-      .get('quantizer.embedding.weight')
-      ?.assign(tf.tensor2d(rng.fillNormal(new Float32Array(15)), [5, 3])),
-  );
+  const { rng, vq } = spreadVqGan(16);
   const x = tf.tensor4d(rng.fillUniform(new Float32Array(2 * 4 * 4 * 3)), [2, 4, 4, 3]);
   const [e0, c0] = tf.tidy(() => {
     const z = tf.reshape(vq.encoderForward(x), [8, 3]) as tf.Tensor2D;
