@@ -44,8 +44,6 @@ export interface StageContext {
   inputDir(name: string, dest?: string): Promise<string>;
   /** Reports progress; it travels as heartbeat details (visible in `lea status`). */
   heartbeat(details: Record<string, unknown>): void;
-  /** Heartbeat details of the previous attempt of this activity, if it was retried. */
-  previousAttempt: Record<string, unknown> | undefined;
   /** Prefix under which this stage's checkpoints live: the same for every run with the same cache key
    * (so a retry or `lea resume` continues them), except for a forced recomputation. */
   checkpointPrefix: string;
@@ -116,6 +114,7 @@ export function createStageActivities(store: ArtifactStore, settings: InfraSetti
       const workdir = join(settings.home, 'work', req.runId, `${req.stage}-attempt${activity.info.attempt}`);
       await rm(workdir, { recursive: true, force: true });
       await mkdir(workdir, { recursive: true });
+      let lastDetails: Record<string, unknown> = { stage: req.stage };
       const ctx: StageContext = {
         runId: req.runId,
         stage: req.stage,
@@ -130,36 +129,46 @@ export function createStageActivities(store: ArtifactStore, settings: InfraSetti
           await store.download(ref, dir);
           return dir;
         },
-        heartbeat: (details) => activity.heartbeat({ stage: req.stage, ...details }),
-        previousAttempt: activity.info.heartbeatDetails as Record<string, unknown> | undefined,
+        heartbeat: (details) => activity.heartbeat((lastDetails = { stage: req.stage, ...details })),
         // A forced recomputation must not resume the checkpoints it is meant to redo: it gets its own.
         checkpointPrefix: `checkpoints/${req.impl}/${cacheKey}${req.force ? `/forced-${req.runId}` : ''}`,
         signal: activity.cancellationSignal,
       };
       const compute = await initCompute();
-      const result = await impl.run(ctx, req.config);
-      const seconds = (Date.now() - started) / 1000;
-      const summary = result.summary ?? {};
-      const ref = await store.put(
-        outKey,
-        result.files,
-        {
-          run: req.runId,
-          stage: req.stage,
-          impl: req.impl,
-          cacheKey,
-          codeVersion: impl.codeVersion,
-          inputs: req.inputs,
-          config: req.config,
-          seconds,
-          summary,
-          compute,
-          ...result.meta,
-        },
-        { overwrite: req.force },
+      // Heartbeats say the worker is alive, so they go on while a stage works without reporting (reading
+      // inputs, a ridge solve, storing its output): the latest details again, a few times per heartbeat
+      // timeout. A stage that blocks the event loop longer than the timeout still times out and is retried.
+      const keepAlive = setInterval(
+        () => activity.heartbeat(lastDetails),
+        Math.max(1000, (activity.info.heartbeatTimeoutMs ?? 30_000) / 3),
       );
-      await rm(workdir, { recursive: true, force: true });
-      return { ref, cached: false, seconds, summary };
+      try {
+        const result = await impl.run(ctx, req.config);
+        const seconds = (Date.now() - started) / 1000;
+        const summary = result.summary ?? {};
+        const ref = await store.put(
+          outKey,
+          result.files,
+          {
+            run: req.runId,
+            stage: req.stage,
+            impl: req.impl,
+            cacheKey,
+            codeVersion: impl.codeVersion,
+            inputs: req.inputs,
+            config: req.config,
+            seconds,
+            summary,
+            compute,
+            ...result.meta,
+          },
+          { overwrite: req.force },
+        );
+        await rm(workdir, { recursive: true, force: true });
+        return { ref, cached: false, seconds, summary };
+      } finally {
+        clearInterval(keepAlive);
+      }
     },
   };
 }

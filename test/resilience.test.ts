@@ -152,6 +152,56 @@ test(
   },
 );
 
+/** Attempts of the stage activity behind a stage record (from its child workflow's history). */
+async function attempts(s: StageRecord): Promise<number> {
+  const history = await client.workflow.getHandle(s.childWorkflowId!).fetchHistory();
+  const started = history.events?.find((e) => e.activityTaskStartedEventAttributes);
+  return started?.activityTaskStartedEventAttributes?.attempt ?? 0;
+}
+
+test(
+  'a cancelled run stops training at once, freeing the worker; training longer than the heartbeat timeout between checkpoints needs one attempt',
+  { timeout: TEN_MINUTES },
+  async () => {
+    const env = queueEnv();
+    const worker = startWorker(env);
+    try {
+      const long = startRun(env, ['--set', `training.fmriAe.iterations=${100_000 + randomInt(1000)}`]);
+      await waitFor('fmri-ae to train', async () => {
+        const s = (await runRecord(client, long)).stages.find((x) => x.name === 'fmri-ae');
+        return s?.step !== undefined && s.step > 20 ? true : undefined;
+      });
+      const cancel = runLea(['cancel', long], env);
+      assert.equal(cancel.code, 0, cancel.stderr);
+      // The worker trains one stage at a time, so this run's fmri-ae starts only once the cancelled one has
+      // stopped. It trains for longer than its 5 s heartbeat timeout with no checkpoint in between.
+      const next = startRun(env, [
+        '--set',
+        `training.fmriAe.iterations=${1000 + randomInt(100)}`,
+        '--set',
+        'training.fmriAe.checkpointEvery=100000',
+        '--set',
+        'runtime.heartbeatSeconds=5',
+      ]);
+      const done = await waitFor(
+        'the next run to finish',
+        async () => {
+          const r = await runRecord(client, next);
+          return r.status === 'running' ? undefined : r;
+        },
+        240_000,
+      );
+      assert.equal(done.status, 'completed', JSON.stringify(done.stages));
+      assert.equal((await runRecord(client, long)).status, 'cancelled');
+      const ae = stage(await result(next), 'fmri-ae');
+      assert.equal(ae.status, 'completed');
+      assert.equal(await attempts(ae), 1, 'fmri-ae was retried');
+    } finally {
+      worker.kill('SIGKILL');
+    }
+  },
+);
+
 test(
   'two workers, two concurrent runs needing the same stages: both complete, each stage computed once',
   { timeout: TEN_MINUTES },

@@ -240,3 +240,33 @@ test('a miniature VQGAN tokenizer trains with reconstruction, codebook and commi
   assert.equal(tokenizer.encode(data.trainImages).length, data.trainImages.count * 16);
   tokenizer.dispose();
 });
+
+test('training lets the event loop run between steps (heartbeats, queries) and stops at the step an abort lands', async () => {
+  const cfg = reproductionConfig.parse({
+    ...smoke,
+    training: { ...smoke.training, mae: { ...smoke.training.mae, iterations: 200, checkpointEvery: 200 } },
+  });
+  const controller = new AbortController();
+  let ticks = 0;
+  let lastStep = 0;
+  // A timer stands for everything else a worker does: before the fix it fired only at checkpoints.
+  const timer = setInterval(() => (ticks += 1), 0);
+  try {
+    await assert.rejects(
+      runStage('mae', cfg, {
+        dataDir,
+        outDir: join(work, 'abort'),
+        onProgress: (p) => {
+          lastStep = p.step;
+          if (p.step === 30) controller.abort(new Error('cancelled by the test'));
+        },
+        signal: controller.signal,
+      }),
+      /cancelled by the test/,
+    );
+  } finally {
+    clearInterval(timer);
+  }
+  assert.equal(lastStep, 30, 'training went on after the abort');
+  assert.ok(ticks >= 25, `a timer fired ${ticks} times in 30 steps`);
+});

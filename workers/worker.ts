@@ -41,6 +41,9 @@ export async function createWorker(settings: InfraSettings, opts: WorkerOptions)
     activities: createActivities(store, settings, lazyClient),
     // Training saturates a machine (or a GPU): one activity at a time there; light cpu stages may overlap.
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivities ?? (opts.queue === 'gpu' ? 1 : 2),
+    // Heartbeat details carry the step and loss `lea status` shows; the SDK's default throttle (0.8 of the
+    // heartbeat timeout, at most 60 s) would leave that a minute stale.
+    maxHeartbeatThrottleInterval: '5 seconds',
   });
 }
 

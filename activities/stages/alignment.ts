@@ -16,6 +16,7 @@ import {
   selectAlpha,
   type RidgeModel,
 } from '../../lib/alignment/ridge.js';
+import { forEachChunk } from '../../lib/compute/event-loop.js';
 import { Rng } from '../../lib/compute/rng.js';
 import { createImageFeatureExtractor, type ImageBatch } from '../../lib/models/image-features.js';
 import { loadFmriAutoencoder, loadImageTokenizer, loadMaskGit } from '../../lib/pipeline/models.js';
@@ -31,6 +32,9 @@ export async function readImages(path: string): Promise<ImageBatch> {
   }
   return { data: a.data as Uint8Array, count, height, width };
 }
+
+/** Rows per model forward in the inference stages: bounds activation memory, and the stage yields between. */
+const ROWS_PER_FORWARD = 64;
 
 const f32 = (data: Float32Array, shape: number[]): NdArray => ({ dtype: 'float32', shape, data });
 const matToNpy = (m: Mat): NdArray => f32(Float32Array.from(m.data), [m.rows, m.cols]);
@@ -75,22 +79,25 @@ export const featuresStage: StageImpl = {
 };
 
 /** Runs the autoencoder's encoder over rows of fMRI, a batch at a time. */
-function encodeRows(ae: Awaited<ReturnType<typeof loadFmriAutoencoder>>, fmri: NdArray): NdArray {
+async function encodeRows(
+  ae: Awaited<ReturnType<typeof loadFmriAutoencoder>>,
+  fmri: NdArray,
+  signal: AbortSignal,
+): Promise<NdArray> {
   const [n, k] = fmri.shape as [number, number];
   const data = fmri.data as Float32Array;
-  const parts: Float32Array[] = [];
-  for (let r = 0; r < n; r += 64) {
-    const b = Math.min(64, n - r);
-    parts.push(
-      tf.tidy(
-        () => ae.encode(tf.tensor2d(data.subarray(r * k, (r + b) * k), [b, k])).dataSync() as Float32Array,
-      ),
-    );
-  }
-  const width = parts[0]!.length / Math.min(64, n);
-  const out = new Float32Array(n * width);
-  parts.forEach((p, i) => out.set(p, i * 64 * width));
-  return f32(out, [n, width]);
+  let out = new Float32Array(0);
+  await forEachChunk(
+    n,
+    ROWS_PER_FORWARD,
+    (r, b) => {
+      const z = tf.tidy(() => ae.encode(tf.tensor2d(data.subarray(r * k, (r + b) * k), [b, k])).dataSync());
+      if (r === 0) out = new Float32Array(n * (z.length / b));
+      out.set(z, r * (z.length / b));
+    },
+    signal,
+  );
+  return f32(out, [n, out.length / n]);
 }
 
 /** The fMRI latents z of the training and test fMRI (encoder in eval mode: no voxel dropout). */
@@ -100,8 +107,8 @@ export const latentsStage: StageImpl = {
     const dir = await ctx.inputDir('prepared');
     const ae = await loadFmriAutoencoder(join(await ctx.inputDir('ae'), 'model.safetensors'));
     try {
-      const train = encodeRows(ae, await readNpy(join(dir, 'train_fmri.npy')));
-      const test = encodeRows(ae, await readNpy(join(dir, 'test_fmri.npy')));
+      const train = await encodeRows(ae, await readNpy(join(dir, 'train_fmri.npy')), ctx.signal);
+      const test = await encodeRows(ae, await readNpy(join(dir, 'test_fmri.npy')), ctx.signal);
       return {
         files: await outputs(ctx, { 'latents_train.npy': train, 'latents_test.npy': test }),
         summary: { dim: train.shape[1]! },
@@ -169,7 +176,8 @@ const decodeConfig = z.object({
 
 /** MaskGIT sampling conditioned on the decoded features: `samples` images per test fMRI (spec §3). */
 export const decodeStage: StageImpl = {
-  codeVersion: '1',
+  // 2: MaskGIT and the tokenizer decoder run ROWS_PER_FORWARD rows at a time (float rounding may differ).
+  codeVersion: '2',
   async run(ctx, raw) {
     const cfg = stageConfig(decodeConfig, raw, ctx.stage);
     const decodedFeatures = await readNpy(join(await ctx.inputDir('ridge'), 'decoded_features_test.npy'));
@@ -181,9 +189,24 @@ export const decodeStage: StageImpl = {
       const rows = items * cfg.samples;
       // Every sample of an item gets the same conditioning; the seeded draws make them differ.
       const features = repeatForSamples(decodedFeatures.data as Float32Array, items, dim, cfg.samples);
-      const { length, codes } = maskgit.cfg;
+      const { length, codes, featureDim } = maskgit.cfg;
+      let step = 0;
       const result = await maskgitDecode({
-        logits: async (tokens) => maskgit.logits(tokens, features, rows),
+        logits: async (tokens) => {
+          const logits = new Float32Array(rows * length * codes);
+          await forEachChunk(
+            rows,
+            ROWS_PER_FORWARD,
+            (r, b) => {
+              const ids = tokens.subarray(r * length, (r + b) * length);
+              const cond = features.subarray(r * featureDim, (r + b) * featureDim);
+              logits.set(maskgit.logits(ids, cond, b), r * length * codes);
+            },
+            ctx.signal,
+          );
+          ctx.heartbeat({ step: ++step, totalSteps: cfg.steps });
+          return logits;
+        },
         rows,
         length,
         vocab: codes,
@@ -192,7 +215,17 @@ export const decodeStage: StageImpl = {
         steps: cfg.steps,
         choiceTemperature: cfg.choiceTemperature,
       });
-      const pixels = tokenizer.decode(result.tokens, rows, test.height, test.width);
+      const px = test.height * test.width * 3;
+      const pixels = new Float32Array(rows * px);
+      await forEachChunk(
+        rows,
+        ROWS_PER_FORWARD,
+        (r, b) => {
+          const ids = result.tokens.subarray(r * length, (r + b) * length);
+          pixels.set(tokenizer.decode(ids, b, test.height, test.width), r * px);
+        },
+        ctx.signal,
+      );
       const images = new Uint8Array(pixels.length);
       for (let i = 0; i < pixels.length; i++)
         images[i] = Math.round(Math.min(1, Math.max(0, pixels[i]!)) * 255);

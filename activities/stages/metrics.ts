@@ -13,6 +13,7 @@
 import { join } from 'node:path';
 import { z } from 'zod';
 import { Rng } from '../../lib/compute/rng.js';
+import { yieldToEventLoop } from '../../lib/compute/event-loop.js';
 import { overSamples, itemsFrom, itemsOf, type Items, type MetricResult } from '../../lib/metrics/common.js';
 import {
   encodingTwoWay,
@@ -160,6 +161,9 @@ export const metricsStage: StageImpl = {
             );
           }
         }
+        ctx.heartbeat({ step: s + 1, totalSteps: count });
+        await yieldToEventLoop();
+        ctx.signal.throwIfAborted();
       }
       for (const [name, results] of Object.entries(per)) add(name, overSamples(results));
 

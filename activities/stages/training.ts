@@ -39,6 +39,7 @@ export function trainingStage(stage: Stage): StageImpl {
         onCheckpoint: (ref) =>
           ctx.heartbeat({ ...progress, checkpoint: ref.location, checkpointStep: ref.step }),
         onNotice: (message) => ctx.heartbeat({ ...progress, notice: message }),
+        signal: ctx.signal,
       });
       const t = result.training;
       const curve = t

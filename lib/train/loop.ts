@@ -7,6 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../compute/rng.js';
+import { yieldToEventLoop } from '../compute/event-loop.js';
 import { BadInputError } from '../errors.js';
 import type { Params } from '../models/layers.js';
 import { AdamW, lossAndGrads } from './adamw.js';
@@ -72,6 +73,8 @@ export interface TrainOptions {
   onCheckpoint?: (ref: CheckpointRef, meta: CheckpointMeta) => void | Promise<void>;
   /** Things worth telling the user (a resume with changed settings). */
   onNotice?: (message: string) => void;
+  /** Checked after every step: an abort (a cancelled or timed-out activity) stops training there. */
+  signal?: AbortSignal;
 }
 
 export interface TrainResult {
@@ -251,6 +254,8 @@ export async function train(
         etaSeconds: (end - step) / rate,
       });
       if (step % settings.checkpointEvery === 0 || step === end) await save(loss);
+      await yieldToEventLoop();
+      opts.signal?.throwIfAborted();
     }
     return {
       stage,

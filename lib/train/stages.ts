@@ -254,8 +254,17 @@ async function runLoop(
   opts: StageOptions,
 ): Promise<TrainResult> {
   const store = opts.store ?? new LocalCheckpointStore(join(opts.outDir, stage, 'checkpoints'));
-  const { resume, until, onProgress, onCheckpoint, onNotice } = opts;
-  return train(task, settings, { seed: cfg.seed, store, resume, until, onProgress, onCheckpoint, onNotice });
+  const { resume, until, onProgress, onCheckpoint, onNotice, signal } = opts;
+  return train(task, settings, {
+    seed: cfg.seed,
+    store,
+    resume,
+    until,
+    onProgress,
+    onCheckpoint,
+    onNotice,
+    signal,
+  });
 }
 
 /** Trains one stage of `cfg` (see the module comment); earlier stages' outputs must already be in outDir. */
