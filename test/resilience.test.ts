@@ -58,6 +58,26 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms 
   }
 }
 
+/** Waits until the run's fmri-ae stage is past step `min` (the run still running); returns the step seen. */
+const fmriAePast = (runId: string, min: number) =>
+  waitFor(`fmri-ae to pass step ${min}`, async () => {
+    const r = await runRecord(client, runId);
+    assert.equal(r.status, 'running', `the run ended before fmri-ae passed step ${min}`);
+    const s = r.stages.find((x) => x.name === 'fmri-ae');
+    return s?.step !== undefined && s.step > min ? s.step : undefined;
+  });
+
+/** Waits until the run is no longer running; returns its record. */
+const finished = (runId: string, ms?: number) =>
+  waitFor(
+    'the run to finish',
+    async () => {
+      const r = await runRecord(client, runId);
+      return r.status === 'running' ? undefined : r;
+    },
+    ms,
+  );
+
 const result = async (runId: string) =>
   (await client.workflow.getHandle(runId).result()) as ReproductionResult;
 const stage = (r: ReproductionResult, name: string) => r.stages.find((s) => s.name === name) as StageRecord;
@@ -84,10 +104,7 @@ test(
     let worker = startWorker(env);
     try {
       const runId = startRun(env, train);
-      const killStep = await waitFor('fmri-ae to pass 2 checkpoints', async () => {
-        const s = (await runRecord(client, runId)).stages.find((x) => x.name === 'fmri-ae');
-        return s?.step !== undefined && s.step >= 2 * interval + 10 ? s.step : undefined;
-      });
+      const killStep = await fmriAePast(runId, 2 * interval + 9); // 2 checkpoints behind it
       worker.kill('SIGKILL');
       await new Promise((r) => worker.once('exit', r));
       worker = startWorker(env);
@@ -121,12 +138,7 @@ test(
     try {
       // Long enough (~1 min) that the restart lands while fmri-ae trains.
       const runId = startRun(env, ['--set', `training.fmriAe.iterations=${1500 + randomInt(100)}`]);
-      await waitFor('fmri-ae to train', async () => {
-        const r = await runRecord(client, runId);
-        assert.equal(r.status, 'running', 'the run ended before the server could be restarted');
-        const s = r.stages.find((x) => x.name === 'fmri-ae');
-        return s?.step !== undefined && s.step > 20 ? true : undefined;
-      });
+      await fmriAePast(runId, 20);
       const pid = Number(readFileSync(join(settings.home, 'run', 'temporal.pid'), 'utf8'));
       process.kill(pid, 'SIGTERM');
       await waitFor('the server to stop', async () => {
@@ -141,11 +153,7 @@ test(
       const up = runLea(['dev', 'up'], embeddedEnv());
       assert.equal(up.code, 0, up.stderr);
       assert.match(up.stdout, /temporal: started/);
-      const done = await waitFor('the run to finish', async () => {
-        const r = await runRecord(client, runId);
-        return r.status === 'running' ? undefined : r;
-      });
-      assert.equal(done.status, 'completed');
+      assert.equal((await finished(runId)).status, 'completed');
     } finally {
       worker.kill('SIGKILL');
     }
@@ -167,10 +175,7 @@ test(
     const worker = startWorker(env);
     try {
       const long = startRun(env, ['--set', `training.fmriAe.iterations=${100_000 + randomInt(1000)}`]);
-      await waitFor('fmri-ae to train', async () => {
-        const s = (await runRecord(client, long)).stages.find((x) => x.name === 'fmri-ae');
-        return s?.step !== undefined && s.step > 20 ? true : undefined;
-      });
+      await fmriAePast(long, 20);
       const cancel = runLea(['cancel', long], env);
       assert.equal(cancel.code, 0, cancel.stderr);
       // The worker trains one stage at a time, so this run's fmri-ae starts only once the cancelled one has
@@ -183,14 +188,7 @@ test(
         '--set',
         'runtime.heartbeatSeconds=5',
       ]);
-      const done = await waitFor(
-        'the next run to finish',
-        async () => {
-          const r = await runRecord(client, next);
-          return r.status === 'running' ? undefined : r;
-        },
-        240_000,
-      );
+      const done = await finished(next, 240_000);
       assert.equal(done.status, 'completed', JSON.stringify(done.stages));
       assert.equal((await runRecord(client, long)).status, 'cancelled');
       const ae = stage(await result(next), 'fmri-ae');
