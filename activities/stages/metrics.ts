@@ -162,8 +162,7 @@ export const metricsStage: StageImpl = {
           }
         }
         ctx.heartbeat({ step: s + 1, totalSteps: count });
-        await yieldToEventLoop();
-        ctx.signal.throwIfAborted();
+        await yieldToEventLoop(ctx.signal);
       }
       for (const [name, results] of Object.entries(per)) add(name, overSamples(results));
 

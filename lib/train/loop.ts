@@ -254,8 +254,7 @@ export async function train(
         etaSeconds: (end - step) / rate,
       });
       if (step % settings.checkpointEvery === 0 || step === end) await save(loss);
-      await yieldToEventLoop();
-      opts.signal?.throwIfAborted();
+      await yieldToEventLoop(opts.signal);
     }
     return {
       stage,

@@ -254,17 +254,7 @@ async function runLoop(
   opts: StageOptions,
 ): Promise<TrainResult> {
   const store = opts.store ?? new LocalCheckpointStore(join(opts.outDir, stage, 'checkpoints'));
-  const { resume, until, onProgress, onCheckpoint, onNotice, signal } = opts;
-  return train(task, settings, {
-    seed: cfg.seed,
-    store,
-    resume,
-    until,
-    onProgress,
-    onCheckpoint,
-    onNotice,
-    signal,
-  });
+  return train(task, settings, { ...opts, seed: cfg.seed, store });
 }
 
 /** Trains one stage of `cfg` (see the module comment); earlier stages' outputs must already be in outDir. */
