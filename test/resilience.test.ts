@@ -11,9 +11,9 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { runRecord } from '../cli/run-records.js';
+import { formatRecord, runRecord } from '../cli/run-records.js';
 import { loadInfraSettings } from '../lib/config/infra.js';
-import type { StageRecord } from '../lib/pipeline/run-record.js';
+import type { RunRecord, StageRecord } from '../lib/pipeline/run-record.js';
 import { connectClient } from '../workers/temporal-connection.js';
 import type { ReproductionResult } from '../workflows/reproduction.js';
 import { embeddedEnv, repoRoot, runLea } from './helpers/lea.js';
@@ -44,7 +44,12 @@ function startRun(env: NodeJS.ProcessEnv, args: string[]): string {
   return (JSON.parse(r.stdout) as { runId: string }).runId;
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms = TEN_MINUTES): Promise<T> {
+async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  ms = TEN_MINUTES,
+  lastSeen: () => string = () => '',
+): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
     // Server hiccups are retried; a failed assertion inside the probe ends the wait.
@@ -53,7 +58,7 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms 
       return undefined;
     });
     if (v !== undefined) return v;
-    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
+    assert.ok(Date.now() < deadline, `timed out waiting for ${what}${lastSeen()}`);
     await new Promise((r) => setTimeout(r, 500));
   }
 }
@@ -67,16 +72,19 @@ const fmriAePast = (runId: string, min: number) =>
     return s?.step !== undefined && s.step > min ? s.step : undefined;
   });
 
-/** Waits until the run is no longer running; returns its record. */
-const finished = (runId: string, ms?: number) =>
-  waitFor(
-    'the run to finish',
+/** Waits until the run is no longer running; returns its record (a timeout shows the last one seen). */
+function finished(runId: string, ms?: number): Promise<RunRecord> {
+  let last: RunRecord | undefined;
+  return waitFor(
+    `run ${runId} to finish`,
     async () => {
-      const r = await runRecord(client, runId);
-      return r.status === 'running' ? undefined : r;
+      last = await runRecord(client, runId);
+      return last.status === 'running' ? undefined : last;
     },
     ms,
+    () => `; last seen: ${last ? formatRecord(last) : 'no record'}`,
   );
+}
 
 const result = async (runId: string) =>
   (await client.workflow.getHandle(runId).result()) as ReproductionResult;
@@ -210,6 +218,8 @@ test(
       const seed = `data.source.seed=${randomInt(1000, 1e9)}`;
       const a = startRun(env, ['--set', seed]);
       const b = startRun(env, ['--set', seed, '--set', 'training.maskgit.lr=0.002']);
+      // Bounded, so a stuck run fails with its stages' states rather than at the test's timeout.
+      await Promise.all([finished(a, 360_000), finished(b, 360_000)]);
       const [ra, rb] = await Promise.all([result(a), result(b)]);
       const differ = new Set(['maskgit', 'decode', 'metrics']); // run b's MaskGIT learning rate
       for (const s of ra.stages.filter((x) => !differ.has(x.name))) {

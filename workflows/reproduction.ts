@@ -220,7 +220,8 @@ function rootMessage(err: unknown): string {
 }
 
 const { probeStage } = proxyActivities<StageActivities>({
-  startToCloseTimeout: '10 minutes',
+  // A probe reads a few manifests: a task lost on its way to a worker is retried after this, not 10 minutes.
+  startToCloseTimeout: '2 minutes',
   retry: { maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE_ERRORS },
 });
 

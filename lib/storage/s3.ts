@@ -22,6 +22,9 @@ export function createS3Client(s: S3Settings): S3Client {
       : {}),
     maxAttempts: 4,
     retryMode: 'standard',
+    // Without these a request to a server that stops answering waits forever; the stage activity keeps
+    // heartbeating meanwhile, so nothing else would notice. A timed-out request is retried like a reset one.
+    requestHandler: { connectionTimeout: 10_000, socketTimeout: 120_000 },
   });
 }
 
