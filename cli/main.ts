@@ -14,6 +14,7 @@ import { registerRunCommand } from './commands/run.js';
 import { registerRunsCommands } from './commands/runs.js';
 import { registerScheduleCommands } from './commands/schedule.js';
 import { registerTrainCommand } from './commands/train.js';
+import { registerWeightsCommands } from './commands/weights.js';
 import { registerWorkerCommand } from './commands/worker.js';
 
 export function buildProgram(): Command {
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   registerMetricsCommand(program);
   registerReportCommand(program);
   registerTrainCommand(program);
+  registerWeightsCommands(program);
   registerWorkerCommand(program);
   return program;
 }

@@ -105,6 +105,39 @@ export class FmriMae {
   }
 
   /**
+   * The encoder over the kept patches: x [B, K], `keep` [B·Lk] patch indices per sample (all L of them, in order,
+   * for unmasked latents). Returns the latents [B, Lk+1, D] (CLS first) and the patches [B, L, p].
+   */
+  encode(x: tf.Tensor2D, keep: Int32Array): { latents: tf.Tensor3D; patches: tf.Tensor3D } {
+    const [b, k] = x.shape;
+    const { patchSize: p, width: d } = this.cfg;
+    const l = this.patches(k);
+    const lk = keep.length / b;
+    if (!Number.isInteger(lk) || lk > l)
+      throw new RangeError(`keep holds ${keep.length} indices for ${b}x${l} patches`);
+    const patches = this.patchify(x);
+    const w = tf.reshape(param(this.params, 'patch_embed.proj.weight'), [p, d]);
+    const emb = tf.reshape(
+      tf.add(
+        tf.reshape(linear(tf.reshape(patches, [b * l, p]), w, param(this.params, 'patch_embed.proj.bias')), [
+          b,
+          l,
+          d,
+        ]),
+        this.tables(l).enc,
+      ),
+      [b * l, d],
+    );
+    const keptRows = new Int32Array(b * lk);
+    for (let s = 0; s < b; s++)
+      for (let j = 0; j < lk; j++) keptRows[s * lk + j] = s * l + (keep[s * lk + j] as number);
+    const visible = tf.reshape(tf.gather(emb, keptRows), [b, lk, d]);
+    const cls = tf.broadcastTo(param(this.params, 'cls_token'), [b, 1, d]); // not tile: see fmri-autoencoder.ts
+    const latents = encoderForward(this.params, this.encoder, tf.concat([cls, visible], 1) as tf.Tensor3D);
+    return { latents, patches };
+  }
+
+  /**
    * One masked-modelling pass. x [B, K]; `keep` [B·Lk] holds, per sample, the patch indices the encoder sees
    * (Lk = kept(K)), the rest are masked. Returns the loss and the predictions [B, L, p].
    */
@@ -116,37 +149,20 @@ export class FmriMae {
     if (keep.length !== b * lk)
       throw new RangeError(`keep holds ${keep.length} indices, expected ${b}x${lk}`);
     const pos = this.tables(l);
-    const patches = this.patchify(x);
-    const w = tf.reshape(param(this.params, 'patch_embed.proj.weight'), [p, d]);
-    const emb = tf.reshape(
-      tf.add(
-        tf.reshape(linear(tf.reshape(patches, [b * l, p]), w, param(this.params, 'patch_embed.proj.bias')), [
-          b,
-          l,
-          d,
-        ]),
-        pos.enc,
-      ),
-      [b * l, d],
-    );
+    const { latents: h, patches } = this.encode(x, keep); // [B, Lk+1, D]
 
-    // which rows of [B·L] the encoder sees, and where every decoder slot reads from
-    const keptRows = new Int32Array(b * lk);
+    // where every decoder slot reads from
     const decoderRows = new Int32Array(b * l).fill(b * lk); // index b·Lk is the mask token
     const maskedRows: number[] = [];
     for (let s = 0; s < b; s++) {
       const seen = new Uint8Array(l);
       for (let j = 0; j < lk; j++) {
         const patch = keep[s * lk + j] as number;
-        keptRows[s * lk + j] = s * l + patch;
         decoderRows[s * l + patch] = s * lk + j;
         seen[patch] = 1;
       }
       for (let q = 0; q < l; q++) if (!seen[q]) maskedRows.push(s * l + q);
     }
-    const visible = tf.reshape(tf.gather(emb, keptRows), [b, lk, d]);
-    const cls = tf.broadcastTo(param(this.params, 'cls_token'), [b, 1, d]); // not tile: see fmri-autoencoder.ts
-    const h = encoderForward(this.params, this.encoder, tf.concat([cls, visible], 1) as tf.Tensor3D); // [B, Lk+1, D]
 
     const e = tf.reshape(
       linear(

@@ -1,12 +1,16 @@
 /**
- * BOLD5000's `img_dict.npy` is `np.save(path, {name: uint8 image})`: an .npy file of dtype '|O' whose data
- * is a Python pickle of a 0-d object array holding the dict. Pickles can run arbitrary code, so this is
- * not an unpickler: it is a tiny stack machine that knows only the opcodes numpy emits for exactly that
- * structure (protocols 2-5) and gives each of the five permitted globals a fixed meaning here
- * (numpy's _reconstruct, ndarray, dtype, _frombuffer, and _codecs.encode for protocol-2 bytes). Any
- * other opcode, global, dtype or shape of data is rejected with the byte offset.
+ * Pickles without unpickling. Pickles can run arbitrary code, so this is a small stack machine that knows
+ * a fixed set of opcodes and resolves GLOBALs only through a table: each table gives its permitted globals
+ * a fixed meaning here and nothing is ever imported or called. Two tables use it:
  *
- * The writer emits the protocol-3 layout numpy 1.x wrote for such a dict, so synthetic files have the
+ * - BOLD5000's `img_dict.npy` (`np.save(path, {name: uint8 image})`: an .npy of dtype '|O' whose data is
+ *   the pickle of a 0-d object array holding the dict): the five numpy globals below (protocols 2-5); any
+ *   other global, opcode, dtype or shape of data is rejected with the byte offset.
+ * - torch.save's data.pkl (lib/tensors/torch-zip.ts), where other globals (a training script's config
+ *   class, `builtins.set`) may sit beside the weights: they become opaque placeholders, never constructed,
+ *   and are refused only when the caller needs the value holding them (see `findOpaque`).
+ *
+ * The writer emits the protocol-3 layout numpy 1.x wrote for an image dict, so synthetic files have the
  * real format; numpy reads them back (see test/tensors.test.ts).
  */
 import { readFile } from 'node:fs/promises';
@@ -16,50 +20,93 @@ import { shapeSize } from './ndarray.js';
 import type { NdArray } from './ndarray.js';
 import { NpyDecoder, npyPreludeLength, parseNpyHeader } from './npy.js';
 
-type Callable = 'reconstruct' | 'ndarray' | 'dtype' | 'frombuffer' | 'codecs_encode';
-
-/** The only globals a numpy image-dict pickle needs; both numpy 1.x and 2.x module paths. */
-const GLOBALS: Record<string, Callable> = {
-  'numpy.core.multiarray._reconstruct': 'reconstruct',
-  'numpy._core.multiarray._reconstruct': 'reconstruct',
-  'numpy.ndarray': 'ndarray',
-  'numpy.dtype': 'dtype',
-  'numpy.core.numeric._frombuffer': 'frombuffer',
-  'numpy._core.numeric._frombuffer': 'frombuffer',
-  '_codecs.encode': 'codecs_encode',
-};
-
-interface PyTuple {
+/** A table's own values (numpy arrays, torch storages): objects tagged with a `t` no builtin uses. */
+export interface Native {
+  t: string;
+}
+export interface PyTuple<N> {
   t: 'tuple';
-  items: PyValue[];
+  items: PyValue<N>[];
 }
-interface PyList {
+export interface PyList<N> {
   t: 'list';
-  items: PyValue[];
+  items: PyValue<N>[];
 }
-interface PyDict {
+export interface PyDict<N> {
   t: 'dict';
-  map: Map<string, PyValue>;
+  map: Map<string | number, PyValue<N>>;
 }
-interface PyGlobal {
+/** A permitted global: `fn` is the table's name for it. */
+export interface PyGlobal {
   t: 'global';
-  fn: Callable;
+  fn: string;
 }
-interface PyDType {
-  t: 'dtype';
-  code: 'u1' | 'O8';
+/** A global outside the table, or anything made from one: remembered by name and byte offset only. */
+export interface PyOpaque<N> {
+  t: 'opaque';
+  global: string;
+  offset: number;
+  /** What BUILD would have set on the object (kept as data, never applied). */
+  state?: PyValue<N>;
 }
-/** An ndarray: empty after _reconstruct until BUILD fills either `arr` (uint8) or `objects` (object dtype). */
-interface PyArray {
-  t: 'array';
-  arr?: NdArray;
-  objects?: PyValue[];
+export type PyValue<N> =
+  | null
+  | boolean
+  | number
+  | string
+  | Uint8Array
+  | PyTuple<N>
+  | PyList<N>
+  | PyDict<N>
+  | PyGlobal
+  | PyOpaque<N>
+  | N;
+
+/** The tag of a tagged value (tuple, dict, global, a table's own kinds), or undefined for plain ones. */
+export function tag<N extends Native>(v: PyValue<N>): string | undefined {
+  return v !== null && typeof v === 'object' && !(v instanceof Uint8Array) ? v.t : undefined;
 }
-type PyValue =
-  null | boolean | number | string | Uint8Array | PyTuple | PyList | PyDict | PyGlobal | PyDType | PyArray;
+
+/** The first opaque placeholder inside `v` (depth-first), if any. */
+export function findOpaque<N extends Native>(
+  v: PyValue<N>,
+  seen = new Set<object>(),
+): PyOpaque<N> | undefined {
+  const t = tag(v);
+  if (t === undefined || seen.has(v as object)) return undefined;
+  seen.add(v as object);
+  if (t === 'opaque') return v as PyOpaque<N>;
+  if (t === 'tuple' || t === 'list') {
+    for (const item of (v as PyTuple<N>).items) {
+      const o = findOpaque(item, seen);
+      if (o) return o;
+    }
+  }
+  if (t === 'dict') {
+    for (const item of (v as PyDict<N>).map.values()) {
+      const o = findOpaque(item, seen);
+      if (o) return o;
+    }
+  }
+  return undefined;
+}
+
+/** What a table decides; `vm` gives its error helpers (which name the file and byte offset). */
+export interface GlobalTable<N extends Native> {
+  /** 'module.name' → the table's name for the callable. */
+  readonly globals: Readonly<Record<string, string>>;
+  /** true: other globals become opaque placeholders; false: they are refused at once. */
+  readonly opaqueUnknown: boolean;
+  /** Calls a permitted global (REDUCE); args hold no opaque value. */
+  reduce(vm: PickleMachine<N>, fn: string, args: PyValue<N>): PyValue<N>;
+  /** BUILD on a value that is not opaque. */
+  build(vm: PickleMachine<N>, obj: PyValue<N>, state: PyValue<N>): void;
+  /** BINPERSID; without it the opcode is refused. */
+  persistentLoad?(vm: PickleMachine<N>, pid: PyValue<N>): PyValue<N>;
+}
 
 const MARK = Symbol('mark');
-type StackItem = PyValue | typeof MARK;
+type StackItem<N> = PyValue<N> | typeof MARK;
 
 /** Names of the opcodes refused most often, for readable errors. */
 const OPCODE_NAMES: Record<number, string> = {
@@ -67,7 +114,6 @@ const OPCODE_NAMES: Record<number, string> = {
   0x31: 'POP_MARK',
   0x32: 'DUP',
   0x46: 'FLOAT',
-  0x47: 'BINFLOAT',
   0x49: 'INT',
   0x4c: 'LONG',
   0x50: 'PERSID',
@@ -82,11 +128,9 @@ const OPCODE_NAMES: Record<number, string> = {
   0x6c: 'LIST',
   0x6f: 'OBJ',
   0x70: 'PUT',
-  0x81: 'NEWOBJ',
   0x82: 'EXT1',
   0x83: 'EXT2',
   0x84: 'EXT4',
-  0x8a: 'LONG1',
   0x8b: 'LONG4',
   0x8d: 'BINUNICODE8',
   0x8f: 'FROZENSET',
@@ -97,21 +141,24 @@ const OPCODE_NAMES: Record<number, string> = {
   0x98: 'READONLY_BUFFER',
 };
 
-class PickleMachine {
+export class PickleMachine<N extends Native> {
   private pos = 0;
   private opStart = 0;
-  private readonly stack: StackItem[] = [];
-  private readonly memo = new Map<number, PyValue>();
+  private readonly stack: StackItem<N>[] = [];
+  private readonly memo = new Map<number, PyValue<N>>();
   private readonly dv: DataView;
 
   constructor(
     private readonly buf: Uint8Array,
-    private readonly source: string,
+    /** Names the file (and member) in errors. */
+    readonly source: string,
+    private readonly table: GlobalTable<N>,
   ) {
     this.dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   }
 
-  private fail(problem: string): never {
+  /** Refuses the pickle at the current opcode. */
+  fail(problem: string): never {
     throw new BadInputError(`${this.source}: pickle rejected at byte ${this.opStart}: ${problem}`);
   }
 
@@ -122,22 +169,35 @@ class PickleMachine {
     return out;
   }
 
+  private at(n: number): number {
+    return this.take(n).byteOffset - this.buf.byteOffset;
+  }
   private u8(): number {
     return this.take(1)[0]!;
   }
   private u16(): number {
-    const v = this.dv.getUint16(this.take(2).byteOffset - this.buf.byteOffset, true);
-    return v;
+    return this.dv.getUint16(this.at(2), true);
   }
   private u32(): number {
-    return this.dv.getUint32(this.take(4).byteOffset - this.buf.byteOffset, true);
+    return this.dv.getUint32(this.at(4), true);
   }
   private i32(): number {
-    return this.dv.getInt32(this.take(4).byteOffset - this.buf.byteOffset, true);
+    return this.dv.getInt32(this.at(4), true);
   }
   private u64(): number {
-    const v = this.dv.getBigUint64(this.take(8).byteOffset - this.buf.byteOffset, true);
+    const v = this.dv.getBigUint64(this.at(8), true);
     if (v > BigInt(this.buf.length)) this.fail('length field exceeds the file');
+    return Number(v);
+  }
+
+  /** LONG1: a little-endian two's-complement integer of up to 255 bytes; only safe integers are kept. */
+  private long1(): number {
+    const bytes = this.take(this.u8());
+    let v = 0n;
+    for (let i = bytes.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(bytes[i]!);
+    if (bytes.length > 0 && bytes[bytes.length - 1]! >= 0x80) v -= 1n << BigInt(8 * bytes.length);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER))
+      this.fail(`integer ${v} is beyond 2^53`);
     return Number(v);
   }
 
@@ -157,43 +217,45 @@ class PickleMachine {
     return s;
   }
 
-  private push(v: StackItem): void {
+  private push(v: StackItem<N>): void {
     this.stack.push(v);
   }
 
-  private pop(): PyValue {
+  private pop(): PyValue<N> {
     const v = this.stack.pop();
     if (v === undefined) this.fail('stack underflow');
     if (v === MARK) this.fail('unexpected MARK');
     return v;
   }
 
-  private top(): PyValue {
+  private top(): PyValue<N> {
     const v = this.stack[this.stack.length - 1];
     if (v === undefined || v === MARK) this.fail('nothing to memoize');
     return v;
   }
 
-  private popToMark(): PyValue[] {
+  private popToMark(): PyValue<N>[] {
     const i = this.stack.lastIndexOf(MARK);
     if (i < 0) this.fail('no MARK on the stack');
-    const items = this.stack.splice(i) as PyValue[];
+    const items = this.stack.splice(i) as PyValue<N>[];
     items.shift();
     return items;
   }
 
-  private global(module: string, name: string): PyGlobal {
-    const fn = GLOBALS[`${module}.${name}`];
-    if (!fn) this.fail(`disallowed global ${module}.${name}`);
-    return { t: 'global', fn };
+  private global(module: string, name: string): PyGlobal | PyOpaque<N> {
+    const full = `${module}.${name}`;
+    const fn = this.table.globals[full];
+    if (fn) return { t: 'global', fn };
+    if (!this.table.opaqueUnknown) this.fail(`disallowed global ${full}`);
+    return { t: 'opaque', global: full, offset: this.opStart };
   }
 
-  private get(index: number): PyValue {
+  private get(index: number): PyValue<N> {
     if (!this.memo.has(index)) this.fail(`memo index ${index} not set`);
     return this.memo.get(index)!;
   }
 
-  run(): PyValue {
+  run(): PyValue<N> {
     for (;;) {
       this.opStart = this.pos;
       const op = this.u8();
@@ -234,6 +296,12 @@ class PickleMachine {
         case 0x4d:
           this.push(this.u16());
           break;
+        case 0x8a:
+          this.push(this.long1());
+          break;
+        case 0x47: // BINFLOAT: big-endian float64
+          this.push(this.dv.getFloat64(this.at(8), false));
+          break;
         case 0x8c:
           this.push(this.utf8(this.take(this.u8())));
           break;
@@ -260,7 +328,7 @@ class PickleMachine {
         case 0x86:
         case 0x87: {
           const n = op - 0x84;
-          const items: PyValue[] = [];
+          const items: PyValue<N>[] = [];
           for (let i = 0; i < n; i++) items.unshift(this.pop());
           this.push({ t: 'tuple', items });
           break;
@@ -270,12 +338,12 @@ class PickleMachine {
           break;
         case 0x61: {
           const v = this.pop();
-          this.list().items.push(v);
+          this.list()?.items.push(v);
           break;
         }
         case 0x65: {
           const items = this.popToMark();
-          this.list().items.push(...items);
+          this.list()?.items.push(...items);
           break;
         }
         case 0x7d:
@@ -309,12 +377,26 @@ class PickleMachine {
         case 0x52: {
           const args = this.pop();
           const fn = this.pop();
-          this.push(this.reduce(fn, args));
+          this.push(this.call(fn, args, 'REDUCE'));
+          break;
+        }
+        case 0x81: {
+          const args = this.pop();
+          const cls = this.pop();
+          if (tag(cls) !== 'opaque') this.fail('NEWOBJ is only expected for classes outside the table');
+          this.push(this.call(cls, args, 'NEWOBJ'));
           break;
         }
         case 0x62: {
           const state = this.pop();
-          this.build(this.top(), state);
+          const obj = this.top();
+          if (tag(obj) === 'opaque') (obj as PyOpaque<N>).state = state;
+          else this.table.build(this, obj, state);
+          break;
+        }
+        case 0x51: {
+          if (!this.table.persistentLoad) this.fail('disallowed opcode 0x51 (BINPERSID)');
+          this.push(this.table.persistentLoad(this, this.pop()));
           break;
         }
         case 0x71:
@@ -340,134 +422,164 @@ class PickleMachine {
     }
   }
 
-  private list(): PyList {
-    const l = this.top();
-    if (typeof l !== 'object' || l === null || !('t' in l) || l.t !== 'list')
-      this.fail('APPEND target is not a list');
-    return l;
-  }
-
-  private setItem(k: PyValue, v: PyValue): void {
-    const d = this.top();
-    if (typeof d !== 'object' || d === null || !('t' in d) || d.t !== 'dict')
-      this.fail('SETITEM target is not a dict');
-    if (typeof k !== 'string') this.fail('dict keys must be str');
-    d.map.set(k, v);
-  }
-
-  private tuple(v: PyValue, n: number | undefined, what: string): PyValue[] {
-    if (
-      typeof v !== 'object' ||
-      v === null ||
-      !('t' in v) ||
-      v.t !== 'tuple' ||
-      (n !== undefined && v.items.length !== n)
-    ) {
-      this.fail(`${what} has an unexpected structure`);
+  /** REDUCE/NEWOBJ: an opaque callable or argument makes an opaque result; nothing unknown is ever called. */
+  private call(fn: PyValue<N>, args: PyValue<N>, op: string): PyValue<N> {
+    if (tag(fn) === 'opaque') {
+      const o = fn as PyOpaque<N>;
+      return { t: 'opaque', global: o.global, offset: o.offset };
     }
-    return v.items;
+    if (tag(fn) !== 'global') this.fail(`${op} of a non-callable`);
+    const inner = findOpaque(args);
+    if (inner) return { t: 'opaque', global: inner.global, offset: inner.offset };
+    return this.table.reduce(this, (fn as PyGlobal).fn, args);
   }
 
-  private shape(v: PyValue): number[] {
-    const dims = this.tuple(v, undefined, 'shape');
-    if (!dims.every((d) => typeof d === 'number' && Number.isInteger(d) && d >= 0))
-      this.fail('shape must be non-negative ints');
+  /** The list APPEND targets; undefined for an opaque object, whose items are dropped with it. */
+  private list(): PyList<N> | undefined {
+    const l = this.top();
+    if (tag(l) === 'opaque') return undefined;
+    if (tag(l) !== 'list') this.fail('APPEND target is not a list');
+    return l as PyList<N>;
+  }
+
+  private setItem(k: PyValue<N>, v: PyValue<N>): void {
+    const d = this.top();
+    if (tag(d) === 'opaque') return;
+    if (tag(d) !== 'dict') this.fail('SETITEM target is not a dict');
+    if (typeof k !== 'string' && !(typeof k === 'number' && Number.isInteger(k)))
+      this.fail('dict keys must be str or int');
+    (d as PyDict<N>).map.set(k, v);
+  }
+
+  /** The items of a tuple of `n` items (any length when undefined). */
+  tuple(v: PyValue<N>, n: number | undefined, what: string): PyValue<N>[] {
+    if (tag(v) !== 'tuple' || (n !== undefined && (v as PyTuple<N>).items.length !== n))
+      this.fail(`${what} has an unexpected structure`);
+    return (v as PyTuple<N>).items;
+  }
+
+  /** A tuple of non-negative ints. */
+  shape(v: PyValue<N>, what = 'shape'): number[] {
+    const dims = this.tuple(v, undefined, what);
+    if (!dims.every((d) => typeof d === 'number' && Number.isSafeInteger(d) && d >= 0))
+      this.fail(`${what} must be non-negative ints`);
     return dims as number[];
   }
+}
 
-  private dtype(v: PyValue): 'u1' | 'O8' {
-    if (typeof v !== 'object' || v === null || !('t' in v) || v.t !== 'dtype')
-      this.fail('expected a numpy dtype');
-    return v.code;
-  }
+/** numpy's own values in an image-dict pickle. */
+interface PyDType {
+  t: 'dtype';
+  code: 'u1' | 'O8';
+}
+/** An ndarray: empty after _reconstruct until BUILD fills either `arr` (uint8) or `objects` (object dtype). */
+interface PyArray {
+  t: 'array';
+  arr?: NdArray;
+  objects?: NumpyValue[];
+}
+type NumpyNative = PyDType | PyArray;
+type NumpyValue = PyValue<NumpyNative>;
+type NumpyVM = PickleMachine<NumpyNative>;
 
-  private bytes(v: PyValue, what: string): Uint8Array {
-    if (!(v instanceof Uint8Array)) this.fail(`${what} must be bytes`);
-    return v;
-  }
+function dtypeOf(vm: NumpyVM, v: NumpyValue): 'u1' | 'O8' {
+  if (tag(v) !== 'dtype') vm.fail('expected a numpy dtype');
+  return (v as PyDType).code;
+}
 
-  /** A uint8 image array from raw bytes, converting Fortran order to C order. */
-  private uint8Array(shape: number[], data: Uint8Array, fortran: boolean): NdArray {
-    if (data.length !== shapeSize(shape))
-      this.fail(
-        `array data has ${data.length} bytes but shape [${shape.join(', ')}] needs ${shapeSize(shape)}`,
-      );
-    if (!fortran) return { dtype: 'uint8', shape, data };
-    const dec = new NpyDecoder({ descr: '|u1', fortranOrder: true, shape }, this.source);
-    dec.push(data);
-    return dec.finish();
-  }
+function bytesOf(vm: NumpyVM, v: NumpyValue, what: string): Uint8Array {
+  if (!(v instanceof Uint8Array)) vm.fail(`${what} must be bytes`);
+  return v;
+}
 
-  private reduce(fn: PyValue, args: PyValue): PyValue {
-    if (typeof fn !== 'object' || fn === null || !('t' in fn) || fn.t !== 'global')
-      this.fail('REDUCE of a non-callable');
-    switch (fn.fn) {
+/** A uint8 image array from raw bytes, converting Fortran order to C order. */
+function uint8Array(vm: NumpyVM, shape: number[], data: Uint8Array, fortran: boolean): NdArray {
+  if (data.length !== shapeSize(shape))
+    vm.fail(`array data has ${data.length} bytes but shape [${shape.join(', ')}] needs ${shapeSize(shape)}`);
+  if (!fortran) return { dtype: 'uint8', shape, data };
+  const dec = new NpyDecoder({ descr: '|u1', fortranOrder: true, shape }, vm.source);
+  dec.push(data);
+  return dec.finish();
+}
+
+/** The only globals a numpy image-dict pickle needs (both numpy 1.x and 2.x module paths); all else is refused. */
+const NUMPY_TABLE: GlobalTable<NumpyNative> = {
+  globals: {
+    'numpy.core.multiarray._reconstruct': 'reconstruct',
+    'numpy._core.multiarray._reconstruct': 'reconstruct',
+    'numpy.ndarray': 'ndarray',
+    'numpy.dtype': 'dtype',
+    'numpy.core.numeric._frombuffer': 'frombuffer',
+    'numpy._core.numeric._frombuffer': 'frombuffer',
+    '_codecs.encode': 'codecs_encode',
+  },
+  opaqueUnknown: false,
+
+  reduce(vm: NumpyVM, fn: string, args: NumpyValue): NumpyValue {
+    switch (fn) {
       case 'reconstruct': {
-        const [cls, shape, tag] = this.tuple(args, 3, '_reconstruct arguments');
-        const ok =
-          typeof cls === 'object' && cls !== null && 't' in cls && cls.t === 'global' && cls.fn === 'ndarray';
-        if (!ok || this.shape(shape!).join() !== '0' || !(tag instanceof Uint8Array))
-          this.fail('unexpected _reconstruct arguments');
+        const [cls, shape, tg] = vm.tuple(args, 3, '_reconstruct arguments');
+        const ok = tag(cls!) === 'global' && (cls as PyGlobal).fn === 'ndarray';
+        if (!ok || vm.shape(shape!).join() !== '0' || !(tg instanceof Uint8Array))
+          vm.fail('unexpected _reconstruct arguments');
         return { t: 'array' };
       }
       case 'dtype': {
-        const [code, align, copy] = this.tuple(args, 3, 'dtype arguments');
+        const [code, align, copy] = vm.tuple(args, 3, 'dtype arguments');
         if (code !== 'u1' && code !== 'O8')
-          this.fail(`dtype '${String(code)}' is not allowed (only uint8 images in an object dict)`);
-        if (align !== false || copy !== true) this.fail('unexpected dtype arguments');
+          vm.fail(`dtype '${String(code)}' is not allowed (only uint8 images in an object dict)`);
+        if (align !== false || copy !== true) vm.fail('unexpected dtype arguments');
         return { t: 'dtype', code };
       }
       case 'frombuffer': {
-        const [buf, dt, shape, order] = this.tuple(args, 4, '_frombuffer arguments');
-        if (this.dtype(dt!) !== 'u1') this.fail('_frombuffer is only allowed for uint8 data');
-        if (order !== 'C' && order !== 'F') this.fail('unexpected array order');
+        const [buf, dt, shape, order] = vm.tuple(args, 4, '_frombuffer arguments');
+        if (dtypeOf(vm, dt!) !== 'u1') vm.fail('_frombuffer is only allowed for uint8 data');
+        if (order !== 'C' && order !== 'F') vm.fail('unexpected array order');
         return {
           t: 'array',
-          arr: this.uint8Array(this.shape(shape!), this.bytes(buf!, 'buffer'), order === 'F'),
+          arr: uint8Array(vm, vm.shape(shape!), bytesOf(vm, buf!, 'buffer'), order === 'F'),
         };
       }
       case 'codecs_encode': {
         // protocol 2 stores bytes as _codecs.encode(latin-1 text, 'latin1')
-        const [text, enc] = this.tuple(args, 2, '_codecs.encode arguments');
+        const [text, enc] = vm.tuple(args, 2, '_codecs.encode arguments');
         if (typeof text !== 'string' || enc !== 'latin1')
-          this.fail("_codecs.encode is only allowed as (str, 'latin1')");
+          vm.fail("_codecs.encode is only allowed as (str, 'latin1')");
         const out = new Uint8Array(text.length);
         for (let i = 0; i < text.length; i++) {
           const c = text.charCodeAt(i);
-          if (c > 255) this.fail('latin-1 text holds a character above 255');
+          if (c > 255) vm.fail('latin-1 text holds a character above 255');
           out[i] = c;
         }
         return out;
       }
-      case 'ndarray':
-        this.fail('numpy.ndarray may only be passed to _reconstruct');
+      default:
+        vm.fail('numpy.ndarray may only be passed to _reconstruct');
     }
-  }
+  },
 
-  private build(obj: PyValue, state: PyValue): void {
-    if (typeof obj !== 'object' || obj === null || !('t' in obj)) this.fail('BUILD on a plain value');
-    if (obj.t === 'dtype') {
-      const s = this.tuple(state, 8, 'dtype state');
-      if (s[0] !== 3 || s[1] !== '|') this.fail('unexpected dtype state');
+  build(vm: NumpyVM, obj: NumpyValue, state: NumpyValue): void {
+    const t = tag(obj);
+    if (t === 'dtype') {
+      const s = vm.tuple(state, 8, 'dtype state');
+      if (s[0] !== 3 || s[1] !== '|') vm.fail('unexpected dtype state');
       return;
     }
-    if (obj.t !== 'array' || obj.arr || obj.objects) this.fail('BUILD on an unexpected object');
-    const [version, shapeV, dt, fortran, data] = this.tuple(state, 5, 'ndarray state');
-    if (version !== 1 || typeof fortran !== 'boolean') this.fail('unexpected ndarray state');
-    const shape = this.shape(shapeV!);
-    if (this.dtype(dt!) === 'u1') {
-      obj.arr = this.uint8Array(shape, this.bytes(data!, 'array data'), fortran);
+    const a = obj as PyArray;
+    if (t !== 'array' || a.arr || a.objects) vm.fail('BUILD on an unexpected object');
+    const [version, shapeV, dt, fortran, data] = vm.tuple(state, 5, 'ndarray state');
+    if (version !== 1 || typeof fortran !== 'boolean') vm.fail('unexpected ndarray state');
+    const shape = vm.shape(shapeV!);
+    if (dtypeOf(vm, dt!) === 'u1') {
+      a.arr = uint8Array(vm, shape, bytesOf(vm, data!, 'array data'), fortran);
     } else {
-      const items =
-        data !== null && typeof data === 'object' && 't' in data && data.t === 'list'
-          ? data.items
-          : undefined;
+      const items = tag(data!) === 'list' ? (data as PyList<NumpyNative>).items : undefined;
       if (!items || items.length !== shapeSize(shape))
-        this.fail('object array state must list one item per element');
-      obj.objects = items;
+        vm.fail('object array state must list one item per element');
+      a.objects = items;
     }
-  }
-}
+  },
+};
 
 /** Parses an np.save'd dict of str → uint8 array from memory. Values keep the dict's insertion order. */
 export function parseImageDictNpy(buf: Uint8Array, source: string): Map<string, NdArray> {
@@ -477,24 +589,18 @@ export function parseImageDictNpy(buf: Uint8Array, source: string): Map<string, 
       `${source}: expected a pickled dict (dtype '|O', shape ()), found dtype '${header.descr}' shape [${header.shape.join(', ')}]`,
     );
   }
-  const root = new PickleMachine(buf.subarray(header.dataOffset), source).run();
-  const dict =
-    root !== null &&
-    typeof root === 'object' &&
-    't' in root &&
-    root.t === 'array' &&
-    root.objects?.length === 1
-      ? root.objects[0]
-      : undefined;
-  if (!dict || typeof dict !== 'object' || !('t' in dict) || dict.t !== 'dict') {
+  const root = new PickleMachine(buf.subarray(header.dataOffset), source, NUMPY_TABLE).run();
+  const objects = tag(root) === 'array' ? (root as PyArray).objects : undefined;
+  const dict = objects?.length === 1 ? objects[0]! : undefined;
+  if (dict === undefined || tag(dict) !== 'dict') {
     throw new BadInputError(`${source}: the pickle does not hold a 0-d object array containing a dict`);
   }
   const out = new Map<string, NdArray>();
-  for (const [k, v] of dict.map) {
-    if (v === null || typeof v !== 'object' || !('t' in v) || v.t !== 'array' || !v.arr) {
-      throw new BadInputError(`${source}: value for '${k}' is not a uint8 array`);
-    }
-    out.set(k, v.arr);
+  for (const [k, v] of (dict as PyDict<NumpyNative>).map) {
+    if (typeof k !== 'string') throw new BadInputError(`${source}: dict key ${k} is not a str`);
+    const arr = tag(v) === 'array' ? (v as PyArray).arr : undefined;
+    if (!arr) throw new BadInputError(`${source}: value for '${k}' is not a uint8 array`);
+    out.set(k, arr);
   }
   return out;
 }

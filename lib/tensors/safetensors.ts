@@ -8,9 +8,12 @@
  */
 import { z } from 'zod';
 import { BadInputError } from '../errors.js';
+import type { SourceDType } from '../weights/source.js';
+import type { FileHandle } from 'node:fs/promises';
 import { openForReading, readFully, writePiecesAtomic } from './files.js';
 import { ITEMSIZE, allocate, byteView, shapeSize } from './ndarray.js';
 import type { DType, NdArray } from './ndarray.js';
+import { SOURCE_ITEMSIZE } from './source-dtypes.js';
 
 const ST_DTYPES = {
   F32: 'float32',
@@ -21,6 +24,14 @@ const ST_DTYPES = {
   BOOL: 'bool',
 } as const satisfies Record<string, DType>;
 type StDType = keyof typeof ST_DTYPES;
+/** What upstream checkpoints also use; read lazily and widened by `indexSafetensors` callers. */
+const ST_SOURCE_DTYPES: Record<string, SourceDType> = {
+  ...ST_DTYPES,
+  F16: 'float16',
+  BF16: 'bfloat16',
+  I16: 'int16',
+  I8: 'int8',
+};
 const ST_NAME = Object.fromEntries(Object.entries(ST_DTYPES).map(([k, v]) => [v, k])) as Record<
   DType,
   StDType
@@ -43,9 +54,9 @@ const tensorInfo = z
   .strict();
 const metadataSchema = z.record(z.string(), z.string());
 
-interface Slot {
+export interface Slot<D extends SourceDType = DType> {
   name: string;
-  dtype: DType;
+  dtype: D;
   shape: number[];
   begin: number;
   end: number;
@@ -66,11 +77,12 @@ function headerLength(first8: Uint8Array, totalSize: number, source: string): nu
 }
 
 /** Validates the JSON header against a data section of `dataLength` bytes; returns slots in header order. */
-function parseHeader(
+function parseHeader<D extends SourceDType = DType>(
   json: Uint8Array,
   dataLength: number,
   source: string,
-): { slots: Slot[]; metadata: Record<string, string> } {
+  dtypes: Readonly<Record<string, D>>,
+): { slots: Slot<D>[]; metadata: Record<string, string> } {
   let raw: unknown;
   try {
     raw = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(json));
@@ -80,7 +92,7 @@ function parseHeader(
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
     throw bad(source, 'safetensors header is not a JSON object');
   let metadata: Record<string, string> = {};
-  const slots: Slot[] = [];
+  const slots: Slot<D>[] = [];
   for (const [name, value] of Object.entries(raw)) {
     if (name === '__metadata__') {
       const m = metadataSchema.safeParse(value);
@@ -90,17 +102,17 @@ function parseHeader(
     }
     const t = tensorInfo.safeParse(value);
     if (!t.success) throw bad(source, `tensor '${name}' has a malformed entry: ${JSON.stringify(value)}`);
-    if (!Object.hasOwn(ST_DTYPES, t.data.dtype)) {
+    if (!Object.hasOwn(dtypes, t.data.dtype)) {
       throw bad(
         source,
-        `tensor '${name}' has unsupported dtype '${t.data.dtype}' (supported: ${Object.keys(ST_DTYPES).join(', ')})`,
+        `tensor '${name}' has unsupported dtype '${t.data.dtype}' (supported: ${Object.keys(dtypes).join(', ')})`,
       );
     }
-    const dtype = ST_DTYPES[t.data.dtype as StDType];
+    const dtype = dtypes[t.data.dtype]!;
     const [begin, end] = t.data.data_offsets;
     let bytes: number;
     try {
-      bytes = shapeSize(t.data.shape) * ITEMSIZE[dtype];
+      bytes = shapeSize(t.data.shape) * SOURCE_ITEMSIZE[dtype];
     } catch (e) {
       throw bad(source, `tensor '${name}': ${(e as Error).message}`);
     }
@@ -130,7 +142,7 @@ function parseHeader(
 export function parseSafetensors(buf: Uint8Array, source: string): Safetensors {
   const n = headerLength(buf.subarray(0, 8), buf.length, source);
   const start = 8 + n;
-  const { slots, metadata } = parseHeader(buf.subarray(8, start), buf.length - start, source);
+  const { slots, metadata } = parseHeader(buf.subarray(8, start), buf.length - start, source, ST_DTYPES);
   const tensors = new Map<string, NdArray>();
   for (const s of slots) {
     const data = allocate(s.dtype, shapeSize(s.shape));
@@ -146,6 +158,23 @@ function checkBool(arr: NdArray, name: string, source: string): NdArray {
   return arr;
 }
 
+/**
+ * The header of an open safetensors file, for reading tensors one at a time: slots in header order with
+ * `begin`/`end` relative to `dataStart`; also accepts F16, BF16, I16 and I8.
+ */
+export async function indexSafetensors(
+  fh: FileHandle,
+  path: string,
+): Promise<{ slots: Slot<SourceDType>[]; metadata: Record<string, string>; dataStart: number }> {
+  const size = (await fh.stat()).size;
+  const first8 = new Uint8Array(8);
+  await readFully(fh, first8, 0);
+  const n = headerLength(first8, size, path);
+  const json = new Uint8Array(n);
+  await readFully(fh, json, 8);
+  return { ...parseHeader(json, size - 8 - n, path, ST_SOURCE_DTYPES), dataStart: 8 + n };
+}
+
 /** Reads a safetensors file tensor by tensor into the final arrays. */
 export async function readSafetensors(path: string): Promise<Safetensors> {
   const fh = await openForReading(path);
@@ -157,7 +186,7 @@ export async function readSafetensors(path: string): Promise<Safetensors> {
     const json = new Uint8Array(n);
     await readFully(fh, json, 8);
     const start = 8 + n;
-    const { slots, metadata } = parseHeader(json, size - start, path);
+    const { slots, metadata } = parseHeader(json, size - start, path, ST_DTYPES);
     const tensors = new Map<string, NdArray>();
     for (const s of slots) {
       const data = allocate(s.dtype, shapeSize(s.shape));

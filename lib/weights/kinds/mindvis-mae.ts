@@ -1,0 +1,168 @@
+/**
+ * MinD-Vis's fMRI MAE (SC-MBM, `fmri_encoder.pth`): torch.save of {'model': state_dict, 'optimizer', 'epoch',
+ * 'scaler', 'config'}. Only 'model' is imported; 'config' (a pickled Config_MBM_fMRI) is never constructed, its
+ * plain fields are read as data where they can be (num_heads, decoder_num_heads, mask_ratio).
+ *
+ * MinD-Vis names are the project's FmriMae names (lib/models/mae.ts); Linear weights are transposed and the
+ * Conv1d patch embedding [D, 1, p] becomes [p, 1, D]. pos_embed / decoder_pos_embed are fixed sin-cos tables
+ * (requires_grad=False) that FmriMae recomputes for any voxel count, so they are not imported; their length
+ * (the pre-training patch count) is recorded for the position adaptation a later stage may need.
+ */
+import { BadInputError } from '../../errors.js';
+import { FmriMae, type MaeConfig } from '../../models/mae.js';
+import { sincosPositions } from '../../models/layers.js';
+import { Rng } from '../../compute/rng.js';
+import type { NdArray } from '../../tensors/ndarray.js';
+import type { ImportedNetwork, ImportOptions, WeightKind } from '../kind.js';
+import type { CheckpointSource } from '../source.js';
+import { convFromTorch, linearFromTorch } from '../layout.js';
+import { TensorTaker, dim } from '../take.js';
+
+/** timm Block tensors, with whether each is a Linear weight to transpose. */
+const BLOCK_TENSORS: [string, boolean][] = [
+  ['norm1.weight', false],
+  ['norm1.bias', false],
+  ['attn.qkv.weight', true],
+  ['attn.qkv.bias', false],
+  ['attn.proj.weight', true],
+  ['attn.proj.bias', false],
+  ['norm2.weight', false],
+  ['norm2.bias', false],
+  ['mlp.fc1.weight', true],
+  ['mlp.fc1.bias', false],
+  ['mlp.fc2.weight', true],
+  ['mlp.fc2.bias', false],
+];
+
+const HEADS_DEFAULT = 16;
+
+function positiveInt(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : undefined;
+}
+
+/** Largest |pos_embed − sin-cos table| over the stored table (CLS row included), for the record. */
+function sincosDeviation(pos: NdArray, width: number, rows: number): number {
+  const expected = sincosPositions(width, rows - 1); // [rows, width], CLS row first
+  const got = pos.data as Float32Array;
+  let worst = 0;
+  for (let i = 0; i < expected.length; i++)
+    worst = Math.max(worst, Math.abs((got[i] as number) - (expected[i] as number)));
+  return worst;
+}
+
+async function importMindVis(
+  src: CheckpointSource,
+  opts: ImportOptions,
+): Promise<ImportedNetwork> {
+  const t = new TensorTaker(src);
+  const patch = dim(t, 'patch_embed.proj.weight', 2, 3);
+  const width = dim(t, 'patch_embed.proj.weight', 0, 3);
+  const depth = t.count('blocks.', '.norm1.weight');
+  const decoderDepth = t.count('decoder_blocks.', '.norm1.weight');
+  if (depth === 0 || decoderDepth === 0) {
+    throw new BadInputError(
+      `${src.path}: no 'blocks.0.*' or 'decoder_blocks.0.*' tensors: not a MinD-Vis MAE state dict`,
+    );
+  }
+  const decoderWidth = dim(t, 'decoder_embed.weight', 0, 2);
+  const mlp = dim(t, 'blocks.0.mlp.fc1.weight', 0, 2);
+  const cfgEntry = (src.extras.config ?? {}) as Record<string, unknown>;
+  const heads = opts.heads ?? positiveInt(cfgEntry.num_heads) ?? HEADS_DEFAULT;
+  const decoderHeads = opts.heads ?? positiveInt(cfgEntry.decoder_num_heads) ?? HEADS_DEFAULT;
+  const maskRatio = typeof cfgEntry.mask_ratio === 'number' ? cfgEntry.mask_ratio : 0.75;
+  for (const [w, h] of [
+    [width, heads],
+    [decoderWidth, decoderHeads],
+  ] as const) {
+    if (w % h !== 0)
+      throw new BadInputError(`${src.path}: width ${w} does not divide into ${h} heads (use --heads)`);
+  }
+  const config: MaeConfig = {
+    patchSize: patch,
+    width,
+    depth,
+    heads,
+    mlpRatio: mlp / width,
+    decoderWidth,
+    decoderDepth,
+    decoderHeads,
+    maskRatio,
+    eps: 1e-5, // MinD-Vis passes nn.LayerNorm (eps 1e-5) to timm's Block
+  };
+
+  // The expected shape of every parameter comes from a model built at the inferred size.
+  const shapes = new Map<string, number[]>();
+  const probe = new FmriMae(config, new Rng(0, 'shapes'));
+  for (const [name, v] of probe.params) shapes.set(name, v.shape);
+  probe.dispose();
+
+  const tensors = new Map<string, NdArray>();
+  const put = async (name: string, convert?: (a: NdArray, what: string) => NdArray): Promise<void> => {
+    const expected = shapes.get(name)!;
+    const stored = convert ? [...expected].reverse() : expected;
+    const raw = await t.take(name, name === 'patch_embed.proj.weight' ? [width, 1, patch] : stored);
+    tensors.set(name, convert ? convert(raw, `${src.path}: ${name}`) : raw);
+  };
+  await put('patch_embed.proj.weight', convFromTorch);
+  await put('patch_embed.proj.bias');
+  await put('cls_token');
+  for (const [prefix, n] of [
+    ['blocks.', depth],
+    ['decoder_blocks.', decoderDepth],
+  ] as const) {
+    for (let i = 0; i < n; i++) {
+      for (const [suffix, isLinear] of BLOCK_TENSORS)
+        await put(`${prefix}${i}.${suffix}`, isLinear ? linearFromTorch : undefined);
+    }
+  }
+  for (const name of [
+    'norm.weight',
+    'norm.bias',
+    'decoder_embed.bias',
+    'mask_token',
+    'decoder_norm.weight',
+    'decoder_norm.bias',
+    'decoder_pred.bias',
+  ])
+    await put(name);
+  await put('decoder_embed.weight', linearFromTorch);
+  await put('decoder_pred.weight', linearFromTorch);
+
+  const notes: ImportedNetwork['notes'] = {
+    heads: opts.heads
+      ? '--heads'
+      : positiveInt(cfgEntry.num_heads)
+        ? 'config entry'
+        : `default ${HEADS_DEFAULT}`,
+    layerNormEps: 1e-5,
+  };
+  if (t.has('pos_embed')) {
+    const pos = await t.take('pos_embed', [1, -1, width]);
+    const rows = pos.shape[1] as number;
+    notes.pretrainPatches = rows - 1;
+    notes.posEmbedMaxDeviationFromSinCos = sincosDeviation(pos, width, rows);
+  }
+  t.skip('decoder_pos_embed');
+  const unused = t.unused();
+  return { tensors, config: { ...config }, unused, notes };
+}
+
+export const mindvisMaeKind: WeightKind = {
+  name: 'mindvis-mae',
+  description:
+    "MinD-Vis's SC-MBM fMRI MAE (fmri_encoder.pth; torch.save with 'model', 'optimizer', 'config')",
+  formats: ['torch-zip', 'safetensors'],
+  entry: 'model',
+  mappingVersion: 1,
+  importFrom: importMindVis,
+  fullSize: {
+    patchSize: 16,
+    width: 1024,
+    depth: 24,
+    heads: 16,
+    mlpRatio: 1,
+    decoderWidth: 512,
+    decoderDepth: 8,
+    decoderHeads: 16,
+  },
+};
