@@ -260,3 +260,116 @@ describe('bad checkpoint files', () => {
     await rejects('notes.txt', undefined, /not a checkpoint this reader knows/);
   });
 });
+
+const MAKE_LEGACY = String.raw`
+import sys, os, json, importlib.util
+import torch
+d = sys.argv[1]
+torch.manual_seed(0)
+out = {}
+def expect(name, sd):
+    out[name] = {k: {'dtype': str(v.dtype).replace('torch.', ''), 'shape': list(v.shape),
+                     'values': v.detach().float().reshape(-1).tolist() if v.dtype != torch.int64 else v.reshape(-1).tolist()}
+                 for k, v in sd.items()}
+def legacy(obj, name, **kw):
+    torch.save(obj, os.path.join(d, name), _use_new_zipfile_serialization=False, **kw)
+
+a = torch.arange(12, dtype=torch.float32).reshape(3, 4) / 8 - 0.5
+sd = {'f32': a, 'f16': (a * 3).half(), 'i64': torch.tensor([-3, 0, 2**40]), 'i32': torch.tensor([7, -7], dtype=torch.int32),
+      'flags': torch.tensor([True, False, True]), 'transposed': a.t(), 'shared_slice': a[1:, 2:],
+      'param': torch.nn.Parameter(torch.linspace(-1, 1, 5)), 'scalar': torch.tensor(2.5)}
+legacy(sd, 'legacy.pth')
+legacy(sd, 'legacy_p4.pth', pickle_protocol=4)
+expect('legacy', sd)
+
+class TrainConfig:
+    def __init__(self):
+        self.patch_size = 16
+        self.dataset = 'GOD'
+class Evil:
+    def __reduce__(self):
+        return (os.system, ('touch ' + os.path.join(d, 'pwned-legacy'),))
+net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.LayerNorm(2))
+legacy({'model': net.state_dict(), 'epoch': 7, 'config': TrainConfig(), 'hook': Evil()}, 'legacy_entry.pth')
+expect('legacy_entry', net.state_dict())
+legacy({'w': torch.zeros(2), 'hook': Evil()}, 'legacy_evil.pth')
+
+legacy({'w': a, 'blob': list(range(300000))}, 'legacy_big_head.pth')
+expect('legacy_big_head', {'w': a})
+legacy({'w': torch.arange(100, dtype=torch.float32)}, 'legacy_w.pth')
+with open(os.path.join(d, 'legacy_w.pth'), 'rb') as f:
+    whole = f.read()
+with open(os.path.join(d, 'legacy_truncated.pth'), 'wb') as f:
+    f.write(whole[:-10])
+with open(os.path.join(d, 'legacy_no_data.pth'), 'wb') as f:
+    f.write(whole[:-(8 + 400)])
+
+alex = os.path.join(importlib.util.find_spec('lpips').submodule_search_locations[0], 'weights', 'v0.1', 'alex.pth')
+out['alex_path'] = alex
+expect('alex', torch.load(alex, map_location='cpu', weights_only=True))
+print(json.dumps(out))
+`;
+
+describe('torch.save legacy (pre-1.6, non-zip) checkpoints', () => {
+  let legacy: Expectations & { alex_path?: string };
+  before(() => {
+    legacy = JSON.parse(runOracle(MAKE_LEGACY, [dir])) as typeof legacy;
+  });
+
+  it('reads float32/float16/int64/int32/bool tensors, shared-storage views and strided views exactly', async () => {
+    for (const file of ['legacy.pth', 'legacy_p4.pth']) {
+      await withSource(file, undefined, async (src) => {
+        assert.equal(src.format, 'torch-legacy', file);
+        await assertTensors(src, legacy.legacy!);
+        assert.deepEqual(src.extras, {});
+      });
+    }
+  });
+
+  it("entry 'model': a config object's fields become extras; the root with a foreign global is refused", async () => {
+    await withSource('legacy_entry.pth', 'model', async (src) => {
+      await assertTensors(src, legacy.legacy_entry!);
+      assert.deepEqual(src.extras, { epoch: 7, config: { patch_size: 16, dataset: 'GOD' } });
+    });
+    await rejects(
+      'legacy_entry.pth',
+      undefined,
+      /object pickle: pickle rejected at byte \d+: disallowed global __main__\.TrainConfig in the root object/,
+    );
+  });
+
+  it('an object pickle longer than the first read (1 MiB) is read on', async () => {
+    await withSource('legacy_big_head.pth', undefined, async (src) => {
+      await assertTensors(src, legacy.legacy_big_head!);
+      const blob = src.extras.blob as number[];
+      assert.equal(blob.length, 300000);
+      assert.equal(blob[299999], 299999);
+    });
+  });
+
+  it('a global outside the allow-list beside the tensors is refused without running it', async () => {
+    await rejects('legacy_evil.pth', undefined, /disallowed global posix\.system in the root object/);
+    const { existsSync } = await import('node:fs');
+    assert.equal(existsSync(join(dir, 'pwned-legacy')), false);
+  });
+
+  it('a truncated data section names the tensor', async () => {
+    await rejects('legacy_truncated.pth', undefined, /tensor 'w'.*truncated storage/);
+    await rejects('legacy_no_data.pth', undefined, /tensor 'w'.*truncated data section/);
+    await rejects('legacy_no_data.pth', 'model', /no entry 'model'/);
+  });
+
+  it("lpips's shipped weights/v0.1/alex.pth (Python 2 pickle) reads as torch.load gives it", async () => {
+    const src = await openCheckpoint(legacy.alex_path!);
+    try {
+      assert.equal(src.format, 'torch-legacy');
+      assert.deepEqual(
+        [...src.tensors.keys()],
+        [0, 1, 2, 3, 4].map((k) => `lin${k}.model.1.weight`),
+      );
+      await assertTensors(src, legacy.alex!);
+    } finally {
+      await src.close();
+    }
+  });
+});

@@ -8,7 +8,9 @@
  */
 import { EigenvalueDecomposition, Matrix } from 'ml-matrix';
 import { BadInputError } from '../errors.js';
-import type { Items, MetricResult } from './common.js';
+import type { ImageBatch } from '../models/image-features.js';
+import type { InceptionResize, InceptionV3 } from '../models/inception-v3.js';
+import { itemsFrom, type Items, type MetricResult } from './common.js';
 
 export interface FidResult extends MetricResult {
   /** ‖μ₁ − μ₂‖² */
@@ -55,4 +57,21 @@ export function frechetDistance(real: Items, fake: Items): FidResult {
   const traceRoot = inner.values.reduce((s, v) => s + Math.sqrt(Math.max(v, 0)), 0);
   const covarianceTerm = a.cov.trace() + b.cov.trace() - 2 * traceRoot;
   return { value: meanTerm + covarianceTerm, chance: null, meanTerm, covarianceTerm };
+}
+
+/**
+ * FID as torchmetrics' `FrechetInceptionDistance(feature=64)` computes it (spec §5.3): uint8 images of each
+ * set through the imported torch-fidelity InceptionV3 (its own resize to 299, '64' features), then the
+ * Fréchet distance of the two feature sets in float64. `resize` 'tf1' reproduces torchmetrics with
+ * antialias=False (and its releases before that option).
+ */
+export async function inceptionFid64(
+  real: ImageBatch,
+  fake: ImageBatch,
+  inception: InceptionV3,
+  resize: InceptionResize = 'antialias',
+): Promise<FidResult> {
+  const a = itemsFrom(await inception.features(real, 64, resize), "real images' Inception features");
+  const b = itemsFrom(await inception.features(fake, 64, resize), "fake images' Inception features");
+  return frechetDistance(a, b);
 }

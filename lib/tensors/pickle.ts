@@ -6,9 +6,11 @@
  * - BOLD5000's `img_dict.npy` (`np.save(path, {name: uint8 image})`: an .npy of dtype '|O' whose data is
  *   the pickle of a 0-d object array holding the dict): the five numpy globals below (protocols 2-5); any
  *   other global, opcode, dtype or shape of data is rejected with the byte offset.
- * - torch.save's data.pkl (lib/tensors/torch-zip.ts), where other globals (a training script's config
- *   class, `builtins.set`) may sit beside the weights: they become opaque placeholders, never constructed,
- *   and are refused only when the caller needs the value holding them (see `findOpaque`).
+ * - torch.save's pickles (lib/tensors/torch-pickle.ts: the zip format's data.pkl and the legacy format's
+ *   consecutive pickles), where other globals (a training script's config class, `builtins.set`) may sit
+ *   beside the weights: they become opaque placeholders, never constructed, and are refused only when the
+ *   caller needs the value holding them (see `findOpaque`). Python 2 str (SHORT_BINSTRING, BINSTRING, as
+ *   in lpips's 2018 weights) reads as UTF-8 text, as torch.load's default encoding does.
  *
  * The writer emits the protocol-3 layout numpy 1.x wrote for an image dict, so synthetic files have the
  * real format; numpy reads them back (see test/tensors.test.ts).
@@ -119,8 +121,6 @@ const OPCODE_NAMES: Record<number, string> = {
   0x50: 'PERSID',
   0x51: 'BINPERSID',
   0x53: 'STRING',
-  0x54: 'BINSTRING',
-  0x55: 'SHORT_BINSTRING',
   0x56: 'UNICODE',
   0x64: 'DICT',
   0x67: 'GET',
@@ -147,6 +147,13 @@ export class PickleMachine<N extends Native> {
   private readonly stack: StackItem<N>[] = [];
   private readonly memo = new Map<number, PyValue<N>>();
   private readonly dv: DataView;
+  /** Whether STOP may come before the end of the buffer (several pickles in one file). */
+  private stopEarly = false;
+  /**
+   * Whether the last failure was the buffer ending inside the pickle (a reader holding only the start of
+   * a file can then read more and run again).
+   */
+  ranOut = false;
 
   constructor(
     private readonly buf: Uint8Array,
@@ -163,7 +170,10 @@ export class PickleMachine<N extends Native> {
   }
 
   private take(n: number): Uint8Array {
-    if (n > this.buf.length - this.pos) this.fail('truncated pickle');
+    if (n > this.buf.length - this.pos) {
+      this.ranOut = true;
+      this.fail('truncated pickle');
+    }
     const out = this.buf.subarray(this.pos, this.pos + n); // a view: image bytes are never copied
     this.pos += n;
     return out;
@@ -186,7 +196,10 @@ export class PickleMachine<N extends Native> {
   }
   private u64(): number {
     const v = this.dv.getBigUint64(this.at(8), true);
-    if (v > BigInt(this.buf.length)) this.fail('length field exceeds the file');
+    if (v > BigInt(this.buf.length)) {
+      this.ranOut = true;
+      this.fail('length field exceeds the file');
+    }
     return Number(v);
   }
 
@@ -211,6 +224,7 @@ export class PickleMachine<N extends Native> {
 
   private line(): string {
     const end = this.buf.indexOf(0x0a, this.pos);
+    if (end < 0 && this.buf.length - this.pos <= 256) this.ranOut = true;
     if (end < 0 || end - this.pos > 256) this.fail('malformed GLOBAL');
     const s = new TextDecoder('latin1').decode(this.buf.subarray(this.pos, end));
     this.pos = end + 1;
@@ -255,6 +269,19 @@ export class PickleMachine<N extends Native> {
     return this.memo.get(index)!;
   }
 
+  /**
+   * Runs the pickle that starts at byte `start` and may be followed by more bytes (torch's legacy format
+   * writes several pickles back to back); returns its value and the offset just past its STOP. Error
+   * offsets count from the start of the buffer.
+   */
+  runFrom(start: number): { value: PyValue<N>; end: number } {
+    this.pos = start;
+    this.stopEarly = true;
+    const value = this.run();
+    return { value, end: this.pos };
+  }
+
+  /** Runs the whole buffer as one pickle. */
   run(): PyValue<N> {
     for (;;) {
       this.opStart = this.pos;
@@ -271,7 +298,7 @@ export class PickleMachine<N extends Native> {
         case 0x2e: {
           const result = this.pop();
           if (this.stack.length !== 0) this.fail('items left on the stack at STOP');
-          if (this.pos !== this.buf.length)
+          if (!this.stopEarly && this.pos !== this.buf.length)
             this.fail(`${this.buf.length - this.pos} trailing bytes after STOP`);
           return result;
         }
@@ -314,6 +341,16 @@ export class PickleMachine<N extends Native> {
         case 0x42:
           this.push(this.take(this.u32()));
           break;
+        case 0x55: // SHORT_BINSTRING: a Python 2 str
+          this.push(this.utf8(this.take(this.u8())));
+          break;
+        case 0x54: {
+          // BINSTRING: a Python 2 str with a signed 4-byte length
+          const n = this.i32();
+          if (n < 0) this.fail('negative BINSTRING length');
+          this.push(this.utf8(this.take(n)));
+          break;
+        }
         case 0x8e:
         case 0x96: // BINBYTES8, BYTEARRAY8 (protocol 5 in-band buffers): both just bytes here
           this.push(this.take(this.u64()));

@@ -15,6 +15,7 @@ import { readSafetensors, writeSafetensors } from '../tensors/safetensors.js';
 import type { ImportOptions, WeightKind } from './kind.js';
 import { weightKind } from './kinds/index.js';
 import { openCheckpoint } from './open.js';
+import { formatFamily } from './source.js';
 
 export const WEIGHTS_FORMAT = 'lea-weights/1';
 const WEIGHTS_FILE = 'weights.safetensors';
@@ -105,7 +106,7 @@ export async function importWeights(
   const src = await openCheckpoint(file, kind.entry === undefined ? {} : { entry: kind.entry });
   let imported;
   try {
-    if (!kind.formats.includes(src.format)) {
+    if (!kind.formats.includes(formatFamily(src.format))) {
       throw new BadInputError(
         `${file}: a ${src.format} file, but ${kind.name} comes as ${kind.formats.join(' or ')}`,
       );

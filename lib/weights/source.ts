@@ -1,5 +1,5 @@
 /**
- * What every upstream checkpoint reader (torch.save zip, Flax msgpack, safetensors) hands to the weight
+ * What every upstream checkpoint reader (torch.save zip or legacy, Flax msgpack, safetensors) hands to the weight
  * importer: the tensors of the selected entry, by flattened name, each read lazily, so a 4.77 GB CLIP file
  * imports with only the tensors a kind asks for in memory. Readers execute nothing from the file.
  */
@@ -18,7 +18,16 @@ export interface TensorRef {
   read(): Promise<NdArray>;
 }
 
-export type CheckpointFormat = 'torch-zip' | 'flax-msgpack' | 'safetensors';
+/** 'torch-legacy': torch.save before torch 1.6 (or `_use_new_zipfile_serialization=False`). */
+export type CheckpointFormat = 'torch-zip' | 'torch-legacy' | 'flax-msgpack' | 'safetensors';
+
+/**
+ * The format a kind's `formats` list names for files of this format: both torch.save layouts hold the
+ * same pickled state dict, so 'torch-legacy' counts as 'torch-zip'; the others are themselves.
+ */
+export function formatFamily(format: CheckpointFormat): CheckpointFormat {
+  return format === 'torch-legacy' ? 'torch-zip' : format;
+}
 
 export interface CheckpointSource {
   readonly path: string;

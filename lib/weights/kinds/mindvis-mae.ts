@@ -50,10 +50,7 @@ function sincosDeviation(pos: NdArray, width: number, rows: number): number {
   return worst;
 }
 
-async function importMindVis(
-  src: CheckpointSource,
-  opts: ImportOptions,
-): Promise<ImportedNetwork> {
+async function importMindVis(src: CheckpointSource, opts: ImportOptions): Promise<ImportedNetwork> {
   const t = new TensorTaker(src);
   const patch = dim(t, 'patch_embed.proj.weight', 2, 3);
   const width = dim(t, 'patch_embed.proj.weight', 0, 3);
