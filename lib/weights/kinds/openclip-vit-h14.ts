@@ -3,7 +3,7 @@
  * of the whole CLIP state dict; spec §2.3): only the image tower `visual.*` is imported, into
  * lib/models/vit.ts's names and layouts; the text tower and logit_scale are reported unused, never read.
  */
-import { convFromTorch, linearFromTorch } from '../layout.js';
+import { convFromTorch } from '../layout.js';
 import type { ImportOptions, ImportedNetwork, WeightKind } from '../kind.js';
 import type { CheckpointSource } from '../source.js';
 import {
@@ -15,6 +15,7 @@ import {
   readMapped,
   type Mapped,
   type VitPlan,
+  blockPlan,
 } from './vit-common.js';
 
 const V = 'visual.';
@@ -55,31 +56,14 @@ export function planOpenClip(src: CheckpointSource, opts: ImportOptions): VitPla
     { from: `${V}ln_pre.bias`, to: 'norm_pre.bias', shape: [w] },
   ];
   for (let i = 0; i < layers; i++) {
-    const f = `${V}transformer.resblocks.${i}.`;
-    const t = `blocks.${i}.`;
     plan.push(
-      { from: `${f}ln_1.weight`, to: `${t}norm1.weight`, shape: [w] },
-      { from: `${f}ln_1.bias`, to: `${t}norm1.bias`, shape: [w] },
-      {
-        from: `${f}attn.in_proj_weight`,
-        to: `${t}attn.qkv.weight`,
-        shape: [3 * w, w],
-        convert: linearFromTorch,
-      },
-      { from: `${f}attn.in_proj_bias`, to: `${t}attn.qkv.bias`, shape: [3 * w] },
-      {
-        from: `${f}attn.out_proj.weight`,
-        to: `${t}attn.proj.weight`,
-        shape: [w, w],
-        convert: linearFromTorch,
-      },
-      { from: `${f}attn.out_proj.bias`, to: `${t}attn.proj.bias`, shape: [w] },
-      { from: `${f}ln_2.weight`, to: `${t}norm2.weight`, shape: [w] },
-      { from: `${f}ln_2.bias`, to: `${t}norm2.bias`, shape: [w] },
-      { from: `${f}mlp.c_fc.weight`, to: `${t}mlp.fc1.weight`, shape: [mlp, w], convert: linearFromTorch },
-      { from: `${f}mlp.c_fc.bias`, to: `${t}mlp.fc1.bias`, shape: [mlp] },
-      { from: `${f}mlp.c_proj.weight`, to: `${t}mlp.fc2.weight`, shape: [w, mlp], convert: linearFromTorch },
-      { from: `${f}mlp.c_proj.bias`, to: `${t}mlp.fc2.bias`, shape: [w] },
+      ...blockPlan(
+        `${V}transformer.resblocks.${i}.`,
+        `blocks.${i}.`,
+        { attn: 'attn', fc1: 'mlp.c_fc', fc2: 'mlp.c_proj' },
+        w,
+        mlp,
+      ),
     );
   }
   plan.push(

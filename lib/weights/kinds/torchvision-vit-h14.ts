@@ -14,6 +14,7 @@ import {
   readMapped,
   type Mapped,
   type VitPlan,
+  blockPlan,
 } from './vit-common.js';
 
 /** vit_h_14: hidden 1280 in 16 heads. */
@@ -59,31 +60,14 @@ export function planTorchvision(src: CheckpointSource, opts: ImportOptions): Vit
     },
   ];
   for (let i = 0; i < layers; i++) {
-    const f = `${prefix}${i}.`;
-    const t = `blocks.${i}.`;
     plan.push(
-      { from: `${f}ln_1.weight`, to: `${t}norm1.weight`, shape: [w] },
-      { from: `${f}ln_1.bias`, to: `${t}norm1.bias`, shape: [w] },
-      {
-        from: `${f}self_attention.in_proj_weight`,
-        to: `${t}attn.qkv.weight`,
-        shape: [3 * w, w],
-        convert: linearFromTorch,
-      },
-      { from: `${f}self_attention.in_proj_bias`, to: `${t}attn.qkv.bias`, shape: [3 * w] },
-      {
-        from: `${f}self_attention.out_proj.weight`,
-        to: `${t}attn.proj.weight`,
-        shape: [w, w],
-        convert: linearFromTorch,
-      },
-      { from: `${f}self_attention.out_proj.bias`, to: `${t}attn.proj.bias`, shape: [w] },
-      { from: `${f}ln_2.weight`, to: `${t}norm2.weight`, shape: [w] },
-      { from: `${f}ln_2.bias`, to: `${t}norm2.bias`, shape: [w] },
-      { from: `${f}mlp.0.weight`, to: `${t}mlp.fc1.weight`, shape: [mlp, w], convert: linearFromTorch },
-      { from: `${f}mlp.0.bias`, to: `${t}mlp.fc1.bias`, shape: [mlp] },
-      { from: `${f}mlp.3.weight`, to: `${t}mlp.fc2.weight`, shape: [w, mlp], convert: linearFromTorch },
-      { from: `${f}mlp.3.bias`, to: `${t}mlp.fc2.bias`, shape: [w] },
+      ...blockPlan(
+        `${prefix}${i}.`,
+        `blocks.${i}.`,
+        { attn: 'self_attention', fc1: 'mlp.0', fc2: 'mlp.3' },
+        w,
+        mlp,
+      ),
     );
   }
   plan.push(

@@ -8,6 +8,7 @@ import { VisionTransformer, parseVitConfig, type VitConfig } from '../../models/
 import type { NdArray } from '../../tensors/ndarray.js';
 import type { ImportOptions, Network } from '../kind.js';
 import type { CheckpointSource, TensorRef } from '../source.js';
+import { linearFromTorch } from '../layout.js';
 import { TensorTaker } from '../take.js';
 
 /** One upstream tensor → one project tensor. */
@@ -25,6 +26,41 @@ export interface VitPlan {
   plan: Mapped[];
   config: VitConfig;
   notes: Record<string, string>;
+}
+
+/** Upstream names inside one pre-LN block: `ln_1`/`ln_2` are shared, attention and MLP names differ. */
+export interface BlockNames {
+  attn: string;
+  fc1: string;
+  fc2: string;
+}
+
+/** The mapping of one upstream pre-LN block `from` (width w, MLP hidden mlp) onto vit.ts's `blocks.i.`. */
+export function blockPlan(from: string, to: string, n: BlockNames, w: number, mlp: number): Mapped[] {
+  return [
+    { from: `${from}ln_1.weight`, to: `${to}norm1.weight`, shape: [w] },
+    { from: `${from}ln_1.bias`, to: `${to}norm1.bias`, shape: [w] },
+    {
+      from: `${from}${n.attn}.in_proj_weight`,
+      to: `${to}attn.qkv.weight`,
+      shape: [3 * w, w],
+      convert: linearFromTorch,
+    },
+    { from: `${from}${n.attn}.in_proj_bias`, to: `${to}attn.qkv.bias`, shape: [3 * w] },
+    {
+      from: `${from}${n.attn}.out_proj.weight`,
+      to: `${to}attn.proj.weight`,
+      shape: [w, w],
+      convert: linearFromTorch,
+    },
+    { from: `${from}${n.attn}.out_proj.bias`, to: `${to}attn.proj.bias`, shape: [w] },
+    { from: `${from}ln_2.weight`, to: `${to}norm2.weight`, shape: [w] },
+    { from: `${from}ln_2.bias`, to: `${to}norm2.bias`, shape: [w] },
+    { from: `${from}${n.fc1}.weight`, to: `${to}mlp.fc1.weight`, shape: [mlp, w], convert: linearFromTorch },
+    { from: `${from}${n.fc1}.bias`, to: `${to}mlp.fc1.bias`, shape: [mlp] },
+    { from: `${from}${n.fc2}.weight`, to: `${to}mlp.fc2.weight`, shape: [w, mlp], convert: linearFromTorch },
+    { from: `${from}${n.fc2}.bias`, to: `${to}mlp.fc2.bias`, shape: [w] },
+  ];
 }
 
 const FLOATS = new Set(['float64', 'float32', 'float16', 'bfloat16']);
