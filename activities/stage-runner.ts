@@ -2,23 +2,20 @@
  * The one activity every pipeline stage runs through. It resolves the stage's inputs (artifact references),
  * computes its cache key, returns the cached output when one exists, and otherwise runs the stage's
  * implementation in a scratch folder, stores its files as an artifact (manifest with lineage) and reports.
- * Implementations (activities/stages/) see a StageContext: no Temporal, no S3 details.
+ * Implementations (activities/stages/, registered in activities/stages/index.ts) see the StageContext of
+ * activities/stage-contract.ts: no Temporal, no S3 details.
  */
 import { Context } from '@temporalio/activity';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { z } from 'zod';
 import type { InfraSettings } from '../lib/config/infra.js';
 import { initCompute } from '../lib/compute/backend.js';
 import { BadInputError } from '../lib/errors.js';
 import { stageCacheKey } from '../lib/pipeline/cache.js';
 import type { StageOutcome } from '../lib/pipeline/run-record.js';
-import type {
-  ArtifactManifest,
-  ArtifactRef,
-  ArtifactStore,
-  FileSource,
-} from '../lib/storage/artifact-store.js';
+import type { ArtifactManifest, ArtifactRef, ArtifactStore } from '../lib/storage/artifact-store.js';
+import type { StageContext } from './stage-contract.js';
+import { missingWeights, weightsKey, type WeightsRecord } from '../lib/weights/import.js';
 import { STAGES } from './stages/index.js';
 
 export interface StageRequest {
@@ -29,45 +26,9 @@ export interface StageRequest {
   impl: string;
   config: unknown;
   inputs: Record<string, ArtifactRef>;
+  /** Input name → imported weights (`lea weights import --name`), resolved to their artifact here. */
+  weights?: Record<string, string>;
   force: boolean;
-}
-
-export interface StageContext {
-  runId: string;
-  stage: string;
-  cacheKey: string;
-  /** An empty folder of this attempt's own; removed once the output is stored. */
-  workdir: string;
-  store: ArtifactStore;
-  inputs: Record<string, ArtifactManifest>;
-  /** Downloads input `name` (all its files, verified) into `dest` (default workdir/inputs/name); returns it. */
-  inputDir(name: string, dest?: string): Promise<string>;
-  /** Reports progress; it travels as heartbeat details (visible in `lea status`). */
-  heartbeat(details: Record<string, unknown>): void;
-  /** Prefix under which this stage's checkpoints live: the same for every run with the same cache key
-   * (so a retry or `lea resume` continues them), except for a forced recomputation. */
-  checkpointPrefix: string;
-  signal: AbortSignal;
-}
-
-export interface StageResult {
-  files: FileSource[];
-  summary?: Record<string, number | string>;
-  meta?: Record<string, unknown>;
-}
-
-/** Parses a stage's config section; a mismatch is bad input (never retried), naming the stage and field. */
-export function stageConfig<T>(schema: z.ZodType<T>, raw: unknown, stage: string): T {
-  const parsed = schema.safeParse(raw);
-  if (parsed.success) return parsed.data;
-  const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; ');
-  throw new BadInputError(`stage '${stage}' config: ${issues}`);
-}
-
-export interface StageImpl {
-  /** Bump when the stage's output for the same inputs and config changes: it invalidates the cache. */
-  codeVersion: string;
-  run(ctx: StageContext, config: unknown): Promise<StageResult>;
 }
 
 export interface StageProbe {
@@ -75,19 +36,35 @@ export interface StageProbe {
   cached?: StageOutcome;
 }
 
+function weightsUsed(inputs: Record<string, ArtifactManifest>): Record<string, string> {
+  const used: Record<string, string> = {};
+  for (const [input, m] of Object.entries(inputs)) {
+    const rec = m.meta.weights as WeightsRecord | undefined;
+    if (rec) used[`weights.${input}`] = `${rec.name} (${rec.kind}, sha256 ${rec.source.sha256})`;
+  }
+  return used;
+}
+
 export function createStageActivities(store: ArtifactStore, settings: InfraSettings) {
   const resolve = async (req: StageRequest) => {
     const impl = STAGES[req.impl];
     if (!impl) throw new BadInputError(`stage '${req.stage}': unknown implementation '${req.impl}'`);
+    // Weights are inputs like any other: their manifests (content hashes) enter the cache key.
+    const refs: Record<string, ArtifactRef> = { ...req.inputs };
+    for (const [name, weights] of Object.entries(req.weights ?? {})) {
+      const ref = await store.ref(weightsKey(weights));
+      if (!ref) throw new BadInputError(`stage '${req.stage}': ${missingWeights(weights)}`);
+      refs[name] = ref;
+    }
     const inputs: Record<string, ArtifactManifest> = {};
-    for (const [name, ref] of Object.entries(req.inputs)) inputs[name] = await store.require(ref);
+    for (const [name, ref] of Object.entries(refs)) inputs[name] = await store.require(ref);
     const cacheKey = stageCacheKey({
       stage: req.impl,
       codeVersion: impl.codeVersion,
       config: req.config,
       inputs,
     });
-    return { impl, inputs, cacheKey, outKey: `cache/${req.impl}/${cacheKey}` };
+    return { impl, refs, inputs, cacheKey, outKey: `cache/${req.impl}/${cacheKey}` };
   };
   const cachedOutcome = async (outKey: string): Promise<StageOutcome | undefined> => {
     const ref = await store.ref(outKey);
@@ -105,7 +82,7 @@ export function createStageActivities(store: ArtifactStore, settings: InfraSetti
 
     async runStage(req: StageRequest): Promise<StageOutcome> {
       const started = Date.now();
-      const { impl, inputs, cacheKey, outKey } = await resolve(req);
+      const { impl, refs, inputs, cacheKey, outKey } = await resolve(req);
       if (!req.force) {
         const cached = await cachedOutcome(outKey);
         if (cached) return cached;
@@ -123,7 +100,7 @@ export function createStageActivities(store: ArtifactStore, settings: InfraSetti
         store,
         inputs,
         inputDir: async (name, dest) => {
-          const ref = req.inputs[name];
+          const ref = refs[name];
           if (!ref) throw new BadInputError(`stage '${req.stage}' has no input '${name}'`);
           const dir = dest ?? join(workdir, 'inputs', name);
           await store.download(ref, dir);
@@ -145,7 +122,8 @@ export function createStageActivities(store: ArtifactStore, settings: InfraSetti
       try {
         const result = await impl.run(ctx, req.config);
         const seconds = (Date.now() - started) / 1000;
-        const summary = result.summary ?? {};
+        // which imported networks the stage used, by name and source file hash, for the run record
+        const summary = { ...result.summary, ...weightsUsed(inputs) };
         const ref = await store.put(
           outKey,
           result.files,
@@ -155,7 +133,7 @@ export function createStageActivities(store: ArtifactStore, settings: InfraSetti
             impl: req.impl,
             cacheKey,
             codeVersion: impl.codeVersion,
-            inputs: req.inputs,
+            inputs: refs,
             config: req.config,
             seconds,
             summary,

@@ -5,10 +5,11 @@
  * side in one run: rounds alternate a batch of scikit-learn fits and a batch of ours, and the figures are
  * medians. Also prints the coefficient agreement. Target: at most 2x scikit-learn's time.
  *
- * scikit-learn runs from the test-oracle venv (.tools/oracle-venv, LEA_SETUP_ORACLES=1 npm run setup),
- * because bench/main.ts's reference venv has no scikit-learn and its cases are synchronous.
+ * scikit-learn runs from the test-oracle venv (.tools/oracle-venv), because bench/main.ts's reference venv has no
+ * scikit-learn and its cases are synchronous; it is installed here as `npm test` does (LEA_SETUP_ORACLES=1
+ * scripts/setup.sh: idempotent, a no-op once installed), so a fresh clone can run the benchmark.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -87,6 +88,11 @@ function maxRelErr(ours: Mat, ref: Mat): number {
 
 async function main(): Promise<void> {
   const { rounds, reps } = parseArgs(process.argv.slice(2));
+  // setup's own output goes to stderr: stdout carries the figures.
+  execFileSync('bash', [fileURLToPath(new URL('../scripts/setup.sh', import.meta.url))], {
+    env: { ...process.env, LEA_SETUP_ORACLES: '1' },
+    stdio: ['ignore', 2, 'inherit'],
+  });
   const provenance = await initCompute();
   const child = spawn(python, ['-c', SERVER], { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();

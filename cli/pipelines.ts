@@ -1,9 +1,15 @@
-/** What a config starts: the workflow type and its input, shared by `lea run` and `lea schedule`. */
+/**
+ * What a config starts: the workflow type and its input. Building it is the one submit-time validation of
+ * everything a run will read (config, stage plan, dataset manifest, baseline): `lea run`, `lea schedule create`
+ * and `lea config validate` all call startSpec before anything is started, so they accept and refuse the same.
+ */
 import { readFileSync } from 'node:fs';
 import type { ExperimentConfig } from '../lib/config/experiment.js';
 import { taskQueue, type InfraSettings } from '../lib/config/infra.js';
+import { loadDatasetManifest, resolveFiles } from '../lib/data/download.js';
 import { BadInputError } from '../lib/errors.js';
 import { buildPlan } from '../lib/pipeline/plan.js';
+import { parseBaseline } from '../lib/pipeline/regression.js';
 import { checkPlan } from '../lib/pipeline/run-record.js';
 import { codeVersion } from '../workers/code-version.js';
 import type { ReproductionInput } from '../workflows/reproduction.js';
@@ -37,10 +43,13 @@ export function startSpec(cfg: ExperimentConfig, settings: InfraSettings, opts: 
       return { workflowType: 'helloWorkflow', args: [{ ...cfg.hello, seed: cfg.seed }], memo };
     case 'reproduction': {
       const src = cfg.data.source;
-      const plan = buildPlan(
-        cfg,
-        src.kind === 'fetch' ? { manifestText: readText(src.manifest, 'dataset manifest') } : {},
-      );
+      let manifestText: string | undefined;
+      if (src.kind === 'fetch') {
+        manifestText = readText(src.manifest, 'dataset manifest');
+        // The fetch stage reads it on a worker; a mistake found there would cost a started run.
+        resolveFiles(loadDatasetManifest(src.manifest, manifestText), src.manifest, src.baseUrl);
+      }
+      const plan = buildPlan(cfg, manifestText === undefined ? {} : { manifestText });
       const problem = checkPlan(plan);
       if (problem) throw new Error(`internal: invalid stage plan: ${problem}`);
       const unknown = (opts.force ?? []).filter((f) => !plan.some((s) => s.name === f));
@@ -49,6 +58,11 @@ export function startSpec(cfg: ExperimentConfig, settings: InfraSettings, opts: 
           `--force: no stage ${unknown.join(', ')} (stages: ${plan.map((s) => s.name).join(', ')})`,
         );
       }
+      // The verdict reads the baseline after the whole pipeline: parse it now, so a bad one never starts a run.
+      const baseline = opts.baselineFile
+        ? { source: opts.baselineFile, text: readText(opts.baselineFile, 'baseline') }
+        : undefined;
+      if (baseline) parseBaseline(baseline.text, baseline.source);
       const input: ReproductionInput = {
         configName: cfg.name,
         configFile: opts.configFile,
@@ -59,9 +73,7 @@ export function startSpec(cfg: ExperimentConfig, settings: InfraSettings, opts: 
         plan,
         force: opts.force ?? [],
         metricsStage: 'metrics',
-        ...(opts.baselineFile
-          ? { baseline: { source: opts.baselineFile, text: readText(opts.baselineFile, 'baseline') } }
-          : {}),
+        ...(baseline ? { baseline } : {}),
       };
       return { workflowType: 'reproductionWorkflow', args: [input], memo };
     }

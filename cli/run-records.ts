@@ -5,6 +5,7 @@
 import { defaultPayloadConverter, type Client, type WorkflowHandle } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { causeChain } from '../lib/errors.js';
+import { metricDefinitions } from '../lib/metrics/definitions.js';
 import { describeFailure } from '../lib/pipeline/regression.js';
 import type { RunRecord, RunStatus, StageRecord } from '../lib/pipeline/run-record.js';
 import type { ReproductionResult, RunProgress } from '../workflows/reproduction.js';
@@ -88,8 +89,15 @@ function stageRows(stages: StageRecord[], live: Map<string, LiveProgress>): RunR
       ...(p?.totalSteps !== undefined ? { totalSteps: p.totalSteps } : {}),
       ...(p?.loss !== undefined ? { loss: p.loss } : {}),
       ...(s.error ? { error: s.error } : {}),
+      ...weightsOf(s),
     };
   });
+}
+
+/** The `weights.<input>` entries the stage runner adds to a stage's summary. */
+function weightsOf(s: StageRecord): { weights?: Record<string, string> } {
+  const used = Object.entries(s.summary ?? {}).filter(([k]) => k.startsWith('weights.'));
+  return used.length ? { weights: Object.fromEntries(used.map(([k, v]) => [k.slice(8), String(v)])) } : {};
 }
 
 export async function runRecord(client: Client, runId: string): Promise<RunRecord> {
@@ -137,6 +145,7 @@ export async function runRecord(client: Client, runId: string): Promise<RunRecor
       );
     }
   }
+  record.metricDefinitions = metricDefinitions(Object.keys(record.metrics));
   return record;
 }
 
@@ -148,6 +157,22 @@ export async function listRuns(client: Client, query?: string): Promise<RunRecor
   const records: RunRecord[] = [];
   for (const id of ids) records.push(await runRecord(client, id));
   return records.sort((a, b) => (a.startedAt ?? '').localeCompare(b.startedAt ?? ''));
+}
+
+/**
+ * `lea run --wait`'s exit status, for scripts and CI (README "Exit codes"); 1 (internal error) and 2 (bad
+ * input) are the CLI's own. A run that has not ended (or is unknown) is an internal error here.
+ */
+const EXIT_CODES: Partial<Record<RunStatus, number>> = {
+  failed: 4,
+  cancelled: 5,
+  terminated: 5,
+  timed_out: 5,
+};
+
+export function exitCodeOf(r: RunRecord): number {
+  if (r.status === 'completed') return r.verdict === 'regressed' ? 3 : 0;
+  return EXIT_CODES[r.status] ?? 1;
 }
 
 export function formatRecord(r: RunRecord): string {
@@ -163,7 +188,10 @@ export function formatRecord(r: RunRecord): string {
     if (s.error) lines.push(`    ${s.error}`);
   }
   if (r.error) lines.push(`  error: ${r.error}`);
-  for (const [k, v] of Object.entries(r.metrics)) lines.push(`  ${k} = ${v}`);
+  for (const [k, v] of Object.entries(r.metrics)) {
+    const d = r.metricDefinitions?.[k];
+    lines.push(`  ${k} = ${v}${d ? `  ${d.paper ? '[paper]' : "[not the paper's]"} ${d.definition}` : ''}`);
+  }
   if (r.verdict) lines.push(`  verdict: ${r.verdict}`);
   for (const line of r.regressions ?? []) lines.push(`    ${line}`);
   return lines.join('\n');

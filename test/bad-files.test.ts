@@ -119,6 +119,14 @@ const cases: Case[] = [
     breakIt: (d) => rewriteNpyHeader(join(d, LHLOC), (h) => h.replace('(648, 32)', '(700, 32)')),
   },
   {
+    name: 'npy header claims a huge shape',
+    dataset: 'bold5000',
+    file: LHLOC,
+    problem:
+      /header promises shape \[64800000000, 32\] \(8294400000000 data bytes\) but the file holds 82944/,
+    breakIt: (d) => rewriteNpyHeader(join(d, LHLOC), (h) => h.replace('(648, 32)', '(64800000000, 32)')),
+  },
+  {
     name: 'npy with an unsupported dtype',
     dataset: 'bold5000',
     file: LHLOC,

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -111,4 +111,37 @@ test('infrastructure variables are validated and named', () => {
   assert.equal(aws.s3.credentials, undefined, 'AWS uses the default credential chain');
   assert.equal(aws.temporal.embedded, false);
   assert.ok(aws.temporal.tls, 'an API key implies TLS');
+});
+
+test('lea config validate applies the rules lea run applies: the stage plan, the dataset manifest, the baseline', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lea-cfg-'));
+  const smoke = readFileSync(join(repoRoot, 'configs/smoke.yaml'), 'utf8');
+  const withSource = (source: string) => {
+    const file = join(dir, `cfg-${Math.random().toString(36).slice(2)}.yaml`);
+    writeFileSync(
+      file,
+      smoke.replace('  source:\n    kind: synthetic\n    scale: tiny\n    seed: 1\n', source),
+    );
+    return file;
+  };
+  const local = runLea(['config', 'validate', withSource('  source: { kind: local, path: /data/god }\n')]);
+  assert.equal(local.code, 2, local.stderr);
+  assert.match(local.stderr, /data\.source\.kind local/);
+  const manifest = join(dir, 'manifest.yaml');
+  writeFileSync(manifest, 'dataset: god\nfiles:\n  - { name: sbj_1.npz, sha256: nothex }\n');
+  const badManifest = runLea([
+    'config',
+    'validate',
+    withSource(`  source: { kind: fetch, manifest: ${manifest} }\n`),
+  ]);
+  assert.equal(badManifest.code, 2, badManifest.stderr);
+  assert.match(badManifest.stderr, /^lea: .*manifest\.yaml: invalid dataset manifest: files\.0\.sha256: /);
+  const baseline = join(dir, 'baseline.yaml');
+  writeFileSync(baseline, 'name: b\nsource: t\nmetrics:\n  encode.pearson: { value: 0.5, tolerance: -1 }\n');
+  const badBaseline = runLea(['config', 'validate', 'configs/smoke.yaml', '--baseline', baseline]);
+  assert.equal(badBaseline.code, 2, badBaseline.stderr);
+  assert.equal(badBaseline.stderr.trim().split('\n').length, 1, badBaseline.stderr);
+  assert.match(badBaseline.stderr, /baseline\.yaml: invalid baseline: metrics\.encode\.pearson\.tolerance: /);
+  const ok = runLea(['config', 'validate', 'configs/smoke.yaml']);
+  assert.equal(ok.code, 0, ok.stderr);
 });

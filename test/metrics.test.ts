@@ -231,7 +231,12 @@ describe('metric properties', () => {
       expected += exactNWay(probs.data.subarray(i * 16, (i + 1) * 16), target[i]!, 5) / 30;
     // 30 items x 1000 trials: the mean's standard error is below 0.003
     assert.ok(Math.abs(r.value - expected) < 0.012, `${r.value} vs ${expected}`);
-    assert.equal(r.chance, 0.2);
+    // chance: the same exact expectation over mismatched items (item i's probabilities, item j's c*)
+    let mismatched = 0;
+    for (let i = 0; i < 30; i++)
+      for (let j = 0; j < 30; j++)
+        if (j !== i) mismatched += exactNWay(probs.data.subarray(i * 16, (i + 1) * 16), target[j]!, 5) / 870;
+    assert.ok(Math.abs(r.chance! - mismatched) < 1e-12, `${r.chance} vs ${mismatched}`);
     assert.equal(r.perItem.length, 30);
   });
 

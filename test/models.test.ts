@@ -690,7 +690,7 @@ test('patch tokenizer: k-means error falls, encode picks the nearest code, decod
   }
 });
 
-test('random-ReLU image features: seeded, unit length, changed by a flip', () => {
+test('random-ReLU image features: seeded, unit length, changed by a flip', async () => {
   const rng = new Rng(20);
   const img = {
     data: Uint8Array.from({ length: 3 * 16 * 16 * 3 }, () => rng.integer(0, 256)),
@@ -700,12 +700,12 @@ test('random-ReLU image features: seeded, unit length, changed by a flip', () =>
   };
   const a = new RandomReluFeatures(32, 64, 16, 16, 7);
   const b = new RandomReluFeatures(32, 64, 16, 16, 7);
-  const fa = a.extract(img);
-  assert.deepEqual(fa, b.extract(img));
+  const fa = await a.extract(img);
+  assert.deepEqual(fa, await b.extract(img));
   for (let i = 0; i < 3; i++) assert.ok(Math.abs(Math.hypot(...fa.subarray(i * 32, i * 32 + 32)) - 1) < 1e-5);
   const flipped = flipHorizontal(img);
   assert.deepEqual(flipHorizontal(flipped).data, img.data);
-  assert.notDeepEqual(a.extract(flipped), fa);
+  assert.notDeepEqual(await a.extract(flipped), fa);
   a.dispose();
   b.dispose();
 });

@@ -131,6 +131,7 @@ export async function reproductionWorkflow(input: ReproductionInput): Promise<Re
       impl: plan.impl,
       config: plan.config,
       inputs,
+      ...(plan.weights ? { weights: plan.weights } : {}),
       force: forced.has(plan.name),
     };
     Object.assign(record, { status: 'running', startedAt: new Date().toISOString() });

@@ -18,11 +18,17 @@ import {
 } from '../../lib/alignment/ridge.js';
 import { forEachChunk } from '../../lib/compute/event-loop.js';
 import { Rng } from '../../lib/compute/rng.js';
-import { createImageFeatureExtractor, type ImageBatch } from '../../lib/models/image-features.js';
+import {
+  createImageFeatureExtractor,
+  type ImageBatch,
+  type ImageFeatureConfig,
+  type ImageFeatureExtractor,
+} from '../../lib/models/image-features.js';
+import { readWeightsFile, weightsFileIn } from '../../lib/weights/import.js';
 import { loadFmriAutoencoder, loadImageTokenizer, loadMaskGit } from '../../lib/pipeline/models.js';
 import type { NdArray } from '../../lib/tensors/ndarray.js';
 import { readNpy, writeNpy } from '../../lib/tensors/npy.js';
-import { stageConfig, type StageContext, type StageImpl, type StageResult } from '../stage-runner.js';
+import { stageConfig, type StageContext, type StageImpl, type StageResult } from '../stage-contract.js';
 
 export async function readImages(path: string): Promise<ImageBatch> {
   const a = await readNpy(path);
@@ -52,7 +58,18 @@ async function outputs(ctx: StageContext, arrays: Record<string, NdArray>): Prom
 
 const featuresConfig = z.object({ seed: z.number().int(), model: z.unknown() });
 
-/** Frozen image features (the CLIP stand-in) of the training and test images. */
+/** The extractor a stage's config names, with the imported CLIP weights when it is CLIP (input 'clip'). */
+export async function featureExtractor(
+  ctx: StageContext,
+  model: ImageFeatureConfig,
+  image: { height: number; width: number },
+  seed: number,
+): Promise<ImageFeatureExtractor> {
+  const clip = ctx.inputs.clip ? await readWeightsFile(weightsFileIn(await ctx.inputDir('clip'))) : undefined;
+  return createImageFeatureExtractor(model, image, seed, clip);
+}
+
+/** Frozen image features (CLIP, or the miniature's random-ReLU map) of the training and test images. */
 export const featuresStage: StageImpl = {
   codeVersion: '1',
   async run(ctx, raw) {
@@ -60,10 +77,10 @@ export const featuresStage: StageImpl = {
     const dir = await ctx.inputDir('prepared');
     const train = await readImages(join(dir, 'train_images.npy'));
     const test = await readImages(join(dir, 'test_images.npy'));
-    const extractor = createImageFeatureExtractor(cfg.model as never, train, cfg.seed);
+    const extractor = await featureExtractor(ctx, cfg.model as ImageFeatureConfig, train, cfg.seed);
     try {
-      const a = extractor.extract(train);
-      const b = extractor.extract(test);
+      const a = await extractor.extract(train);
+      const b = await extractor.extract(test);
       const dim = a.length / train.count;
       return {
         files: await outputs(ctx, {

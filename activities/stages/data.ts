@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { fetchDataset, loadDatasetManifest } from '../../lib/data/download.js';
 import { prepareDataset } from '../../lib/data/prepare.js';
 import { synthesize } from '../../lib/data/synth.js';
-import { stageConfig, type StageContext, type StageImpl, type StageResult } from '../stage-runner.js';
+import { stageConfig, type StageContext, type StageImpl, type StageResult } from '../stage-contract.js';
 
 async function folderFiles(dir: string, prefix = ''): Promise<StageResult['files']> {
   const out: StageResult['files'] = [];
@@ -40,6 +40,7 @@ export const synthStage: StageImpl = {
 const prepareConfig = z.strictObject({
   dataset: z.enum(['god', 'bold5000']),
   subject: z.string().min(1),
+  imageSize: z.number().int().positive().optional(),
 });
 
 /** Loads one subject from the raw dataset artifact, splits and z-scores it (lib/data/prepare). */
@@ -49,7 +50,7 @@ export const prepareStage: StageImpl = {
     const cfg = stageConfig(prepareConfig, raw, ctx.stage);
     const path = await ctx.inputDir('raw');
     const out = join(ctx.workdir, 'prepared');
-    const meta = await prepareDataset({ dataset: cfg.dataset, subject: cfg.subject, path, out });
+    const meta = await prepareDataset({ ...cfg, path, out });
     return {
       files: await folderFiles(out),
       summary: { voxels: meta.K, train: meta.split.train, test: meta.split.test },

@@ -1,5 +1,5 @@
 /** Every stage implementation, by the name a stage plan uses (lib/pipeline/plan.ts). */
-import type { StageImpl } from '../stage-runner.js';
+import type { StageImpl } from '../stage-contract.js';
 import { decodeStage, encodeStage, featuresStage, latentsStage, ridgeStage } from './alignment.js';
 import { fetchStage, prepareStage, synthStage } from './data.js';
 import { metricsStage } from './metrics.js';

@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import type { ReproductionConfig, Stage } from '../../lib/config/reproduction.js';
 import { ArtifactCheckpointStore } from '../../lib/train/checkpoint.js';
 import { runStage } from '../../lib/train/stages.js';
-import type { StageContext, StageImpl } from '../stage-runner.js';
+import { weightsFileIn } from '../../lib/weights/import.js';
+import type { StageContext, StageImpl } from '../stage-contract.js';
 
 /** Earlier stages whose model a stage reads from its training folder (lib/train/stages.ts layout). */
 const MODEL_INPUTS = ['mae', 'tokenizer'] as const;
@@ -18,6 +19,12 @@ export function trainingStage(stage: Stage): StageImpl {
       const dataDir = await ctx.inputDir('prepared');
       const outDir = join(ctx.workdir, 'train');
       for (const dep of MODEL_INPUTS) if (ctx.inputs[dep]) await ctx.inputDir(dep, join(outDir, dep));
+      // imported upstream networks (the plan's StagePlan.weights), by input name
+      const weights: Record<string, string> = {};
+      for (const [name, manifest] of Object.entries(ctx.inputs)) {
+        if (manifest.meta.weights)
+          weights[name] = weightsFileIn(await ctx.inputDir(name, join(outDir, 'weights', name)));
+      }
       // Checkpoints live under the cache key, so a retried attempt, or a later run of the same config
       // (lea resume), continues from the newest one instead of starting over.
       const checkpoints = new ArtifactCheckpointStore(ctx.store, ctx.checkpointPrefix);
@@ -26,6 +33,7 @@ export function trainingStage(stage: Stage): StageImpl {
         dataDir,
         outDir,
         store: checkpoints,
+        weights,
         resume: true,
         onProgress: (p) => {
           progress = {

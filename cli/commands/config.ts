@@ -1,6 +1,8 @@
 /** `lea config schema|validate`. */
 import type { Command } from 'commander';
 import { experimentJsonSchema, loadExperimentConfig } from '../../lib/config/experiment.js';
+import { settingsFromEnv } from '../context.js';
+import { startSpec } from '../pipelines.js';
 
 export function registerConfigCommands(program: Command): void {
   const config = program.command('config').description('experiment configs: JSON Schema and validation');
@@ -14,11 +16,15 @@ export function registerConfigCommands(program: Command): void {
 
   config
     .command('validate')
-    .description('check a config file; prints the resolved config on success')
+    .description(
+      'check a config file as `lea run` does (with its dataset manifest and baseline); prints the resolved config',
+    )
     .argument('<file>', 'YAML or JSON config')
     .option('--set <key=value...>', 'override a field (repeatable)', [])
-    .action((file: string, opts: { set: string[] }) => {
+    .option('--baseline <file>', 'also check this baseline file')
+    .action((file: string, opts: { set: string[]; baseline?: string }) => {
       const cfg = loadExperimentConfig(file, opts.set);
+      startSpec(cfg, settingsFromEnv(), { configFile: file, baselineFile: opts.baseline });
       console.log(JSON.stringify(cfg, null, 2));
     });
 }

@@ -6,17 +6,32 @@
 import type { Command } from 'commander';
 import { join, resolve } from 'node:path';
 import { BadInputError } from '../../lib/errors.js';
+import { outputFolder } from '../args.js';
 import { loadReportInput, renderAndStoreReport, reportInputKey } from '../../lib/report/load.js';
 import { writeComparison } from '../../lib/report/report.js';
 import { ArtifactStore, checkKey } from '../../lib/storage/artifact-store.js';
-import { ensureServers, settingsFromEnv } from '../context.js';
+import { ensureServers, settingsFromEnv, withClient } from '../context.js';
 
-/** The stored report input of a run, with an error that says what is missing. */
+/** The stored report input of a run, with an error that says what is missing: the run, or its report stage. */
 async function load(store: ArtifactStore, runId: string) {
   const key = reportInputKey(checkKey(runId, 'run id'));
   if (!(await store.exists(key))) {
+    const known = await withClient((client) =>
+      client.workflow
+        .getHandle(runId)
+        .describe()
+        .then(
+          () => true,
+          (err: Error) => {
+            if (err.name === 'WorkflowNotFoundError') return false;
+            throw err;
+          },
+        ),
+    );
     throw new BadInputError(
-      `run '${runId}' has no stored report input (artifact '${key}'): its report stage has not run`,
+      known
+        ? `run '${runId}' has no stored report input (artifact '${key}'): its report stage has not run`
+        : `no run '${runId}': Temporal does not know it and the store has no report of it`,
     );
   }
   return loadReportInput(store, key);
@@ -28,7 +43,7 @@ export function registerReportCommand(program: Command): void {
     .description("write a run's report (static HTML page with its images) to a folder and the artifact store")
     .argument('<runs...>', 'run id (two with --compare)')
     .option('--compare', 'compare two runs side by side: metric deltas and reconstruction grids')
-    .option('--out <dir>', 'output folder (default ./report-RUN, or ./report-RUN_A-vs-RUN_B)')
+    .option('--out <dir>', 'output folder (default ./report-RUN, or ./report-RUN_A-vs-RUN_B)', outputFolder)
     .action(async (runs: string[], opts: { compare?: boolean; out?: string }) => {
       if (opts.compare ? runs.length !== 2 : runs.length !== 1) {
         throw new BadInputError(

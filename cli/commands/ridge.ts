@@ -11,6 +11,7 @@ import { matFromNdArray, type Mat } from '../../lib/alignment/matrix.js';
 import { fitRidge, predictRidge } from '../../lib/alignment/ridge.js';
 import { initCompute } from '../../lib/compute/backend.js';
 import { BadInputError } from '../../lib/errors.js';
+import { outputFolder } from '../args.js';
 import { ndarray } from '../../lib/tensors/ndarray.js';
 import { readNpy, writeNpy } from '../../lib/tensors/npy.js';
 
@@ -35,7 +36,11 @@ export function registerRidgeCommand(program: Command): void {
     .requiredOption('--y <path>', 'training targets, .npy [n_samples] or [n_samples, n_targets]')
     .requiredOption('--alpha <number>', 'ridge penalty, >= 0 (the paper uses 500)')
     .option('--fit-intercept', 'centre X and Y on their means and fit an intercept')
-    .requiredOption('--out <dir>', 'directory for coef.npy and intercept.npy (created if missing)')
+    .requiredOption(
+      '--out <dir>',
+      'directory for coef.npy and intercept.npy (created if missing)',
+      outputFolder,
+    )
     .option('--predict <path>', 'inputs to predict, .npy [m, n_features]; writes pred.npy')
     .action(async (flags: RidgeFlags) => {
       const alpha = Number(flags.alpha);

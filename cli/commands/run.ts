@@ -1,5 +1,10 @@
 /** `lea run CONFIG`: start a pipeline run; with --wait, follow it to the end (with a local worker if needed). */
-import { WorkflowIdReusePolicy, type Client, type WorkflowHandle } from '@temporalio/client';
+import {
+  WorkflowFailedError,
+  WorkflowIdReusePolicy,
+  type Client,
+  type WorkflowHandle,
+} from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { Option, type Command } from 'commander';
 import { randomBytes } from 'node:crypto';
@@ -7,10 +12,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { loadExperimentConfig } from '../../lib/config/experiment.js';
 import { startSpec } from '../pipelines.js';
 import { watchProgress } from '../run-progress.js';
-import { formatRecord, runRecord } from '../run-records.js';
+import { exitCodeOf, formatRecord, runRecord } from '../run-records.js';
 import { taskQueue, type InfraSettings } from '../../lib/config/infra.js';
 import { connectClient } from '../../workers/temporal-connection.js';
-import { runWorkers } from '../../workers/worker.js';
+import { installWorkerLogging, runWorkers } from '../../workers/worker.js';
 import { ensureServers, settingsFromEnv } from '../context.js';
 
 interface RunOptions {
@@ -20,6 +25,7 @@ interface RunOptions {
   localWorker: 'auto' | 'always' | 'never';
   force: string[];
   baseline?: string;
+  verbose?: boolean;
 }
 
 /** True when some worker polled the queue recently (a live worker long-polls about once a minute). */
@@ -53,6 +59,7 @@ async function follow(settings: InfraSettings, client: Client, handle: WorkflowH
     (opts.localWorker === 'auto' &&
       (!(await workerPolling(client, queue)) || !(await pickedUp(handle, 15_000))));
   if (!local) return handle.result();
+  installWorkerLogging(settings, { console: opts.verbose === true });
   console.error(
     `lea: no worker picked up '${queue}': running cpu and gpu workers in this process until the run ends`,
   );
@@ -69,6 +76,10 @@ export function registerRunCommand(program: Command): void {
     .option('--json', 'print the run id, then (with --wait) the run record as JSON')
     .option('--force <stage...>', 'recompute these stages (and everything downstream) although cached', [])
     .option('--baseline <file>', 'baseline file (expected metrics with tolerances) for a regression verdict')
+    .option(
+      '--verbose',
+      "with --wait, print the in-process worker's Temporal SDK log on stderr (always in LEA_HOME/logs/worker.log)",
+    )
     .addOption(
       new Option('--local-worker <when>', 'with --wait, run a worker in this process')
         .choices(['auto', 'always', 'never'])
@@ -77,14 +88,15 @@ export function registerRunCommand(program: Command): void {
     .action(async (configFile: string, opts: RunOptions) => {
       const cfg = loadExperimentConfig(configFile, opts.set);
       const settings = settingsFromEnv();
+      // Everything the run will read is checked before a server starts or a workflow is submitted.
+      const { workflowType, args, memo } = startSpec(cfg, settings, {
+        configFile,
+        force: opts.force,
+        baselineFile: opts.baseline,
+      });
       await ensureServers(settings);
       const client = await connectClient(settings.temporal);
       try {
-        const { workflowType, args, memo } = startSpec(cfg, settings, {
-          configFile,
-          force: opts.force,
-          baselineFile: opts.baseline,
-        });
         const runId = `${cfg.name}-${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}-${randomBytes(3).toString('hex')}`;
         const handle = await client.workflow.start(workflowType, {
           workflowId: runId,
@@ -101,9 +113,22 @@ export function registerRunCommand(program: Command): void {
         const finished = follow(settings, client, handle, opts);
         const watching = workflowType === 'reproductionWorkflow' && watchProgress(client, runId, finished);
         try {
-          const result = await finished;
+          // A run that ended without a result (failed, cancelled, ...) is still reported: its record says why.
+          const result: unknown = await finished.catch((err: unknown) => {
+            if (err instanceof WorkflowFailedError) return undefined;
+            throw err;
+          });
           const record = await runRecord(client, runId);
-          console.log(opts.json ? JSON.stringify({ ...record, result }, null, 2) : formatRecord(record));
+          console.log(
+            opts.json
+              ? JSON.stringify(result === undefined ? record : { ...record, result }, null, 2)
+              : formatRecord(record),
+          );
+          process.exitCode = exitCodeOf(record);
+          if (process.exitCode !== 0)
+            console.error(
+              `lea: run ${runId} ${record.status === 'completed' ? record.verdict : record.status}`,
+            );
         } finally {
           await watching;
         }

@@ -44,10 +44,15 @@ export function registerRunsCommands(program: Command): void {
     .argument('<run>', 'run id')
     .action((runId: string) =>
       withClient(async (client) => {
-        await client.workflow
-          .getHandle(runId)
-          .cancel()
-          .catch((err) => notFound(runId, err));
+        const handle = client.workflow.getHandle(runId);
+        const d = await handle.describe().catch((err) => notFound(runId, err));
+        // Temporal accepts a cancel request for a closed workflow and ignores it: say so instead.
+        if (d.status.name !== 'RUNNING') {
+          throw new BadInputError(
+            `run '${runId}' is ${d.status.name.toLowerCase()}: there is nothing to cancel`,
+          );
+        }
+        await handle.cancel();
         console.log(`cancel requested: ${runId}`);
       }),
     );

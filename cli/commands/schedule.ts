@@ -18,31 +18,36 @@ export function registerScheduleCommands(program: Command): void {
     .requiredOption('--cron <expr>', 'cron expression, e.g. "0 3 * * 1"')
     .option('--set <key=value...>', 'override a config field (repeatable)', [])
     .option('--baseline <file>', 'baseline file: each run gets a regression verdict against it')
-    .action((name: string, opts: { config: string; cron: string; set: string[]; baseline?: string }) =>
-      withClient(async (client) => {
-        const cfg = loadExperimentConfig(opts.config, opts.set);
-        const settings = settingsFromEnv();
-        const { workflowType, args, memo } = startSpec(cfg, settings, {
-          configFile: opts.config,
-          baselineFile: opts.baseline,
-        });
-        await client.schedule.create({
-          scheduleId: name,
-          spec: { cronExpressions: [opts.cron] },
-          action: {
-            type: 'startWorkflow',
-            workflowType,
-            args,
-            taskQueue: taskQueue(settings, 'cpu'),
-            workflowId: `${cfg.name}-scheduled-${name}`,
-            memo: { ...memo, schedule: name },
-          },
-          policies: { overlap: ScheduleOverlapPolicy.SKIP },
-          memo: { config: opts.config },
-        });
+    .action((name: string, opts: { config: string; cron: string; set: string[]; baseline?: string }) => {
+      const cfg = loadExperimentConfig(opts.config, opts.set);
+      const settings = settingsFromEnv();
+      const { workflowType, args, memo } = startSpec(cfg, settings, {
+        configFile: opts.config,
+        baselineFile: opts.baseline,
+      });
+      return withClient(async (client) => {
+        await client.schedule
+          .create({
+            scheduleId: name,
+            spec: { cronExpressions: [opts.cron] },
+            action: {
+              type: 'startWorkflow',
+              workflowType,
+              args,
+              taskQueue: taskQueue(settings, 'cpu'),
+              workflowId: `${cfg.name}-scheduled-${name}`,
+              memo: { ...memo, schedule: name },
+            },
+            policies: { overlap: ScheduleOverlapPolicy.SKIP },
+            memo: { config: opts.config },
+          })
+          .catch((err: unknown) => {
+            // The SDK turns the server's "invalid schedule spec" into a TypeError; the cron is the spec's only part.
+            throw err instanceof TypeError ? new BadInputError(`--cron '${opts.cron}': ${err.message}`) : err;
+          });
         console.log(`created schedule ${name}`);
-      }),
-    );
+      });
+    });
 
   schedule
     .command('list')

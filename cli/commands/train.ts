@@ -15,7 +15,7 @@ import { synthesize } from '../../lib/data/synth.js';
 import { BadInputError } from '../../lib/errors.js';
 import type { TrainProgress } from '../../lib/train/loop.js';
 import { runStage } from '../../lib/train/stages.js';
-import { positiveInt } from '../args.js';
+import { outputFolder, positiveInt } from '../args.js';
 import { formatSeconds } from '../progress.js';
 
 interface TrainFlags {
@@ -103,6 +103,7 @@ export function registerTrainCommand(program: Command): void {
     .option(
       '--out <dir>',
       'training folder: OUT/<stage>/ gets the model and checkpoints (default .lea/train/<config name>)',
+      outputFolder,
     )
     .option('--resume', "continue from the stage's latest checkpoint in OUT, if there is one")
     .option(

@@ -55,6 +55,7 @@ interface ImportFlags {
   sha256?: string;
   expect?: string;
   heads?: number;
+  groups?: number;
   force?: boolean;
   json?: boolean;
 }
@@ -94,6 +95,11 @@ export function registerWeightsCommands(program: Command): void {
       "attention heads (not stored in the files; default: the kind's published head width)",
       positiveInt,
     )
+    .option(
+      '--groups <n>',
+      'GroupNorm groups of a VQGAN (not stored in the file; default 32, as MaskGIT)',
+      positiveInt,
+    )
     .option('--force', 'replace weights of that name made from a different file')
     .option('--json', 'print the stored record as JSON')
     .action(async (flags: ImportFlags) => {
@@ -111,6 +117,7 @@ export function registerWeightsCommands(program: Command): void {
           name: flags.name,
           ...(flags.sha256 ? { sha256: flags.sha256 } : {}),
           ...(flags.heads ? { heads: flags.heads } : {}),
+          ...(flags.groups ? { groups: flags.groups } : {}),
           expectFull: flags.expect === 'full',
           overwrite: flags.force === true,
           downloadDir: join(home, 'downloads'),

@@ -2,7 +2,7 @@
 import { Option, type Command } from 'commander';
 import { taskQueue } from '../../lib/config/infra.js';
 import { positiveInt } from '../args.js';
-import { runWorkers } from '../../workers/worker.js';
+import { announceCompute, runWorkers } from '../../workers/worker.js';
 import { ensureServers, settingsFromEnv } from '../context.js';
 
 export function registerWorkerCommand(program: Command): void {
@@ -22,6 +22,7 @@ export function registerWorkerCommand(program: Command): void {
       console.error(
         `lea: worker polling ${queues.map((q) => `'${taskQueue(settings, q)}'`).join(' and ')} at ${settings.temporal.address}`,
       );
+      await announceCompute([...queues]);
       await runWorkers(settings, [...queues], undefined, opts.maxActivities);
     });
 }

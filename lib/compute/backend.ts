@@ -6,8 +6,15 @@
  * CPU, @tensorflow/tfjs-node, built by scripts/setup-tfjs-native.sh), 'wasm', 'cpu' (pure JS).
  * LEA_TF_BACKEND=<one of those> forces a choice; a forced choice that cannot load is a BadInputError.
  * In the default order an installed package that fails to load is skipped with a warning.
+ *
+ * tensorflow-gpu (built by `npm run setup:gpu`) is decided by gpuVerdict(): before loading, from what procfs
+ * and /dev show (no NVIDIA driver or no /dev/nvidia<N> node: skipped without loading, one line says why);
+ * after loading, from TensorFlow's own device list (the binding's isUsingGpuDevice). It is not loaded on a
+ * machine without a GPU because both addons link libtensorflow_cc.so.2 by soname: once the GPU build is in
+ * the process, tfjs-node's addon would bind to that same library, so no clean fallback exists after it.
  */
 import * as tf from '@tensorflow/tfjs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { BadInputError, errorMessage } from '../errors.js';
@@ -32,7 +39,12 @@ export interface ComputeProvenance {
 }
 
 /** libtensorflow variables a run record shows: threads and oneDNN change low bits, the allocator speed. */
-const TF_SETTINGS = ['TF_NUM_INTRAOP_THREADS', 'TF_ENABLE_ONEDNN_OPTS', 'TF_CPU_ALLOCATOR_USE_BFC'];
+const TF_SETTINGS = [
+  'TF_NUM_INTRAOP_THREADS',
+  'TF_ENABLE_ONEDNN_OPTS',
+  'TF_CPU_ALLOCATOR_USE_BFC',
+  'TF_FORCE_GPU_ALLOW_GROWTH',
+];
 
 const PACKAGES: Record<BackendChoice, string> = {
   'tensorflow-gpu': '@tensorflow/tfjs-node-gpu',
@@ -58,6 +70,86 @@ function isInstalled(pkg: string): boolean {
   }
 }
 
+/** What this machine shows of NVIDIA GPUs without loading anything: procfs and /dev only. */
+export interface GpuProbe {
+  /** First line of /proc/driver/nvidia/version; undefined when no NVIDIA kernel driver is loaded. */
+  driver?: string;
+  /** The /dev/nvidia<N> device nodes this process sees (a container may see the driver but no device). */
+  devices: string[];
+}
+
+export function probeGpu(): GpuProbe {
+  const read = <T>(f: () => T, otherwise: T): T => {
+    try {
+      return f();
+    } catch {
+      return otherwise;
+    }
+  };
+  return {
+    driver: read(() => readFileSync('/proc/driver/nvidia/version', 'utf8').split('\n')[0]?.trim(), undefined),
+    devices: read(
+      () =>
+        readdirSync('/dev')
+          .filter((d) => /^nvidia\d+$/.test(d))
+          .map((d) => `/dev/${d}`),
+      [],
+    ),
+  };
+}
+
+/**
+ * What to do with tensorflow-gpu. 'load': a GPU may be there, load the package and ask TensorFlow; 'use': it
+ * lists a GPU; 'skip' (default order, before loading): print `message`, try the next backend; 'cpu' (default
+ * order, TensorFlow loaded but lists no GPU): print `message`, run its CPU kernels; 'error' (forced): fail
+ * with `reason`.
+ */
+export interface GpuVerdict {
+  action: 'load' | 'use' | 'skip' | 'cpu' | 'error';
+  reason?: string;
+  message?: string;
+}
+
+/**
+ * The tensorflow-gpu decision, pure so that it is testable without a GPU. `tfFoundGpu` is undefined before
+ * the package is loaded, then whether TensorFlow's device list has a GPU.
+ */
+export function gpuVerdict(opts: { forced: boolean; probe: GpuProbe; tfFoundGpu?: boolean }): GpuVerdict {
+  const { forced, probe, tfFoundGpu } = opts;
+  const driver = probe.driver && (/Kernel Module\s+(\S+)/.exec(probe.driver)?.[1] ?? probe.driver);
+  let reason: string | undefined;
+  let loaded = false;
+  if (!probe.driver) reason = 'no NVIDIA driver: /proc/driver/nvidia/version is absent';
+  else if (probe.devices.length === 0) reason = `NVIDIA driver ${driver} but no /dev/nvidia<N> device here`;
+  else if (tfFoundGpu === undefined) return { action: 'load' };
+  else if (tfFoundGpu) return { action: 'use' };
+  else {
+    loaded = true;
+    reason =
+      `TensorFlow lists no GPU device, with NVIDIA driver ${driver} and ${probe.devices.join(', ')}; ` +
+      'its log above says why';
+  }
+  if (forced) return { action: 'error', reason: `no GPU: ${reason}` };
+  return loaded
+    ? {
+        action: 'cpu',
+        reason,
+        message: `lea: tensorflow-gpu loaded but found no GPU (${reason}); using the CPU`,
+      }
+    : {
+        action: 'skip',
+        reason,
+        message: `lea: tensorflow-gpu is installed but found no GPU (${reason}); using the CPU`,
+      };
+}
+
+/** tensorflow-gpu declined: in the default order the next backend is tried after `message` is printed. */
+class NoGpuError extends Error {
+  constructor(readonly verdict: GpuVerdict) {
+    super(verdict.reason);
+  }
+}
+
 function nativeThreads(): number {
   // TensorFlow sizes its intra-op pool from this variable, else from the cores this process may use.
   const fromEnv = Number.parseInt(process.env.TF_NUM_INTRAOP_THREADS ?? '', 10);
@@ -65,10 +157,18 @@ function nativeThreads(): number {
 }
 
 /** Loads one backend and makes it current; throws with the reason if it cannot. */
-async function load(choice: BackendChoice): Promise<ComputeProvenance> {
+async function load(choice: BackendChoice, forced: boolean): Promise<ComputeProvenance> {
   const pkg = PACKAGES[choice];
   const versions: Record<string, string> = { ...(tf.version as Record<string, string>) };
   let threads = 1;
+  const probe = choice === 'tensorflow-gpu' ? probeGpu() : undefined;
+  if (probe) {
+    if (!isInstalled(pkg)) throw new Error(`${pkg} is not installed`);
+    const verdict = gpuVerdict({ forced, probe });
+    if (verdict.action !== 'load') throw new NoGpuError(verdict);
+    // TensorFlow otherwise reserves nearly all GPU memory up front, whatever a model needs.
+    process.env.TF_FORCE_GPU_ALLOW_GROWTH ??= 'true';
+  }
   if (choice === 'tensorflow' || choice === 'tensorflow-gpu') {
     // libtensorflow logs its CPU features at INFO level on load; keep warnings and errors.
     process.env.TF_CPP_MIN_LOG_LEVEL ??= '1';
@@ -92,6 +192,11 @@ async function load(choice: BackendChoice): Promise<ComputeProvenance> {
   if (name === 'tensorflow') {
     const native = tf.backend() as unknown as NativeBackend;
     versions.libtensorflow = native.binding.TF_Version;
+    if (probe) {
+      const verdict = gpuVerdict({ forced, probe, tfFoundGpu: native.isUsingGpuDevice });
+      if (verdict.action === 'error') throw new NoGpuError(verdict);
+      if (verdict.action === 'cpu') console.warn(verdict.message);
+    }
     if (native.isUsingGpuDevice) device = 'gpu';
   } else if (name === 'wasm') {
     const wasm = (await import('@tensorflow/tfjs-backend-wasm')) as { getThreadsCount(): number };
@@ -118,11 +223,17 @@ async function select(): Promise<ComputeProvenance> {
   const requested = requestedChoice();
   if (requested) {
     try {
-      return await load(requested);
+      return await load(requested, true);
     } catch (err) {
+      const setup =
+        requested === 'tensorflow'
+          ? 'run `npm run setup` to build it, or '
+          : requested === 'tensorflow-gpu' && !(err instanceof NoGpuError)
+            ? 'run `npm run setup:gpu` to build it, or '
+            : '';
       throw new BadInputError(
         `LEA_TF_BACKEND=${requested} cannot be loaded (${errorMessage(err)}); ` +
-          (requested === 'tensorflow' ? 'run `npm run setup` to build it, or ' : '') +
+          setup +
           'unset LEA_TF_BACKEND to use the default order',
       );
     }
@@ -130,8 +241,12 @@ async function select(): Promise<ComputeProvenance> {
   for (const choice of BACKEND_CHOICES) {
     if (choice !== 'cpu' && !isInstalled(PACKAGES[choice])) continue;
     try {
-      return await load(choice);
+      return await load(choice, false);
     } catch (err) {
+      if (err instanceof NoGpuError) {
+        console.warn(err.verdict.message);
+        continue;
+      }
       console.warn(
         `lea: backend '${choice}' is installed but did not load, skipping it: ${errorMessage(err)}`,
       );

@@ -6,6 +6,10 @@
 import { z } from 'zod';
 
 const posInt = z.number().int().min(1);
+/** The name of imported weights (`lea weights import --name`): the artifact `weights/<name>`. */
+const weightsName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'a weights name: letters, digits and ._-');
 const name = z
   .string()
   .regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'must be 1-64 lower-case letters, digits, ".", "_" or "-"');
@@ -33,6 +37,8 @@ const data = z
     source,
     /** ROI group sizes the prepared data must have (the authors' roi_patch); checked when training. */
     roiPatch: z.array(posInt).min(1).optional(),
+    /** Images are resized to imageSize x imageSize when prepared (LEA: 256, the VQGAN's input). */
+    imageSize: posInt.optional(),
   })
   .refine((d) => (d.dataset === 'god') === d.subject.startsWith('sbj_'), {
     message: 'subject must be sbj_N for god and CSIn for bold5000',
@@ -80,7 +86,8 @@ const fmriAe = z
   .superRefine(checkHeads);
 
 const imageFeatures = z.discriminatedUnion('kind', [
-  z.strictObject({ kind: z.literal('clip'), model: z.string(), pretrained: z.string(), dim: posInt }),
+  /** open_clip's image tower, imported with `lea weights import --kind openclip-vit-h14 --name <weights>`. */
+  z.strictObject({ kind: z.literal('clip'), weights: weightsName, dim: posInt }),
   z.strictObject({ kind: z.literal('random-relu'), dim: posInt, hidden: posInt }),
 ]);
 
@@ -97,6 +104,8 @@ const tokenizer = z.discriminatedUnion('kind', [
     beta: z.number().min(0),
     /** Frozen pretrained weights (the paper) rather than trained here. */
     frozen: z.boolean(),
+    /** The frozen weights: MaskGIT's ImageNet tokenizer, imported as --kind maskgit-tokenizer. */
+    weights: weightsName.optional(),
   }),
   z.strictObject({ kind: z.literal('patch-kmeans'), patchSize: posInt, codes: posInt, iterations: posInt }),
 ]);
@@ -112,6 +121,8 @@ const maskgit = z
     dropout: z.number().min(0).lt(1),
     minMaskRate: z.number().min(0).max(1),
     labelSmoothing: z.number().min(0).lt(1),
+    /** Start from MaskGIT's ImageNet transformer (--kind maskgit-transformer): every tensor but decoder_embed. */
+    initFrom: weightsName.optional(),
   })
   .refine((m) => m.width % m.heads === 0, { message: 'width must divide by heads', path: ['width'] });
 
@@ -133,8 +144,16 @@ const warmupBelow = (t: { warmup: number; iterations: number }) => t.warmup < t.
 const warmupMessage = { message: 'warmup must be below iterations', path: ['warmup'] };
 
 const training = z.strictObject({
-  /** Stage 0; absent = not trained here (weights come from elsewhere, or the autoencoder starts fresh). */
-  mae: z.strictObject(trainSettings).refine(warmupBelow, warmupMessage).optional(),
+  /**
+   * Stage 0: trained here on the subject's fMRI, or `{initFrom: <weights>}`, MinD-Vis's pretrained MAE
+   * (--kind mindvis-mae), in which case stage 0 is skipped. Absent: the autoencoder starts fresh.
+   */
+  mae: z
+    .union([
+      z.strictObject(trainSettings).refine(warmupBelow, warmupMessage),
+      z.strictObject({ initFrom: weightsName }),
+    ])
+    .optional(),
   fmriAe: z
     .strictObject({
       ...trainSettings,
@@ -169,6 +188,22 @@ export const reproductionConfig = z
       cvAlphas: z.array(z.number().min(0)).min(1).optional(),
       cvFolds: z.number().int().min(2).default(5),
     }),
+    /**
+     * The paper's metric networks (spec §5), imported weights by name; each absent one leaves its metric
+     * uncomputed (the miniature's stand-ins, under names of their own, are computed regardless).
+     */
+    metrics: z
+      .strictObject({
+        /** torchvision ViT-H/14 (--kind torchvision-vit-h14): decode.nway50 */
+        classifier: weightsName.optional(),
+        /** open_clip ViT-H/14 (--kind openclip-vit-h14): decode.clip_twoway */
+        clip: weightsName.optional(),
+        /** torchvision AlexNet and lpips' heads (--kind torchvision-alexnet, lpips-alex-v0.1): decode.twoway_psm */
+        lpips: z.strictObject({ backbone: weightsName, heads: weightsName }).optional(),
+        /** torch-fidelity InceptionV3 (--kind fid-inception-v3): decode.fid */
+        inception: weightsName.optional(),
+      })
+      .default({}),
     /** Temporal settings of the run's activities (defaults in lib/pipeline/plan.ts). */
     runtime: z
       .strictObject({
@@ -196,7 +231,15 @@ export const reproductionConfig = z
         message: 'only a VQGAN that is not frozen is trained with training.tokenizer',
       });
     }
-    if (c.training.fmriAe.initFrom === 'mae') {
+    if (t.kind === 'vqgan' && t.frozen && !t.weights) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['models', 'tokenizer', 'weights'],
+        message:
+          'a frozen VQGAN needs its imported weights (lea weights import --kind maskgit-tokenizer --name NAME)',
+      });
+    }
+    if (c.training.fmriAe.initFrom === 'mae' && c.training.mae && !('initFrom' in c.training.mae)) {
       const a = c.models.mae;
       const b = c.models.fmriAe;
       if (a.width !== b.width || a.depth !== b.depth || a.mlpRatio !== b.mlpRatio) {

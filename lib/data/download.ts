@@ -61,8 +61,8 @@ export function loadDatasetManifest(file: string, text?: string): DatasetManifes
   }
   const parsed = datasetManifestSchema.safeParse(raw);
   if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
-    throw new BadInputError(`${file}: invalid dataset manifest:\n${lines.join('\n')}`);
+    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`);
+    throw new BadInputError(`${file}: invalid dataset manifest: ${issues.join('; ')}`);
   }
   for (const f of parsed.data.files) checkKey(f.name, `file name in ${file}`);
   return parsed.data;

@@ -2,7 +2,9 @@
  * `lea data prepare`: loads one subject with the dataset's loader and writes the model-ready split into a
  * local folder: train_fmri.npy / test_fmri.npy (float32 [N, K], z-scored), train_images.npy /
  * test_images.npy (uint8 [N, H, W, 3], stored resolution), train_labels.npy / test_labels.npy (int64
- * [N, 2], GOD only) and meta.json. Everything is written into a temp folder beside the output and renamed
+ * [N, 2], GOD only) and meta.json. With `imageSize`, images are resized to imageSize x imageSize as PIL's
+ * antialiased bicubic resize computes it (LEA feeds 256 px images to the VQGAN and the metrics, spec §4;
+ * BOLD5000's stimuli are 375 px; which resize LEA used is not published: PIL bicubic is our choice). Everything is written into a temp folder beside the output and renamed
  * into place at the end, so a failure leaves no output. Images are streamed row by row from the source
  * arrays, so no gathered copy of the image set is ever held.
  */
@@ -10,6 +12,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { relative, resolve } from 'node:path';
+import { resizeBicubic } from '../images/resize.js';
 import { NpyFileWriter, writeNpy } from '../tensors/npy.js';
 import { loadBold5000 } from './bold5000.js';
 import { assertUsableOutput, withOutputDir } from './common.js';
@@ -23,6 +26,8 @@ export interface PrepareOptions {
   subject: string;
   /** Output folder; must not exist or be empty. */
   out: string;
+  /** Resize images to imageSize x imageSize (omitted: the stored resolution). */
+  imageSize?: number;
 }
 
 export interface PrepareMeta {
@@ -34,7 +39,7 @@ export interface PrepareMeta {
   roiSizes: number[];
   normalisation: LoadedSubject['normalisation'];
   split: { train: number; test: number; testTrialsAveraged: number };
-  image: { height: number; width: number; channels: 3 };
+  image: { height: number; width: number; channels: 3; resizedFrom?: [number, number] };
   labels: { columns: ['imagenet_class', 'category']; unmatchedImagenetClass: number } | null;
   files: string[];
   sources: { path: string; bytes: number; sha256: string }[];
@@ -50,15 +55,30 @@ async function sha256File(path: string): Promise<{ bytes: number; sha256: string
   return { bytes, sha256: hash.digest('hex') };
 }
 
-async function writeImages(path: string, rows: ImageRows): Promise<void> {
-  const w = await NpyFileWriter.create(path, 'uint8', [rows.count, rows.height, rows.width, 3]);
+async function writeImages(path: string, rows: ImageRows, size?: number): Promise<void> {
+  const resize = size !== undefined && (size !== rows.height || size !== rows.width);
+  const [h, w0] = resize ? [size, size] : [rows.height, rows.width];
+  const w = await NpyFileWriter.create(path, 'uint8', [rows.count, h, w0, 3]);
   try {
-    for (let i = 0; i < rows.count; i++) await w.write(rows.row(i));
+    for (let i = 0; i < rows.count; i++) {
+      const row = rows.row(i);
+      await w.write(
+        resize
+          ? resizeBicubic({ data: row, height: rows.height, width: rows.width, channels: 3 }, h, w0).data
+          : row,
+      );
+    }
   } catch (e) {
     await w.abort();
     throw e;
   }
   await w.close();
+}
+
+function imageMeta(rows: ImageRows, size?: number): PrepareMeta['image'] {
+  if (size === undefined || (size === rows.height && size === rows.width))
+    return { height: rows.height, width: rows.width, channels: 3 };
+  return { height: size, width: size, channels: 3, resizedFrom: [rows.height, rows.width] };
 }
 
 export async function prepareDataset(opts: PrepareOptions): Promise<PrepareMeta> {
@@ -73,8 +93,8 @@ export async function prepareDataset(opts: PrepareOptions): Promise<PrepareMeta>
     };
     await put('train_fmri.npy', (p) => writeNpy(p, loaded.train.fmri));
     await put('test_fmri.npy', (p) => writeNpy(p, loaded.test.fmri));
-    await put('train_images.npy', (p) => writeImages(p, loaded.train.images));
-    await put('test_images.npy', (p) => writeImages(p, loaded.test.images));
+    await put('train_images.npy', (p) => writeImages(p, loaded.train.images, opts.imageSize));
+    await put('test_images.npy', (p) => writeImages(p, loaded.test.images, opts.imageSize));
     if (loaded.train.labels && loaded.test.labels) {
       await put('train_labels.npy', (p) => writeNpy(p, loaded.train.labels!));
       await put('test_labels.npy', (p) => writeNpy(p, loaded.test.labels!));
@@ -95,7 +115,7 @@ export async function prepareDataset(opts: PrepareOptions): Promise<PrepareMeta>
         test: loaded.test.fmri.shape[0]!,
         testTrialsAveraged: loaded.testTrialsAveraged,
       },
-      image: { height: loaded.train.images.height, width: loaded.train.images.width, channels: 3 },
+      image: imageMeta(loaded.train.images, opts.imageSize),
       labels: loaded.train.labels
         ? { columns: ['imagenet_class', 'category'], unmatchedImagenetClass: loaded.unmatchedLabels ?? 0 }
         : null,

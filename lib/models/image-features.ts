@@ -1,11 +1,14 @@
 /**
  * The frozen image-feature extractor that conditions MaskGIT and defines the alignment target (spec §2.3).
- * The paper's is open_clip ViT-H/14 (1024-d, L2-normalised); its weights are imported by a later issue.
+ * The paper's is open_clip ViT-H/14 (1024-d, L2-normalised), imported with `lea weights import --kind
+ * openclip-vit-h14` and run through lib/models/vit.ts with open_clip's eval preprocessing.
  * Miniature runs use spec §7's seeded random-feature map φ(img) = L2-normalise(W₂·ReLU(W₁·vec(img))).
  */
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../compute/rng.js';
 import { BadInputError } from '../errors.js';
+import type { ImportedWeights } from '../weights/import.js';
+import { VisionTransformer, parseVitConfig } from './vit.js';
 
 /** uint8 images [count, height, width, 3], row-major (the prepared train_images.npy layout). */
 export interface ImageBatch {
@@ -18,14 +21,13 @@ export interface ImageBatch {
 export interface ImageFeatureExtractor {
   readonly name: string;
   readonly dim: number;
-  /** L2-normalised features, [count, dim] row-major. */
-  extract(images: ImageBatch): Float32Array;
+  /** L2-normalised features, [count, dim] row-major. Yields to the event loop between chunks. */
+  extract(images: ImageBatch): Promise<Float32Array>;
   dispose(): void;
 }
 
 export type ImageFeatureConfig =
-  | { kind: 'clip'; model: string; pretrained: string; dim: number }
-  | { kind: 'random-relu'; dim: number; hidden: number };
+  { kind: 'clip'; weights: string; dim: number } | { kind: 'random-relu'; dim: number; hidden: number };
 
 /** Images per matmul: bounds the [chunk, H·W·3] float copy. */
 const CHUNK = 256;
@@ -60,7 +62,7 @@ export class RandomReluFeatures implements ImageFeatureExtractor {
     ]);
   }
 
-  extract(images: ImageBatch): Float32Array {
+  async extract(images: ImageBatch): Promise<Float32Array> {
     if (images.height !== this.height || images.width !== this.width) {
       throw new BadInputError(
         `image features were built for ${this.height}x${this.width} images, got ${images.height}x${images.width}`,
@@ -77,7 +79,7 @@ export class RandomReluFeatures implements ImageFeatureExtractor {
         const f = tf.matMul(h, this.w2);
         return tf.div(f, tf.maximum(tf.norm(f, 'euclidean', 1, true), 1e-12));
       });
-      out.set(feats.dataSync(), start * this.dim);
+      out.set(await feats.data(), start * this.dim);
       feats.dispose();
     }
     return out;
@@ -88,17 +90,48 @@ export class RandomReluFeatures implements ImageFeatureExtractor {
   }
 }
 
+/** open_clip's image tower from imported weights: its own preprocessing, L2-normalised output. */
+class ClipFeatures implements ImageFeatureExtractor {
+  readonly name = 'clip';
+  private readonly vit: VisionTransformer;
+
+  constructor(
+    readonly dim: number,
+    weights: ImportedWeights,
+  ) {
+    const cfg = parseVitConfig(weights.record.config, weights.path);
+    if (weights.record.kind !== 'openclip-vit-h14' || cfg.outDim !== dim || !cfg.l2Normalize) {
+      throw new BadInputError(
+        `models.imageFeatures: weights '${weights.record.name}' (${weights.record.kind}, ${cfg.outDim}-d) are not ` +
+          `an open_clip image tower with ${dim}-d L2-normalised output`,
+      );
+    }
+    this.vit = new VisionTransformer(cfg, weights.tensors, weights.path);
+  }
+
+  async extract(images: ImageBatch): Promise<Float32Array> {
+    return (await this.vit.run(images)).data as Float32Array;
+  }
+
+  dispose(): void {
+    this.vit.dispose();
+  }
+}
+
+/** The extractor a config names; CLIP needs the imported weights the stage received as an input. */
 export function createImageFeatureExtractor(
   cfg: ImageFeatureConfig,
   image: { height: number; width: number },
   seed: number,
+  clip?: ImportedWeights,
 ): ImageFeatureExtractor {
   if (cfg.kind === 'random-relu')
     return new RandomReluFeatures(cfg.dim, cfg.hidden, image.height, image.width, seed);
-  throw new BadInputError(
-    `image features '${cfg.model}' (${cfg.pretrained}) need the CLIP weights, which this project does not import yet; ` +
-      "use imageFeatures.kind 'random-relu' for miniature runs",
-  );
+  if (!clip)
+    throw new BadInputError(
+      `models.imageFeatures: the CLIP weights '${cfg.weights}' were not given to this stage`,
+    );
+  return new ClipFeatures(cfg.dim, clip);
 }
 
 /** Mirrors images left-right (the MaskGIT stage's random horizontal flip), into a new buffer. */

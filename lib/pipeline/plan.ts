@@ -10,6 +10,7 @@
  */
 import type { ReproductionConfig } from '../config/reproduction.js';
 import { BadInputError } from '../errors.js';
+import { METRIC_NETWORKS, metricNetworkNames } from '../metrics/definitions.js';
 import type { StagePlan } from './run-record.js';
 
 export interface PlanOptions {
@@ -23,6 +24,52 @@ export const DEFAULT_RUNTIME = {
   stageTimeoutHours: 12,
   maxAttempts: 5,
 };
+
+/** One use of imported weights by a config: where it is named and which kind it must be. */
+export interface WeightsUse {
+  field: string;
+  name: string;
+  kind: string;
+}
+
+/** Every imported network a config uses (checked at submit time: present, of the right kind and size). */
+export function weightsUses(cfg: ReproductionConfig): WeightsUse[] {
+  const { models, training } = cfg;
+  const uses: WeightsUse[] = [];
+  const add = (field: string, name: string | undefined, kind: string) => {
+    if (name) uses.push({ field, name, kind });
+  };
+  if (models.imageFeatures.kind === 'clip')
+    add('models.imageFeatures.weights', models.imageFeatures.weights, 'openclip-vit-h14');
+  if (models.tokenizer.kind === 'vqgan' && models.tokenizer.frozen)
+    add('models.tokenizer.weights', models.tokenizer.weights, 'maskgit-tokenizer');
+  add('models.maskgit.initFrom', models.maskgit.initFrom, 'maskgit-transformer');
+  if (training.mae && 'initFrom' in training.mae)
+    add('training.mae.initFrom', training.mae.initFrom, 'mindvis-mae');
+  const metricNets = metricNetworkNames(cfg.metrics);
+  for (const [input, { field, kind }] of Object.entries(METRIC_NETWORKS))
+    add(field, metricNets[input as keyof typeof METRIC_NETWORKS], kind);
+  return uses;
+}
+
+/** The tokenizer's grid must tile the (resized) images: a VQGAN halves them (levels − 1) times. */
+function checkImageSize(cfg: ReproductionConfig): void {
+  const size = cfg.data.imageSize;
+  const t = cfg.models.tokenizer;
+  if (size === undefined) return;
+  const factor = t.kind === 'vqgan' ? 2 ** (t.chMult.length - 1) : t.patchSize;
+  if (size % factor !== 0) {
+    throw new BadInputError(
+      `data.imageSize ${size}: the tokenizer takes sides that are multiples of ${factor} (models.tokenizer)`,
+    );
+  }
+}
+
+/** A stage with the imported weights it reads (input name → weights name); undefined names are left out. */
+function withWeights(plan: StagePlan, weights: Record<string, string | undefined>): StagePlan {
+  const named = Object.entries(weights).filter((e): e is [string, string] => e[1] !== undefined);
+  return named.length ? { ...plan, weights: Object.fromEntries(named) } : plan;
+}
 
 export function buildPlan(cfg: ReproductionConfig, opts: PlanOptions = {}): StagePlan[] {
   const rt = { ...DEFAULT_RUNTIME, ...cfg.runtime };
@@ -80,55 +127,68 @@ export function buildPlan(cfg: ReproductionConfig, opts: PlanOptions = {}): Stag
         `worker can reach; list the folder in a dataset manifest with file:// URLs and use kind: fetch`,
     );
   }
-  plan.push(stage('prepare', 'cpu', { raw: 'raw' }, { dataset: data.dataset, subject: data.subject }));
+  const imageSize = data.imageSize ? { imageSize: data.imageSize } : {};
+  plan.push(
+    stage('prepare', 'cpu', { raw: 'raw' }, { dataset: data.dataset, subject: data.subject, ...imageSize }),
+  );
 
+  checkImageSize(cfg);
+  const uses = Object.fromEntries(weightsUses(cfg).map((u) => [u.field, u.name]));
+  const clip = uses['models.imageFeatures.weights'];
   const aeNeeds: Record<string, string> = { prepared: 'prepare' };
-  if (training.mae) {
+  const maeImported = uses['training.mae.initFrom'];
+  if (training.mae && !('initFrom' in training.mae)) {
     const config = trainingConfig({ mae: models.mae }, { mae: training.mae, fmriAe: includeTestFmri });
     plan.push(stage('mae', 'gpu', { prepared: 'prepare' }, config, true));
     if (training.fmriAe.initFrom === 'mae') aeNeeds.mae = 'mae';
-  } else if (training.fmriAe.initFrom === 'mae') {
+  } else if (training.fmriAe.initFrom === 'mae' && !maeImported) {
     throw new BadInputError('training.fmriAe.initFrom is mae, but training.mae is absent');
   }
   plan.push(
-    stage(
-      'fmri-ae',
-      'gpu',
-      aeNeeds,
-      trainingConfig({ fmriAe: models.fmriAe }, { fmriAe: training.fmriAe }),
-      true,
-    ),
-  );
-  plan.push(stage('features', 'cpu', { prepared: 'prepare' }, { seed, model: models.imageFeatures }));
-
-  if (models.tokenizer.kind === 'vqgan' && models.tokenizer.frozen) {
-    throw new BadInputError(
-      'models.tokenizer: a frozen pretrained VQGAN needs its weights imported, which this version cannot do yet; ' +
-        'use a trainable tokenizer (frozen: false with training.tokenizer, or kind: patch-kmeans)',
-    );
-  }
-  plan.push(
-    stage(
-      'tokenizer',
-      'gpu',
-      { prepared: 'prepare' },
-      trainingConfig(
-        { tokenizer: models.tokenizer },
-        training.tokenizer ? { tokenizer: training.tokenizer } : {},
+    withWeights(
+      stage(
+        'fmri-ae',
+        'gpu',
+        aeNeeds,
+        trainingConfig({ fmriAe: models.fmriAe }, { fmriAe: training.fmriAe }),
+        true,
       ),
-      true,
+      { mae: training.fmriAe.initFrom === 'mae' ? maeImported : undefined },
     ),
   );
   plan.push(
-    stage(
-      'maskgit',
-      'gpu',
-      { prepared: 'prepare', tokenizer: 'tokenizer', features: 'features' },
-      trainingConfig(
-        { maskgit: models.maskgit, tokenizer: models.tokenizer, imageFeatures: models.imageFeatures },
-        { maskgit: training.maskgit },
+    withWeights(stage('features', 'cpu', { prepared: 'prepare' }, { seed, model: models.imageFeatures }), {
+      clip,
+    }),
+  );
+  plan.push(
+    withWeights(
+      stage(
+        'tokenizer',
+        'gpu',
+        { prepared: 'prepare' },
+        trainingConfig(
+          { tokenizer: models.tokenizer },
+          training.tokenizer ? { tokenizer: training.tokenizer } : {},
+        ),
+        true,
       ),
-      true,
+      { vqgan: uses['models.tokenizer.weights'] },
+    ),
+  );
+  plan.push(
+    withWeights(
+      stage(
+        'maskgit',
+        'gpu',
+        { prepared: 'prepare', tokenizer: 'tokenizer', features: 'features' },
+        trainingConfig(
+          { maskgit: models.maskgit, tokenizer: models.tokenizer, imageFeatures: models.imageFeatures },
+          { maskgit: training.maskgit },
+        ),
+        true,
+      ),
+      { clip, init: uses['models.maskgit.initFrom'] },
     ),
   );
   plan.push(stage('latents', 'gpu', { prepared: 'prepare', ae: 'fmri-ae' }, {}));
@@ -145,11 +205,21 @@ export function buildPlan(cfg: ReproductionConfig, opts: PlanOptions = {}): Stag
     stage('encode', 'cpu', { ridge: 'ridge', ae: 'fmri-ae', features: 'features', latents: 'latents' }, {}),
   );
   plan.push(
-    stage(
-      'metrics',
-      'cpu',
-      { prepared: 'prepare', decode: 'decode', encode: 'encode', features: 'features' },
-      { seed },
+    withWeights(
+      stage(
+        'metrics',
+        'cpu',
+        {
+          prepared: 'prepare',
+          decode: 'decode',
+          encode: 'encode',
+          features: 'features',
+          latents: 'latents',
+          ridge: 'ridge',
+        },
+        { seed, alignment: cfg.alignment },
+      ),
+      { clip, ...metricNetworkNames(cfg.metrics) },
     ),
   );
   return plan;

@@ -9,11 +9,13 @@
  *     decode.nway50: { value: null, tolerance: 0.02, better: higher }   # null = not filled in yet
  *     decode.fid:    { value: 123.4, tolerance: 5, better: lower }
  * A metric regresses when it is worse than value by more than tolerance (`better: either` = any direction).
+ * A stand-in metric (lib/metrics/definitions.ts, e.g. decode.proto_nway5) is refused: no paper table has it.
  */
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { BadInputError, errorMessage } from '../errors.js';
+import { metricDefinition } from '../metrics/definitions.js';
 
 const expectation = z.strictObject({
   value: z.number().nullable(),
@@ -61,8 +63,18 @@ export function parseBaseline(text: string, source: string): Baseline {
   }
   const parsed = baselineSchema.safeParse(raw);
   if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
-    throw new BadInputError(`${source}: invalid baseline:\n${lines.join('\n')}`);
+    // One line (file, field, reason): it is what `lea run` and `lea schedule create` print when they refuse it.
+    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`);
+    throw new BadInputError(`${source}: invalid baseline: ${issues.join('; ')}`);
+  }
+  // A paper table has no value for a stand-in: filling one in from the paper would compare unlike things.
+  for (const name of Object.keys(parsed.data.metrics)) {
+    const standInFor = metricDefinition(name)?.standInFor;
+    if (standInFor)
+      throw new BadInputError(
+        `${source}: invalid baseline: metrics.${name}: a stand-in for ${standInFor}, not a metric the paper reports ` +
+          `(name ${standInFor}, computed with the network the config's metrics section names)`,
+      );
   }
   return parsed.data;
 }

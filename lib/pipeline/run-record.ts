@@ -17,6 +17,8 @@ export interface StagePlan {
   needs: Record<string, string>;
   /** The stage's own config section: part of its cache key. */
   config: unknown;
+  /** Input name → imported weights name; the stage runner resolves them (their content enters the cache key). */
+  weights?: Record<string, string>;
   timeoutMinutes: number;
   heartbeatSeconds: number;
   maxAttempts: number;
@@ -69,10 +71,14 @@ export interface RunRecord {
     loss?: number;
     /** Why the stage failed (its innermost error message). */
     error?: string;
+    /** Imported networks the stage read: input name → "name (kind, sha256 of the source file)". */
+    weights?: Record<string, string>;
   })[];
   /** Why a failed run failed, as the CLI prints it (the cause chain down to the stage's reason). */
   error?: string;
   metrics: Record<string, number>;
+  /** Each metric's one-line definition; `paper` only when computed as the paper computes it. */
+  metricDefinitions?: Record<string, { definition: string; paper: boolean }>;
   verdict: 'pass' | 'regressed' | null;
   /** What regressed, one line per metric (`lea status` always sets it; empty unless regressed). */
   regressions?: string[];

@@ -9,6 +9,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { BadInputError } from '../errors.js';
+import { metricDefinition } from '../metrics/definitions.js';
 import type { RunRecord } from '../pipeline/run-record.js';
 import type { Failure, Verdict } from '../pipeline/regression.js';
 import type { NdArray } from '../tensors/ndarray.js';
@@ -256,6 +257,18 @@ function rangeCell(m: MetricValue): string {
   return `<td class="num" data-min="${m.min}" data-max="${m.max}">${fmtNumber(m.min)} – ${fmtNumber(m.max)}</td>`;
 }
 
+/** The metric's definition, marked when it is not computed as the paper computes it. */
+function definitionCell(name: string): string {
+  const d = metricDefinition(name);
+  if (!d) return '<td class="muted">not a metric this version computes</td>';
+  const mark = d.paper
+    ? '<b>paper</b>'
+    : d.standInFor
+      ? `stand-in for ${esc(d.standInFor)}`
+      : 'not the paper’s';
+  return `<td class="definition" data-paper="${d.paper}">${mark}: ${esc(d.definition)}</td>`;
+}
+
 function metricsSection(input: ReportInput): string {
   const { metrics, baseline, verdict } = input;
   const names = new Set(metrics.map((m) => m.name));
@@ -267,25 +280,35 @@ function metricsSection(input: ReportInput): string {
     const value = m ? numCell(m.value) : '<td class="num fail-text">missing</td>';
     return (
       `<tr${v.failed ? ' class="fail"' : ''} data-metric="${esc(name)}"><td class="mono name">${esc(name)}</td>${value}` +
-      `${m ? rangeCell(m) : '<td class="num">–</td>'}${numCell(m?.chance)}${numCell(base)}<td>${v.html}</td></tr>`
+      `${m ? rangeCell(m) : '<td class="num">–</td>'}${numCell(m?.chance)}${numCell(base)}<td>${v.html}</td>` +
+      `${definitionCell(name)}</tr>`
     );
   };
-  const rows = metrics.map((m) => row(m.name, m)).concat(missing.map((n) => row(n, undefined)));
+  const isReference = (name: string) => metricDefinition(name)?.reference === true;
+  const rows = metrics
+    .filter((m) => !isReference(m.name))
+    .map((m) => row(m.name, m))
+    .concat(missing.map((n) => row(n, undefined)));
+  const references = metrics.filter((m) => isReference(m.name)).map((m) => row(m.name, m));
   const samples = input.samples.shape[1];
+  const head =
+    '<th>metric</th><th class="num">value</th><th class="num">min – max</th><th class="num">chance</th>' +
+    `<th class="num">baseline${baseline ? `<br><span class="muted">${esc(baseline.name)}</span>` : ''}</th><th>verdict</th>` +
+    '<th>definition</th>';
   const baseNote = baseline
     ? `<p class="muted">Baseline <b>${esc(baseline.name)}</b>: ${esc(baseline.source)}.</p>\n`
     : '<p class="muted">No baseline.</p>\n';
   return (
     `<section id="metrics" class="first">\n<h2>Metrics</h2>\n` +
     `<p>Value: mean over the ${samples} decoded samples (min – max across them where a metric is per sample).</p>\n` +
-    table(
-      'metrics',
-      '<th>metric</th><th class="num">value</th><th class="num">min – max</th><th class="num">chance</th>' +
-        `<th class="num">baseline${baseline ? `<br><span class="muted">${esc(baseline.name)}</span>` : ''}</th><th>verdict</th>`,
-      rows,
-      'No metric recorded.',
-    ) +
-    `${baseNote}</section>\n`
+    table('metrics', head, rows, 'No metric recorded.') +
+    baseNote +
+    (references.length
+      ? '<h3>Reference rows</h3>\n<p class="muted">Not results: the same scores on a shuffled pairing, and a ridge ' +
+        'straight from voxels to the image features, which show how far above chance the task is.</p>\n' +
+        table('reference-metrics', head, references, '')
+      : '') +
+    '</section>\n'
   );
 }
 

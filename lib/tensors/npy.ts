@@ -352,16 +352,24 @@ function swapBytes(bytes: Uint8Array, at: number, count: number, isz: number): v
 }
 
 /** Parses a whole .npy file held in memory; `source` names it in errors. */
-export function parseNpy(buf: Uint8Array, source: string): NdArray {
-  const header = parseNpyHeader(buf, source);
-  const decoder = new NpyDecoder(header, source);
-  const have = buf.length - header.dataOffset;
-  if (have !== decoder.byteLength) {
+/**
+ * Checks the header's data size against the bytes the file holds before the array is allocated: a header
+ * claiming a huge shape is then this error, naming the file, rather than a failed allocation.
+ */
+function checkDataLength(header: NpyHeader, source: string, have: number): void {
+  const need = new NpyDecoder(header, source, { allocate: false }).byteLength;
+  if (have !== need) {
     throw bad(
       source,
-      `header promises shape [${header.shape.join(', ')}] (${decoder.byteLength} data bytes) but the file holds ${have}`,
+      `header promises shape [${header.shape.join(', ')}] (${need} data bytes) but the file holds ${have}`,
     );
   }
+}
+
+export function parseNpy(buf: Uint8Array, source: string): NdArray {
+  const header = parseNpyHeader(buf, source);
+  checkDataLength(header, source, buf.length - header.dataOffset);
+  const decoder = new NpyDecoder(header, source);
   decoder.push(buf.subarray(header.dataOffset));
   return decoder.finish();
 }
@@ -389,14 +397,9 @@ export async function readNpy(path: string): Promise<NdArray> {
   const fh = await openForReading(path);
   try {
     const { header, fileSize } = await readHeaderFrom(fh, path);
-    const decoder = new NpyDecoder(header, path);
     const have = fileSize - header.dataOffset;
-    if (have !== decoder.byteLength) {
-      throw bad(
-        path,
-        `header promises shape [${header.shape.join(', ')}] (${decoder.byteLength} data bytes) but the file holds ${have}`,
-      );
-    }
+    checkDataLength(header, path, have);
+    const decoder = new NpyDecoder(header, path);
     const chunk = new Uint8Array(Math.min(READ_CHUNK, Math.max(have, 1)));
     for (let pos = header.dataOffset; pos < fileSize;) {
       const n = await readFully(fh, chunk.subarray(0, Math.min(chunk.length, fileSize - pos)), pos);

@@ -12,6 +12,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { forEachChunk } from '../compute/event-loop.js';
 import { Rng } from '../compute/rng.js';
 import type { ReproductionConfig, Stage } from '../config/reproduction.js';
 import { BadInputError } from '../errors.js';
@@ -21,6 +22,7 @@ import {
   countParams,
   loadParamsStrict,
   paramsToArrays,
+  transferByNameAndShape,
   type Params,
   type TransferReport,
 } from '../models/layers.js';
@@ -39,6 +41,7 @@ import { readNpy } from '../tensors/npy.js';
 import { readSafetensors, writeSafetensors } from '../tensors/safetensors.js';
 import { LocalCheckpointStore, type CheckpointStore } from './checkpoint.js';
 import { train, type TrainOptions, type TrainResult, type TrainSettings, type TrainTask } from './loop.js';
+import { readWeightsFile, type ImportedWeights } from '../weights/import.js';
 
 export const MODEL_FORMAT = 'lea-model/1';
 
@@ -216,6 +219,8 @@ export interface StageOptions extends Omit<TrainOptions, 'seed' | 'store'> {
   outDir: string;
   /** Where checkpoints go (default: a folder store at outDir/<stage>/checkpoints). */
   store?: CheckpointStore;
+  /** Imported weights the stage reads, by input name (clip, vqgan, init, mae) → local weights.safetensors. */
+  weights?: Record<string, string>;
 }
 
 export interface StageResult {
@@ -230,18 +235,20 @@ export interface StageResult {
   parameters: number;
 }
 
-function settingsOf(s: NonNullable<ReproductionConfig['training']['mae']>): TrainSettings {
+/** The loop's settings out of a config's training section (which may carry more, e.g. maskgit's flip). */
+function settingsOf(s: TrainSettings): TrainSettings {
+  const { lr, batchSize, iterations, warmup, schedule, clip, weightDecay, betas, eps, decayParams } = s;
   return {
-    lr: s.lr,
-    batchSize: s.batchSize,
-    iterations: s.iterations,
-    warmup: s.warmup,
-    schedule: s.schedule,
-    clip: s.clip,
-    weightDecay: s.weightDecay,
-    betas: s.betas,
-    eps: s.eps,
-    decayParams: s.decayParams,
+    lr,
+    batchSize,
+    iterations,
+    warmup,
+    schedule,
+    clip,
+    weightDecay,
+    betas,
+    eps,
+    decayParams,
     checkpointEvery: s.checkpointEvery,
   };
 }
@@ -296,8 +303,10 @@ export async function runStage(
     };
     if (stage === 'mae') {
       const s = cfg.training.mae;
-      if (!s)
-        throw new BadInputError('the config has no training.mae: stage 0 is not trained by this config');
+      if (!s || 'initFrom' in s)
+        throw new BadInputError(
+          'the config has no training.mae settings: stage 0 is not trained by this config',
+        );
       const mc = maeConfig(cfg);
       const mae = new FmriMae(mc, init);
       return run(mae, mc, settingsOf(s), (x, b, rng) => mae.loss(tf.tensor2d(x, [b, k]), rng));
@@ -307,13 +316,17 @@ export async function runStage(
     let transfer: TransferReport | undefined;
     if (cfg.training.fmriAe.initFrom === 'mae') {
       try {
+        // stage 0 trained here, or MinD-Vis's MAE imported (training.mae.initFrom): the same names either way
+        const imported = opts.weights?.mae;
         transfer = loadMaeIntoAutoencoder(
           ae,
-          await readModelFile(
-            join(opts.outDir, 'mae', 'model.safetensors'),
-            'mae',
-            'fmri-ae (initFrom: mae)',
-          ),
+          imported
+            ? (await readWeightsFile(imported, 'mindvis-mae')).tensors
+            : await readModelFile(
+                join(opts.outDir, 'mae', 'model.safetensors'),
+                'mae',
+                'fmri-ae (initFrom: mae)',
+              ),
         );
       } catch (err) {
         ae.dispose();
@@ -370,12 +383,10 @@ export async function runStage(
       });
       return { stage, kmeans: history, modelPath, parameters: tokenizer.codebook.length };
     }
-    if (t.frozen || !cfg.training.tokenizer) {
-      throw new BadInputError(
-        "the config's VQGAN is frozen (pretrained MaskGIT weights, imported separately): there is nothing to train",
-      );
-    }
     const vc = vqganConfig(cfg);
+    if (t.frozen) return frozenTokenizer(vc, opts, modelPath);
+    if (!cfg.training.tokenizer)
+      throw new BadInputError('models.tokenizer: a VQGAN that is not frozen needs training.tokenizer');
     const vq = new VqGan(vc, init);
     const images = data.trainImages;
     const pixels = images.height * images.width * 3;
@@ -403,17 +414,27 @@ export async function runStage(
 
   // maskgit: tokens and features of every training image (and of its mirror image when flipping) up front
   const tokenizer = await loadTokenizer(cfg, opts.outDir, 'maskgit');
-  const features = createImageFeatureExtractor(cfg.models.imageFeatures, data.trainImages, cfg.seed);
+  const clip = opts.weights?.clip ? await readWeightsFile(opts.weights.clip, 'openclip-vit-h14') : undefined;
+  const features = createImageFeatureExtractor(cfg.models.imageFeatures, data.trainImages, cfg.seed, clip);
   let mg: MaskGit | undefined;
   try {
     const views = cfg.training.maskgit.flip
       ? [data.trainImages, flipHorizontal(data.trainImages)]
       : [data.trainImages];
-    const tokens = views.map((v) => tokenizer.encode(v));
-    const feats = views.map((v) => features.extract(v));
+    const tokens: Int32Array[] = [];
+    for (const v of views) tokens.push(await encodeInChunks(tokenizer, v, opts.signal));
+    const feats: Float32Array[] = [];
+    for (const v of views) feats.push(await features.extract(v));
     const mc = maskgitConfig(cfg, tokenizer, data.trainImages);
     const model = new MaskGit(mc, init);
     mg = model;
+    if (opts.weights?.init) {
+      const report = initMaskGitFromImport(
+        model,
+        await readWeightsFile(opts.weights.init, 'maskgit-transformer'),
+      );
+      opts.onNotice?.(`maskgit: ${report}`);
+    }
     const { length, featureDim } = mc;
     const task: TrainTask = {
       stage,
@@ -439,4 +460,72 @@ export async function runStage(
     features.dispose();
     tokenizer.dispose();
   }
+}
+
+/** Images per tokenizer forward: bounds the activations (a 256 px VQGAN level holds [n, 256, 256, ch]). */
+const TOKENIZE_PIXELS = 16 * 256 * 256;
+
+/** Token ids of every image, a bounded batch at a time, yielding between batches (heartbeats, cancellation). */
+async function encodeInChunks(
+  tokenizer: ImageTokenizer,
+  images: ImageBatch,
+  signal?: AbortSignal,
+): Promise<Int32Array> {
+  const [rows, cols] = tokenizer.grid(images.height, images.width);
+  const px = images.height * images.width * 3;
+  const out = new Int32Array(images.count * rows * cols);
+  const per = Math.max(1, Math.floor(TOKENIZE_PIXELS / (images.height * images.width)));
+  await forEachChunk(
+    images.count,
+    per,
+    (start, count) => {
+      const data = images.data.subarray(start * px, (start + count) * px);
+      out.set(tokenizer.encode({ ...images, data, count }), start * rows * cols);
+    },
+    signal,
+  );
+  return out;
+}
+
+/**
+ * The frozen tokenizer (the paper's): MaskGIT's ImageNet VQGAN as imported, written as this stage's model so
+ * that every later stage loads it like a trained one. Its architecture must be the config's.
+ */
+async function frozenTokenizer(vc: VqGanConfig, opts: StageOptions, modelPath: string): Promise<StageResult> {
+  const file = opts.weights?.vqgan;
+  if (!file) throw new BadInputError('models.tokenizer: a frozen VQGAN needs models.tokenizer.weights');
+  const { record, tensors } = await readWeightsFile(file, 'maskgit-tokenizer');
+  const wrong = (Object.keys(vc) as (keyof VqGanConfig)[])
+    .filter((k) => k !== 'beta' && JSON.stringify(record.config[k]) !== JSON.stringify(vc[k]))
+    .map((k) => `${k} ${JSON.stringify(vc[k])} (imported: ${JSON.stringify(record.config[k])})`);
+  if (wrong.length) {
+    throw new BadInputError(`models.tokenizer does not match weights '${record.name}': ${wrong.join(', ')}`);
+  }
+  await writeSafetensors(modelPath, tensors, {
+    format: MODEL_FORMAT,
+    stage: 'tokenizer',
+    step: '0',
+    model: JSON.stringify(vc),
+  });
+  let parameters = 0;
+  for (const t of tensors.values()) parameters += t.data.length;
+  return { stage: 'tokenizer', modelPath, parameters };
+}
+
+/**
+ * MaskGIT fine-tuned from ImageNet (spec §2.5): every tensor of the imported transformer by name and shape;
+ * only decoder_embed (CLIP → width, new in LEA) keeps its own init. Anything else not loaded is an error.
+ */
+function initMaskGitFromImport(model: MaskGit, weights: ImportedWeights): string {
+  const report = transferByNameAndShape(model.params, weights.tensors);
+  const missing = report.notLoaded.filter((n) => !n.name.startsWith('decoder_embed.'));
+  if (missing.length || report.unused.length) {
+    throw new BadInputError(
+      `models.maskgit.initFrom: weights '${weights.record.name}' do not fit the config's MaskGIT: ` +
+        [...missing.map((n) => `${n.name} (${n.reason})`), ...report.unused.map((n) => `${n} unused`)].join(
+          ', ',
+        ),
+    );
+  }
+  return `initialised ${report.loaded.length} tensors from '${weights.record.name}'; decoder_embed is new`;
 }

@@ -112,7 +112,10 @@ export async function importWeights(
       );
     }
     log(`mapping ${src.tensors.size} tensors as ${kind.name}`);
-    imported = await kind.importFrom(src, { ...(req.heads === undefined ? {} : { heads: req.heads }) });
+    imported = await kind.importFrom(src, {
+      ...(req.heads === undefined ? {} : { heads: req.heads }),
+      ...(req.groups === undefined ? {} : { groups: req.groups }),
+    });
   } finally {
     await src.close();
   }
@@ -173,12 +176,34 @@ export async function listWeights(store: ArtifactStore): Promise<WeightsRecord[]
   return out;
 }
 
+/** What to say when a config names weights that were never imported. */
+export function missingWeights(name: string, kind = 'KIND'): string {
+  return `weights '${name}' are not imported: run lea weights import --kind ${kind} --from FILE --name ${name}`;
+}
+
+/** The record of weights a config names, checked to be of the kind the config needs them as. */
+export async function requireWeights(
+  store: ArtifactStore,
+  name: string,
+  kind: string,
+  field: string,
+): Promise<WeightsRecord> {
+  const rec = await weightsRecord(store, name);
+  if (!rec) throw new BadInputError(`${field}: ${missingWeights(name, kind)}`);
+  if (rec.kind !== kind) {
+    throw new BadInputError(
+      `${field}: weights '${name}' are ${rec.kind}, not ${kind} (lea weights show ${name})`,
+    );
+  }
+  return rec;
+}
+
 /** An imported network's tensors and record, read from the store (the file goes through `scratch`). */
 export async function loadWeights(
   store: ArtifactStore,
   name: string,
   scratch: string,
-): Promise<{ record: WeightsRecord; tensors: Map<string, NdArray> }> {
+): Promise<ImportedWeights> {
   const key = weightsKey(name);
   if (!(await store.exists(key))) {
     throw new BadInputError(
@@ -187,9 +212,31 @@ export async function loadWeights(
   }
   const path = join(scratch, `${name}.safetensors`);
   await store.downloadFile(key, WEIGHTS_FILE, path);
+  return readWeightsFile(path);
+}
+
+export interface ImportedWeights {
+  path: string;
+  record: WeightsRecord;
+  tensors: Map<string, NdArray>;
+}
+
+/** An imported network's file (a stage input's `weights.safetensors`), checked to be of `kind` when given. */
+export async function readWeightsFile(path: string, kind?: string): Promise<ImportedWeights> {
   const { tensors, metadata } = await readSafetensors(path);
   if (metadata.format !== WEIGHTS_FORMAT || !metadata.record) {
-    throw new BadInputError(`${key}: not a ${WEIGHTS_FORMAT} file`);
+    throw new BadInputError(`${path}: not a ${WEIGHTS_FORMAT} file`);
   }
-  return { record: JSON.parse(metadata.record) as WeightsRecord, tensors };
+  const record = JSON.parse(metadata.record) as WeightsRecord;
+  if (kind && record.kind !== kind) {
+    throw new BadInputError(
+      `weights '${record.name}' are ${record.kind}, not ${kind} (lea weights show ${record.name})`,
+    );
+  }
+  return { path, record, tensors };
+}
+
+/** The local file of a stage's weights input (activities put each under its input name). */
+export function weightsFileIn(dir: string): string {
+  return join(dir, WEIGHTS_FILE);
 }

@@ -10,6 +10,8 @@ import type { CheckpointFormat, CheckpointSource } from './source.js';
 export interface ImportOptions {
   /** Overrides the kind's published head width (heads are not stored in these files). */
   heads?: number;
+  /** Overrides the GroupNorm group count (not stored either; MaskGIT's VQGAN uses Flax's default, 32). */
+  groups?: number;
 }
 
 export interface ImportedNetwork {

@@ -29,7 +29,7 @@ import type { ImageBatch } from '../../models/image-features.js';
 import { loadParamsStrict } from '../../models/layers.js';
 import { VqGan, type VqGanConfig } from '../../models/vq-tokenizer.js';
 import { ndarray, type NdArray } from '../../tensors/ndarray.js';
-import type { ImportedNetwork, Network, WeightKind } from '../kind.js';
+import type { ImportOptions, ImportedNetwork, Network, WeightKind } from '../kind.js';
 import { reshape } from '../layout.js';
 import type { CheckpointSource } from '../source.js';
 import { TensorTaker, dim } from '../take.js';
@@ -139,7 +139,7 @@ export function tokenizerTable(cfg: VqGanConfig): FlaxTensor[] {
 }
 
 /** The architecture implied by the shapes (each shape is checked against it afterwards, by the table). */
-export function tokenizerConfig(t: TensorTaker): VqGanConfig {
+export function tokenizerConfig(t: TensorTaker, groups = GROUPS): VqGanConfig {
   const path = t.src.path;
   if (!t.has('params/encoder/Conv_0/kernel')) {
     throw new BadInputError(`${path}: no 'params/encoder/Conv_0/kernel': not a MaskGIT VQGAN checkpoint`);
@@ -161,9 +161,9 @@ export function tokenizerConfig(t: TensorTaker): VqGanConfig {
     if (filters % ch !== 0) {
       throw new BadInputError(`${path}: tensor '${name}' has ${filters} filters, not a multiple of ${ch}`);
     }
-    if (filters % GROUPS !== 0) {
+    if (filters % groups !== 0) {
       throw new BadInputError(
-        `${path}: tensor '${name}': ${filters} channels do not split into ${GROUPS} groups`,
+        `${path}: tensor '${name}': ${filters} channels do not split into ${groups} groups (--groups)`,
       );
     }
     chMult.push(filters / ch);
@@ -175,14 +175,14 @@ export function tokenizerConfig(t: TensorTaker): VqGanConfig {
     numResMids: nrb,
     chLatent: dim(t, 'params/encoder/Conv_1/kernel', 3, 4),
     codes: dim(t, 'params/quantizer/codebook', 0, 2),
-    groups: GROUPS,
+    groups,
     beta: 0.25, // MaskGIT's commitment_cost (training only; recorded so the config rebuilds a VqGan)
   };
 }
 
-async function importTokenizer(src: CheckpointSource): Promise<ImportedNetwork> {
+async function importTokenizer(src: CheckpointSource, opts: ImportOptions): Promise<ImportedNetwork> {
   const t = new TensorTaker(src);
-  const config = tokenizerConfig(t);
+  const config = tokenizerConfig(t, opts.groups);
   const { tensors, unused } = await takeFlaxTable(t, tokenizerTable(config));
   return {
     tensors,
@@ -192,7 +192,9 @@ async function importTokenizer(src: CheckpointSource): Promise<ImportedNetwork> 
       groupNormEps: 1e-5,
       groupNormEpsChoice:
         "LEA's PyTorch port (nn.GroupNorm, eps 1e-5) and VqGan; MaskGIT's Flax GroupNorm uses 1e-6",
-      groups: `${GROUPS}, Flax nn.GroupNorm's default (not stored in the file)`,
+      groups: opts.groups
+        ? `${opts.groups}, from --groups (not stored in the file)`
+        : `${GROUPS}, Flax nn.GroupNorm's default (not stored in the file)`,
       inputRange: 'images in [0, 1], reconstructions clamped to [0, 1]',
     },
   };
