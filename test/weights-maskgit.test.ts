@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { initCompute } from '../lib/compute/backend.js';
@@ -41,7 +42,7 @@ let dir: string;
 before(async () => {
   await initCompute();
   dir = await mkdtemp(join(tmpdir(), 'lea-maskgit-weights-'));
-  console.log(runOracle(REFERENCE, [dir]).trim());
+  console.log(runOracle(REFERENCE, [dir, fileURLToPath(new URL('./oracles', import.meta.url))]).trim());
 });
 after(async () => {
   await rm(dir, { recursive: true, force: true });
@@ -54,62 +55,23 @@ after(async () => {
  * 16 tokens, 24-wide conditioning.
  */
 const REFERENCE = String.raw`
-import sys, math, numpy as np, torch, msgpack
+import sys, math, numpy as np, torch
 import torch.nn.functional as F
 out = sys.argv[1]
-rng = np.random.default_rng(11)
 torch.set_default_dtype(torch.float64)
 
-def f32(a): return np.asarray(a, dtype=np.float32)
-def normal(*shape, std=1.0): return f32(rng.standard_normal(shape) * std)
-
-def write_flax(tree, path):  # flax.serialization.to_bytes
-    def ext(obj):
-        if isinstance(obj, np.ndarray):
-            return msgpack.ExtType(1, msgpack.packb((obj.shape, obj.dtype.name, obj.tobytes('C')), use_bin_type=True))
-        raise TypeError(type(obj))
-    with open(path, 'wb') as fh:
-        fh.write(msgpack.packb({'params': tree}, default=ext, strict_types=True))
-
+sys.path.insert(0, sys.argv[2])
+from maskgit_flax import Tree, f32, write_flax
+t = Tree(11)
+rng, normal = t.rng, t.normal
 T = lambda a: torch.from_numpy(np.asarray(a, dtype=np.float64))
 
 # ---- VQGAN (spec 2.4) in Flax's tree: NHWC kernels [kh, kw, in, out], GroupNorm scale/bias ----
 CH, MULT, NRB, LAT, CODES, G = 32, [1, 1, 2], 2, 16, 64, 32
 LV = len(MULT)
-
-def conv(k, cin, cout, bias, std=None):
-    p = {'kernel': normal(k, k, cin, cout, std=std or 1 / math.sqrt(k * k * cin))}
-    if bias: p['bias'] = normal(cout, std=0.1)
-    return p
-def gn(c): return {'scale': f32(1 + rng.standard_normal(c) * 0.1), 'bias': normal(c, std=0.1)}
-def res(cin, cout):
-    p = {'GroupNorm_0': gn(cin), 'Conv_0': conv(3, cin, cout, False), 'GroupNorm_1': gn(cout), 'Conv_1': conv(3, cout, cout, False)}
-    if cin != cout: p['Conv_2'] = conv(1, cout, cout, False)
-    return p
-
-enc, dec, k = {'Conv_0': conv(3, 3, CH, False)}, {}, 0
-cin = CH
-for i in range(LV):
-    for _ in range(NRB):
-        enc[f'ResBlock_{k}'] = res(cin, CH * MULT[i]); cin = CH * MULT[i]; k += 1
-for _ in range(NRB):
-    enc[f'ResBlock_{k}'] = res(cin, cin); k += 1
-enc['GroupNorm_0'] = gn(cin)
-enc['Conv_1'] = conv(1, cin, LAT, True)
-dec['Conv_0'] = conv(3, LAT, cin, True)
-k, c = 0, 1
-for _ in range(NRB):
-    dec[f'ResBlock_{k}'] = res(cin, cin); k += 1
-for i in reversed(range(LV)):
-    for _ in range(NRB):
-        dec[f'ResBlock_{k}'] = res(cin, CH * MULT[i]); cin = CH * MULT[i]; k += 1
-    if i > 0:
-        dec[f'Conv_{c}'] = conv(3, cin, cin, True); c += 1
-dec['GroupNorm_0'] = gn(cin)
-dec[f'Conv_{c}'] = conv(3, cin, 3, True, std=0.3 / math.sqrt(9 * cin))
-dec[f'Conv_{c}']['bias'] = f32(0.5 + rng.standard_normal(3) * 0.05)  # outputs mostly inside [0, 1]
-codebook = normal(CODES, LAT, std=0.5)
-write_flax({'encoder': enc, 'decoder': dec, 'quantizer': {'codebook': codebook}}, f'{out}/tokenizer.msgpack')
+vq = t.vqgan(CH, MULT, NRB, LAT, CODES)
+enc, dec, codebook = vq['encoder'], vq['decoder'], vq['quantizer']['codebook']
+write_flax(vq, f'{out}/tokenizer.msgpack')
 
 def tconv(x, p):  # x NCHW; 'same' padding for odd kernels
     w = T(p['kernel']).permute(3, 2, 0, 1)
@@ -158,17 +120,7 @@ np.save(f'{out}/recon.npy', f32(raw.clamp(0, 1).numpy()))
 # ---- MaskGIT transformer (spec 2.5, LEA's epsilons and exact GELU) in Flax's tree ----
 TC, SLOTS, D, H, FF, DEPTH, L, FEAT, B = 64, 1000, 64, 4, 128, 2, 16, 24, 2
 ROWS, HD = TC + SLOTS + 1, D // H
-def dense(din, dout): return {'kernel': normal(din, dout, std=1 / math.sqrt(din)), 'bias': normal(dout, std=0.1)}
-def ln(): return {'scale': f32(1 + rng.standard_normal(D) * 0.1), 'bias': normal(D, std=0.1)}
-tree = {'Embed_0': {'word_embeddings': {'embedding': normal(ROWS, D, std=0.3)},
-                    'position_embeddings': {'embedding': normal(L + 1, D, std=0.3)}, 'embeddings_ln': ln()}}
-for i in range(DEPTH):
-    att = {p: {'kernel': normal(D, H, HD, std=1 / math.sqrt(D)), 'bias': normal(H, HD, std=0.1)} for p in ['query', 'key', 'value']}
-    att['out'] = {'kernel': normal(H, HD, D, std=1 / math.sqrt(D)), 'bias': normal(D, std=0.1)}
-    tree[f'TransformerLayer_{i}'] = {
-        'Attention_0': {'self_attention': att, 'attention_output_ln': ln()},
-        'Mlp_0': {'intermediate_output': dense(D, FF), 'layer_output': dense(FF, D), 'layer_output_ln': ln()}}
-tree['MlmLayer_0'] = {'mlm_dense': dense(D, D), 'mlm_ln': ln(), 'mlm_bias': {'bias': normal(ROWS, std=0.1)}}
+tree = t.transformer(TC, SLOTS, D, H, FF, DEPTH, L)
 write_flax(tree, f'{out}/transformer.msgpack')
 
 emb_w, emb_b = normal(FEAT, D, std=1 / math.sqrt(FEAT)), normal(D, std=0.1)  # LEA's decoder_embed, [in, out]
