@@ -8,7 +8,11 @@ import type { ExperimentConfig } from '../lib/config/experiment.js';
 import { taskQueue, type InfraSettings } from '../lib/config/infra.js';
 import { loadDatasetManifest, resolveFiles } from '../lib/data/download.js';
 import { BadInputError } from '../lib/errors.js';
-import { buildPlan } from '../lib/pipeline/plan.js';
+import { buildPlan, weightsUses } from '../lib/pipeline/plan.js';
+import { weightsMisfit } from '../lib/pipeline/weights-fit.js';
+import { ArtifactStore } from '../lib/storage/artifact-store.js';
+import { ensureServers } from './context.js';
+import { missingWeights, weightsRecord } from '../lib/weights/import.js';
 import { parseBaseline } from '../lib/pipeline/regression.js';
 import { checkPlan } from '../lib/pipeline/run-record.js';
 import { codeVersion } from '../workers/code-version.js';
@@ -34,6 +38,31 @@ function readText(file: string, what: string): string {
   } catch (err) {
     throw new BadInputError(`${what} ${file}: cannot read (${(err as NodeJS.ErrnoException).code})`);
   }
+}
+
+/**
+ * Every imported network the config names is there, of the kind the field needs and of the config's
+ * architecture (a run would otherwise fail at the stage that reads it, hours in). Reads only manifests.
+ */
+export async function checkWeights(cfg: ExperimentConfig, settings: InfraSettings): Promise<void> {
+  if (cfg.pipeline !== 'reproduction') return;
+  const uses = weightsUses(cfg);
+  if (uses.length === 0) return;
+  await ensureServers(settings);
+  const store = ArtifactStore.fromSettings(settings.s3);
+  const problems: string[] = [];
+  try {
+    for (const use of uses) {
+      const rec = await weightsRecord(store, use.name);
+      if (!rec) problems.push(`${use.field}: ${missingWeights(use.name, use.kind)}`);
+      else if (rec.kind !== use.kind)
+        problems.push(`${use.field}: weights '${use.name}' are ${rec.kind}, not ${use.kind}`);
+      else problems.push(...weightsMisfit(cfg, use, rec));
+    }
+  } finally {
+    store.s3.destroy();
+  }
+  if (problems.length) throw new BadInputError(problems.join('; '));
 }
 
 export function startSpec(cfg: ExperimentConfig, settings: InfraSettings, opts: StartOptions): StartSpec {

@@ -373,7 +373,7 @@ test('the stored bundle round-trips, and `lea report` renders it and stores the 
 
     await assert.rejects(
       program.parseAsync(['report', 'no-such-run', '--out', dir], { from: 'user' }),
-      /run 'no-such-run' has no stored report input/,
+      /no run 'no-such-run': Temporal does not know it and the store has no report of it/,
     );
     rmSync(dir, { recursive: true, force: true });
   } finally {

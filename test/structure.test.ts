@@ -67,6 +67,32 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+test('a config naming weights that are not imported, or that do not fit it, is refused before anything starts', () => {
+  const before = runLea(['runs', '--json'], env);
+  const missing = runLea(
+    ['run', 'configs/structure.yaml', '--set', 'models.imageFeatures.weights=nope-never-imported'],
+    env,
+  );
+  assert.equal(missing.code, 2, explain(missing));
+  assert.match(
+    missing.stderr,
+    /models\.imageFeatures\.weights: weights 'nope-never-imported' are not imported: run lea weights import --kind openclip-vit-h14 --from FILE --name nope-never-imported/,
+  );
+  const misfit = runLea(['run', 'configs/structure.yaml', '--set', 'models.imageFeatures.dim=64'], env);
+  assert.equal(misfit.code, 2, explain(misfit));
+  assert.match(misfit.stderr, /weights 'structure-clip' do not fit the config: outDim 64 \(imported: 48\)/);
+  const wrongKind = runLea(
+    ['run', 'configs/structure.yaml', '--set', 'models.maskgit.initFrom=structure-vqgan'],
+    env,
+  );
+  assert.equal(wrongKind.code, 2, explain(wrongKind));
+  assert.match(
+    wrongKind.stderr,
+    /models\.maskgit\.initFrom: weights 'structure-vqgan' are maskgit-tokenizer, not maskgit-transformer/,
+  );
+  assert.equal(runLea(['runs', '--json'], env).stdout, before.stdout, 'no run was started');
+});
+
 test('lea run configs/structure.yaml completes every stage on the imported networks, and the record names them', () => {
   const r = runLea(['run', 'configs/structure.yaml', '--wait', '--json'], env, 1_200_000);
   assert.equal(r.code, 0, explain(r));

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { experimentJsonSchema, loadExperimentConfig } from '../../lib/config/experiment.js';
 import { settingsFromEnv } from '../context.js';
-import { startSpec } from '../pipelines.js';
+import { checkWeights, startSpec } from '../pipelines.js';
 
 export function registerConfigCommands(program: Command): void {
   const config = program.command('config').description('experiment configs: JSON Schema and validation');
@@ -22,9 +22,11 @@ export function registerConfigCommands(program: Command): void {
     .argument('<file>', 'YAML or JSON config')
     .option('--set <key=value...>', 'override a field (repeatable)', [])
     .option('--baseline <file>', 'also check this baseline file')
-    .action((file: string, opts: { set: string[]; baseline?: string }) => {
+    .action(async (file: string, opts: { set: string[]; baseline?: string }) => {
       const cfg = loadExperimentConfig(file, opts.set);
-      startSpec(cfg, settingsFromEnv(), { configFile: file, baselineFile: opts.baseline });
+      const settings = settingsFromEnv();
+      startSpec(cfg, settings, { configFile: file, baselineFile: opts.baseline });
+      await checkWeights(cfg, settings);
       console.log(JSON.stringify(cfg, null, 2));
     });
 }

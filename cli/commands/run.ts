@@ -10,7 +10,8 @@ import { Option, type Command } from 'commander';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadExperimentConfig } from '../../lib/config/experiment.js';
-import { startSpec } from '../pipelines.js';
+import { dryRun } from '../dry-run.js';
+import { checkWeights, startSpec } from '../pipelines.js';
 import { watchProgress } from '../run-progress.js';
 import { exitCodeOf, formatRecord, runRecord } from '../run-records.js';
 import { taskQueue, type InfraSettings } from '../../lib/config/infra.js';
@@ -20,6 +21,7 @@ import { ensureServers, settingsFromEnv } from '../context.js';
 
 interface RunOptions {
   wait?: boolean;
+  dryRun?: boolean;
   set: string[];
   json?: boolean;
   localWorker: 'auto' | 'always' | 'never';
@@ -72,6 +74,10 @@ export function registerRunCommand(program: Command): void {
     .description('start a pipeline run from a config; prints the run id')
     .argument('<config>', 'YAML or JSON experiment config')
     .option('--wait', 'wait for the run to finish and print its result')
+    .option(
+      '--dry-run',
+      'check everything the run reads, print the plan with measured cost estimates; start nothing',
+    )
     .option('--set <key=value...>', 'override a config field (repeatable)', [])
     .option('--json', 'print the run id, then (with --wait) the run record as JSON')
     .option('--force <stage...>', 'recompute these stages (and everything downstream) although cached', [])
@@ -88,6 +94,8 @@ export function registerRunCommand(program: Command): void {
     .action(async (configFile: string, opts: RunOptions) => {
       const cfg = loadExperimentConfig(configFile, opts.set);
       const settings = settingsFromEnv();
+      if (opts.dryRun)
+        return dryRun(cfg, settings, { configFile, force: opts.force, baselineFile: opts.baseline }, opts);
       // Everything the run will read is checked before a server starts or a workflow is submitted.
       const { workflowType, args, memo } = startSpec(cfg, settings, {
         configFile,
@@ -95,6 +103,7 @@ export function registerRunCommand(program: Command): void {
         baselineFile: opts.baseline,
       });
       await ensureServers(settings);
+      await checkWeights(cfg, settings);
       const client = await connectClient(settings.temporal);
       try {
         const runId = `${cfg.name}-${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}-${randomBytes(3).toString('hex')}`;

@@ -5,7 +5,7 @@ import { loadExperimentConfig } from '../../lib/config/experiment.js';
 import { taskQueue } from '../../lib/config/infra.js';
 import { BadInputError } from '../../lib/errors.js';
 import { settingsFromEnv, withClient } from '../context.js';
-import { startSpec } from '../pipelines.js';
+import { checkWeights, startSpec } from '../pipelines.js';
 
 export function registerScheduleCommands(program: Command): void {
   const schedule = program.command('schedule').description('scheduled regression runs (Temporal Schedules)');
@@ -26,6 +26,7 @@ export function registerScheduleCommands(program: Command): void {
         baselineFile: opts.baseline,
       });
       return withClient(async (client) => {
+        await checkWeights(cfg, settings);
         await client.schedule
           .create({
             scheduleId: name,

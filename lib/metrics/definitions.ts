@@ -146,6 +146,14 @@ const PATTERNS: Pattern[] = [
     }),
   },
   {
+    match: /^align\.z_pearson@(cv|alpha[0-9.e+-]+)$/,
+    define: ([, a]) => ({
+      definition: `per-item Pearson r between the encoding ridge's test output (φ → latents with intercept, re-normalised; ${alphaText(a!)}) and the test fMRI's latents`,
+      paper: false,
+      better: 'higher',
+    }),
+  },
+  {
     match: /^ref\.voxels_to_phi\.phi_twoway$/,
     define: () => ({
       definition:

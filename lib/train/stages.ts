@@ -41,6 +41,7 @@ import { readNpy } from '../tensors/npy.js';
 import { readSafetensors, writeSafetensors } from '../tensors/safetensors.js';
 import { LocalCheckpointStore, type CheckpointStore } from './checkpoint.js';
 import { train, type TrainOptions, type TrainResult, type TrainSettings, type TrainTask } from './loop.js';
+import { architectureMismatch, TOKENIZER_KEYS } from '../pipeline/weights-fit.js';
 import { readWeightsFile, type ImportedWeights } from '../weights/import.js';
 
 export const MODEL_FORMAT = 'lea-model/1';
@@ -495,9 +496,7 @@ async function frozenTokenizer(vc: VqGanConfig, opts: StageOptions, modelPath: s
   const file = opts.weights?.vqgan;
   if (!file) throw new BadInputError('models.tokenizer: a frozen VQGAN needs models.tokenizer.weights');
   const { record, tensors } = await readWeightsFile(file, 'maskgit-tokenizer');
-  const wrong = (Object.keys(vc) as (keyof VqGanConfig)[])
-    .filter((k) => k !== 'beta' && JSON.stringify(record.config[k]) !== JSON.stringify(vc[k]))
-    .map((k) => `${k} ${JSON.stringify(vc[k])} (imported: ${JSON.stringify(record.config[k])})`);
+  const wrong = architectureMismatch({ ...vc }, record.config, TOKENIZER_KEYS);
   if (wrong.length) {
     throw new BadInputError(`models.tokenizer does not match weights '${record.name}': ${wrong.join(', ')}`);
   }

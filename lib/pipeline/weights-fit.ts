@@ -1,0 +1,56 @@
+/**
+ * Whether imported weights fit the config that names them: the architecture stored in the weights' record
+ * (read from the file's shapes at import) against the config's sections. Pure: the submit-time check (before a
+ * run starts) and the stages (before they use the weights) ask the same question.
+ */
+import type { ReproductionConfig } from '../config/reproduction.js';
+import type { WeightsRecord } from '../weights/import.js';
+import type { WeightsUse } from './plan.js';
+
+/** `field a (imported: b)` for each key whose values differ. */
+export function architectureMismatch(
+  expected: Record<string, unknown>,
+  imported: Record<string, unknown>,
+  keys: readonly string[],
+): string[] {
+  return keys
+    .filter((k) => JSON.stringify(expected[k]) !== JSON.stringify(imported[k]))
+    .map((k) => `${k} ${JSON.stringify(expected[k])} (imported: ${JSON.stringify(imported[k])})`);
+}
+
+export const TOKENIZER_KEYS = [
+  'chBase',
+  'chMult',
+  'numResBlocks',
+  'numResMids',
+  'chLatent',
+  'codes',
+  'groups',
+];
+
+/** What does not fit, as readable lines naming the config field (empty when the weights fit). */
+export function weightsMisfit(cfg: ReproductionConfig, use: WeightsUse, rec: WeightsRecord): string[] {
+  const { models, training } = cfg;
+  const c = rec.config;
+  const wrong = (lines: string[]) =>
+    lines.length ? [`${use.field}: weights '${use.name}' do not fit the config: ${lines.join(', ')}`] : [];
+  switch (use.field) {
+    case 'models.imageFeatures.weights':
+      return wrong(architectureMismatch({ outDim: models.imageFeatures.dim }, c, ['outDim']));
+    case 'models.tokenizer.weights':
+      return wrong(architectureMismatch(models.tokenizer, c, TOKENIZER_KEYS));
+    case 'models.maskgit.initFrom': {
+      const expected = { ...models.maskgit, codes: models.tokenizer.codes };
+      return wrong(
+        architectureMismatch(expected, c, ['classSlots', 'width', 'depth', 'heads', 'mlpHidden', 'codes']),
+      );
+    }
+    case 'training.mae.initFrom':
+      // the autoencoder takes the MAE's blocks by name and shape: encoders of one size, or nothing transfers
+      return training.fmriAe.initFrom === 'mae'
+        ? wrong(architectureMismatch(models.fmriAe, c, ['width', 'depth', 'mlpRatio']))
+        : [];
+    default:
+      return [];
+  }
+}
