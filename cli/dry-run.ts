@@ -70,7 +70,7 @@ export async function dryRun(
   const data = dataShape(cfg);
   const provenance = await initCompute();
   const estimates: StageEstimate[] = data
-    ? await estimatePlan(plan, cfg, data, weights)
+    ? await estimatePlan(plan, cfg, data, weights, (line) => console.error(`lea: ${line}`))
     : plan.map((p) => ({ stage: p.name, queue: p.queue, note: 'no estimate: data.roiPatch is not set' }));
   const weightsOf = (p: StagePlan) =>
     Object.entries(p.weights ?? {})

@@ -16,9 +16,11 @@ import { initCompute } from '../lib/compute/backend.js';
 import { Rng } from '../lib/compute/rng.js';
 import { FmriMae, type MaeConfig } from '../lib/models/mae.js';
 import { loadParamsStrict } from '../lib/models/layers.js';
+import { ndarray } from '../lib/tensors/ndarray.js';
 import { readNpy } from '../lib/tensors/npy.js';
 import { mindvisMaeKind } from '../lib/weights/kinds/mindvis-mae.js';
 import { openCheckpoint } from '../lib/weights/open.js';
+import type { CheckpointSource, TensorRef } from '../lib/weights/source.js';
 import { runOracle } from './helpers/oracle.js';
 
 let dir: string;
@@ -84,4 +86,30 @@ test('MinD-Vis MAE .pth: config read as data, never constructed; latents, predic
   );
   tf.dispose([x, loss, pred, latents, full]);
   mae.dispose();
+});
+
+test("full size: MinD-Vis's architecture (patch 16, 1024 x 24, decoder 512 x 8) built by the reference maps completely, --expect full's table", async () => {
+  const sizes = { P: 16, D: 1024, DEPTH: 24, H: 16, DD: 512, DDEPTH: 8, DH: 16, K: 4656 };
+  const table = JSON.parse(
+    runOracle(readFileSync(MINDVIS_REFERENCE, 'utf8'), ['--shapes', JSON.stringify(sizes)]),
+  ) as Record<string, number[]>;
+  // shapes from the reference, values zeros: the mapping checks and converts every tensor it takes
+  const tensors = new Map<string, TensorRef>(
+    Object.entries(table).map(([name, shape]) => [
+      name,
+      { name, dtype: 'float32', shape, read: () => Promise.resolve(ndarray('float32', shape)) },
+    ]),
+  );
+  const src: CheckpointSource = {
+    path: 'full-size',
+    format: 'torch-zip',
+    tensors,
+    extras: {},
+    close: async () => {},
+  };
+  const imported = await mindvisMaeKind.importFrom(src, {});
+  for (const [k, v] of Object.entries(mindvisMaeKind.fullSize)) assert.deepEqual(imported.config[k], v, k);
+  assert.deepEqual(imported.unused, []);
+  assert.equal(imported.notes.pretrainPatches, 291);
+  assert.equal(imported.tensors.size, Object.keys(table).length - 2, 'all but the two fixed position tables');
 });

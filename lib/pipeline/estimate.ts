@@ -81,11 +81,13 @@ interface EstimateContext {
 type Estimate = Omit<StageEstimate, 'stage' | 'queue'>;
 type Estimator = (plan: StagePlan, ctx: EstimateContext) => Promise<Estimate>;
 
-/** Median seconds of `reps` calls after one warm-up call. */
+/** Median seconds of `reps` calls after one warm-up call; one call after it when a call takes seconds. */
 async function timed(fn: () => Promise<void> | void, reps: number): Promise<number> {
+  const t0 = performance.now();
   await fn();
+  const slow = performance.now() - t0 > 2000;
   const times: number[] = [];
-  for (let i = 0; i < reps; i++) {
+  for (let i = 0; i < (slow ? 1 : reps); i++) {
     const t0 = performance.now();
     await fn();
     times.push((performance.now() - t0) / 1000);
@@ -322,11 +324,13 @@ export async function estimatePlan(
   cfg: ReproductionConfig,
   data: DataShape,
   weights: Record<string, WeightsRecord>,
+  log: (line: string) => void = () => {},
   reps = 2,
 ): Promise<StageEstimate[]> {
   const out: StageEstimate[] = [];
   for (const p of plan) {
     const estimator = ESTIMATORS[p.impl];
+    if (estimator) log(`measuring ${p.name}`);
     const base = { stage: p.name, queue: p.queue };
     out.push(estimator ? { ...base, ...(await estimator(p, { cfg, data, weights, reps })) } : base);
   }

@@ -1,10 +1,14 @@
 """Writes <out>/fmri_encoder.pth, a reduced MinD-Vis MAE with random weights saved as MinD-Vis saves it
 ({'model', 'optimizer', 'epoch', 'scaler', 'config'}), and reference outputs of a PyTorch re-statement of
-the architecture (spec section 2.2) as .npy files. Usage: mindvis_mae.py OUT_DIR"""
-import sys, math, numpy as np, torch, torch.nn as nn
+the architecture (spec section 2.2) as .npy files. Usage: mindvis_mae.py OUT_DIR [SIZES_JSON];
+`mindvis_mae.py --shapes SIZES_JSON` prints the state dict's key/shape table instead."""
+import json, sys, math, numpy as np, torch, torch.nn as nn
 out = sys.argv[1]
 torch.manual_seed(3)
 P, D, DEPTH, H, DD, DDEPTH, DH, K, B = 4, 32, 2, 4, 24, 1, 3, 40, 3
+if len(sys.argv) > 2:  # other sizes, e.g. MinD-Vis's own: {"P": 16, "D": 1024, "DEPTH": 24, ...}
+    sizes = json.loads(sys.argv[2])
+    P, D, DEPTH, H, DD, DDEPTH, DH, K = (sizes[k] for k in ['P', 'D', 'DEPTH', 'H', 'DD', 'DDEPTH', 'DH', 'K'])
 
 class Config_MBM_fMRI:  # MinD-Vis pickles its config object beside the weights
     def __init__(self):
@@ -69,6 +73,10 @@ class Mae(nn.Module):
         for b in s.decoder_blocks: t = b(t)
         return s.decoder_pred(s.decoder_norm(t))[:, 1:, :]
 
+if out == '--shapes':  # the state dict's names and shapes only, built on the meta device (nothing allocated)
+    with torch.device('meta'):
+        print(json.dumps({k: list(v.shape) for k, v in Mae().state_dict().items()}))
+    sys.exit(0)
 m = Mae()
 with torch.no_grad():  # make every parameter matter (LayerNorms and biases away from 1/0)
     for n, p in m.named_parameters():

@@ -9,29 +9,28 @@
  * (the pre-training patch count) is recorded for the position adaptation a later stage may need.
  */
 import { BadInputError } from '../../errors.js';
-import { FmriMae, type MaeConfig } from '../../models/mae.js';
+import type { MaeConfig } from '../../models/mae.js';
 import { sincosPositions } from '../../models/layers.js';
-import { Rng } from '../../compute/rng.js';
 import type { NdArray } from '../../tensors/ndarray.js';
 import type { ImportedNetwork, ImportOptions, WeightKind } from '../kind.js';
 import type { CheckpointSource } from '../source.js';
 import { convFromTorch, linearFromTorch } from '../layout.js';
 import { TensorTaker, dim } from '../take.js';
 
-/** timm Block tensors, with whether each is a Linear weight to transpose. */
-const BLOCK_TENSORS: [string, boolean][] = [
-  ['norm1.weight', false],
-  ['norm1.bias', false],
-  ['attn.qkv.weight', true],
-  ['attn.qkv.bias', false],
-  ['attn.proj.weight', true],
-  ['attn.proj.bias', false],
-  ['norm2.weight', false],
-  ['norm2.bias', false],
-  ['mlp.fc1.weight', true],
-  ['mlp.fc1.bias', false],
-  ['mlp.fc2.weight', true],
-  ['mlp.fc2.bias', false],
+/** timm Block tensors in PyTorch's layout for width w and MLP hidden f, and whether each is a Linear weight. */
+const BLOCK_TENSORS: [string, (w: number, f: number) => number[], boolean][] = [
+  ['norm1.weight', (w) => [w], false],
+  ['norm1.bias', (w) => [w], false],
+  ['attn.qkv.weight', (w) => [3 * w, w], true],
+  ['attn.qkv.bias', (w) => [3 * w], false],
+  ['attn.proj.weight', (w) => [w, w], true],
+  ['attn.proj.bias', (w) => [w], false],
+  ['norm2.weight', (w) => [w], false],
+  ['norm2.bias', (w) => [w], false],
+  ['mlp.fc1.weight', (w, f) => [f, w], true],
+  ['mlp.fc1.bias', (_w, f) => [f], false],
+  ['mlp.fc2.weight', (w, f) => [w, f], true],
+  ['mlp.fc2.bias', (w) => [w], false],
 ];
 
 const HEADS_DEFAULT = 16;
@@ -87,43 +86,37 @@ async function importMindVis(src: CheckpointSource, opts: ImportOptions): Promis
     eps: 1e-5, // MinD-Vis passes nn.LayerNorm (eps 1e-5) to timm's Block
   };
 
-  // The expected shape of every parameter comes from a model built at the inferred size.
-  const shapes = new Map<string, number[]>();
-  const probe = new FmriMae(config, new Rng(0, 'shapes'));
-  for (const [name, v] of probe.params) shapes.set(name, v.shape);
-  probe.dispose();
-
+  // every tensor's PyTorch shape at the inferred size, checked before it is converted
   const tensors = new Map<string, NdArray>();
-  const put = async (name: string, convert?: (a: NdArray, what: string) => NdArray): Promise<void> => {
-    const expected = shapes.get(name)!;
-    const stored = convert ? [...expected].reverse() : expected;
-    const raw = await t.take(name, name === 'patch_embed.proj.weight' ? [width, 1, patch] : stored);
+  const put = async (name: string, shape: number[], convert?: (a: NdArray, what: string) => NdArray) => {
+    const raw = await t.take(name, shape);
     tensors.set(name, convert ? convert(raw, `${src.path}: ${name}`) : raw);
   };
-  await put('patch_embed.proj.weight', convFromTorch);
-  await put('patch_embed.proj.bias');
-  await put('cls_token');
-  for (const [prefix, n] of [
-    ['blocks.', depth],
-    ['decoder_blocks.', decoderDepth],
+  await put('patch_embed.proj.weight', [width, 1, patch], convFromTorch);
+  await put('patch_embed.proj.bias', [width]);
+  await put('cls_token', [1, 1, width]);
+  for (const [prefix, n, w] of [
+    ['blocks.', depth, width],
+    ['decoder_blocks.', decoderDepth, decoderWidth],
   ] as const) {
     for (let i = 0; i < n; i++) {
-      for (const [suffix, isLinear] of BLOCK_TENSORS)
-        await put(`${prefix}${i}.${suffix}`, isLinear ? linearFromTorch : undefined);
+      for (const [suffix, shape, isLinear] of BLOCK_TENSORS)
+        await put(
+          `${prefix}${i}.${suffix}`,
+          shape(w, Math.round(w * config.mlpRatio)),
+          isLinear ? linearFromTorch : undefined,
+        );
     }
   }
-  for (const name of [
-    'norm.weight',
-    'norm.bias',
-    'decoder_embed.bias',
-    'mask_token',
-    'decoder_norm.weight',
-    'decoder_norm.bias',
-    'decoder_pred.bias',
-  ])
-    await put(name);
-  await put('decoder_embed.weight', linearFromTorch);
-  await put('decoder_pred.weight', linearFromTorch);
+  await put('norm.weight', [width]);
+  await put('norm.bias', [width]);
+  await put('decoder_embed.weight', [decoderWidth, width], linearFromTorch);
+  await put('decoder_embed.bias', [decoderWidth]);
+  await put('mask_token', [1, 1, decoderWidth]);
+  await put('decoder_norm.weight', [decoderWidth]);
+  await put('decoder_norm.bias', [decoderWidth]);
+  await put('decoder_pred.weight', [patch, decoderWidth], linearFromTorch);
+  await put('decoder_pred.bias', [patch]);
 
   const notes: ImportedNetwork['notes'] = {
     heads: opts.heads
