@@ -115,4 +115,7 @@ test('lea run configs/structure.yaml completes every stage on the imported netwo
   assert.equal(used('maskgit', 'clip'), clip);
   assert.equal(used('fmri-ae', 'mae'), mae);
   assert.equal(used('metrics', 'clip'), clip);
+  assert.equal(used('metrics', 'clipMetric'), clip);
+  assert.ok(Number.isFinite(record.metrics['decode.clip_twoway']), 'the paper-way CLIP 2-way is computed');
+  assert.equal(record.metricDefinitions?.['decode.clip_twoway']?.paper, true);
 });
