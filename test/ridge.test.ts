@@ -23,6 +23,7 @@ import { BadInputError } from '../lib/errors.js';
 import { ndarray } from '../lib/tensors/ndarray.js';
 import { readNpy } from '../lib/tensors/npy.js';
 import { runOracle } from './helpers/oracle.js';
+import { maxRelError } from './helpers/compare.js';
 
 const TOL = 1e-6;
 
@@ -93,17 +94,6 @@ async function load(name: string): Promise<Mat> {
   return matFromNdArray(await readNpy(join(dir, `${name}.npy`)), name);
 }
 
-function relErr(ours: ArrayLike<number>, ref: ArrayLike<number>): number {
-  assert.equal(ours.length, ref.length);
-  let err = 0;
-  let scale = 0;
-  for (let i = 0; i < ref.length; i++) {
-    err = Math.max(err, Math.abs(ours[i]! - ref[i]!));
-    scale = Math.max(scale, Math.abs(ref[i]!));
-  }
-  return err / scale;
-}
-
 describe('ridge against scikit-learn', () => {
   before(async () => {
     await initCompute();
@@ -120,17 +110,17 @@ describe('ridge against scikit-learn', () => {
       const y = await load(`${c.name}-Y`);
       const model = await fitRidge(x, y, { alpha: c.alpha, fitIntercept: c.fitIntercept });
       assert.deepEqual([model.coef.rows, model.coef.cols], [c.p, c.t]);
-      const coefErr = relErr(model.coef.data, (await load(`${c.name}-coef`)).data);
+      const coefErr = maxRelError(model.coef.data, (await load(`${c.name}-coef`)).data);
       t.diagnostic(`max|coef - sklearn| / max|sklearn| = ${coefErr.toExponential(2)}`);
       assert.ok(coefErr < TOL, `coef relative error ${coefErr}`);
       if (c.fitIntercept) {
-        const icErr = relErr(model.intercept, (await load(`${c.name}-intercept`)).data);
+        const icErr = maxRelError(model.intercept, (await load(`${c.name}-intercept`)).data);
         assert.ok(icErr < TOL, `intercept relative error ${icErr}`);
       } else {
         assert.ok(model.intercept.every((v) => v === 0));
       }
       const pred = await predictRidge(model, await load(`${c.name}-X2`));
-      const predErr = relErr(pred.data, (await load(`${c.name}-pred`)).data);
+      const predErr = maxRelError(pred.data, (await load(`${c.name}-pred`)).data);
       assert.ok(predErr < TOL, `prediction relative error ${predErr}`);
     });
   }
@@ -139,7 +129,7 @@ describe('ridge against scikit-learn', () => {
     const x = await load('square-X');
     const y = await load('square-Y');
     const enc = await fitEncodingMap(x, y);
-    assert.ok(relErr(enc.coef.data, (await load('square-coef')).data) < TOL);
+    assert.ok(maxRelError(enc.coef.data, (await load('square-coef')).data) < TOL);
     const dec = await fitDecodingMap(x, y);
     const direct = await fitRidge(x, y, { alpha: 500, fitIntercept: false });
     assert.deepEqual(dec.coef.data, direct.coef.data);
@@ -156,13 +146,13 @@ describe('ridge against scikit-learn', () => {
         fitIntercept: ref.fitIntercept,
       });
       assert.equal(sel.alpha, ref.alpha);
-      assert.ok(relErr(sel.scores, ref.scores) < TOL, `scores ${sel.scores} vs ${ref.scores}`);
+      assert.ok(maxRelError(sel.scores, ref.scores) < TOL, `scores ${sel.scores} vs ${ref.scores}`);
     });
   }
 
   it('re-normalises predictions with unbiased std (spec §2.6)', async () => {
     const out = renormalise(await load('renorm-P'), await load('renorm-T'));
-    assert.ok(relErr(out.data, (await load('renorm-out')).data) < 1e-12);
+    assert.ok(maxRelError(out.data, (await load('renorm-out')).data) < 1e-12);
   });
 
   it('encodes features: ridge, re-normalisation to the training latents, then the decoder', async () => {
@@ -184,7 +174,7 @@ describe('ridge against scikit-learn', () => {
       },
     });
     const expected = renormalise(await predictRidge(map, test), y);
-    assert.ok(relErr(enc.latents.data, expected.data) < 1e-15);
+    assert.ok(maxRelError(enc.latents.data, expected.data) < 1e-15);
     assert.deepEqual(decoded, [test.rows]);
     assert.equal(enc.voxelCount, 2 * y.cols);
     assert.ok(Math.abs(enc.voxels[2]! - 2 * expected.data[1]!) < 1e-5);

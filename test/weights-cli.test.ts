@@ -14,6 +14,7 @@ import { readNpy } from '../lib/tensors/npy.js';
 import type { WeightsRecord } from '../lib/weights/import.js';
 import { embeddedEnv, explain, runLea } from './helpers/lea.js';
 import { runOracle } from './helpers/oracle.js';
+import { maxRelError } from './helpers/compare.js';
 
 const MINDVIS = fileURLToPath(new URL('./oracles/mindvis_mae.py', import.meta.url));
 let dir: string;
@@ -174,10 +175,8 @@ test('lea embed runs imported networks through their own preprocessing: open_cli
     assert.match(r.stdout, new RegExp(`${output} float32`));
     const got = (await readNpy(out)).data as Float32Array;
     const want = (await readNpy(join(vits, `${file}-${output}.npy`))).data as Float32Array;
-    assert.equal(got.length, want.length);
-    const scale = Math.max(...Array.from(want, Math.abs));
-    const worst = Math.max(...Array.from(want, (w, i) => Math.abs(got[i]! - w)));
-    assert.ok(worst / scale < 1e-4, `${kind}: max relative difference ${worst / scale}`);
+    const err = maxRelError(got, want);
+    assert.ok(err < 1e-4, `${kind}: max relative difference ${err}`);
   }
   const bad = runLea(
     [

@@ -22,6 +22,7 @@ import { mindvisMaeKind } from '../lib/weights/kinds/mindvis-mae.js';
 import { openCheckpoint } from '../lib/weights/open.js';
 import type { CheckpointSource, TensorRef } from '../lib/weights/source.js';
 import { runOracle } from './helpers/oracle.js';
+import { maxRelError } from './helpers/compare.js';
 
 let dir: string;
 before(async () => {
@@ -34,14 +35,6 @@ after(async () => {
 
 /** Writes fmri_encoder.pth (reduced MinD-Vis MAE, random weights) and the reference outputs as .npy files. */
 const MINDVIS_REFERENCE = fileURLToPath(new URL('./oracles/mindvis_mae.py', import.meta.url));
-
-function maxRel(got: Float32Array, want: Float32Array): number {
-  let scale = 0;
-  for (const v of want) scale = Math.max(scale, Math.abs(v));
-  let worst = 0;
-  for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i]! - want[i]!));
-  return worst / scale;
-}
 
 test('MinD-Vis MAE .pth: config read as data, never constructed; latents, predictions and loss match PyTorch to 1e-4', async () => {
   runOracle(readFileSync(MINDVIS_REFERENCE, 'utf8'), [dir]);
@@ -76,9 +69,9 @@ test('MinD-Vis MAE .pth: config read as data, never constructed; latents, predic
     x,
     Int32Array.from({ length: 30 }, (_, i) => i % 10),
   ).latents;
-  assert.ok(maxRel(latents.dataSync() as Float32Array, (await read('latents')) as Float32Array) < 1e-4);
-  assert.ok(maxRel(full.dataSync() as Float32Array, (await read('full')) as Float32Array) < 1e-4);
-  assert.ok(maxRel(pred.dataSync() as Float32Array, (await read('pred')) as Float32Array) < 1e-4);
+  assert.ok(maxRelError(latents.dataSync() as Float32Array, (await read('latents')) as Float32Array) < 1e-4);
+  assert.ok(maxRelError(full.dataSync() as Float32Array, (await read('full')) as Float32Array) < 1e-4);
+  assert.ok(maxRelError(pred.dataSync() as Float32Array, (await read('pred')) as Float32Array) < 1e-4);
   const wantLoss = Number((await read('loss'))[0]);
   assert.ok(
     Math.abs(loss.dataSync()[0]! - wantLoss) / wantLoss < 1e-4,

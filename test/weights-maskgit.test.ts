@@ -37,6 +37,7 @@ import { openCheckpoint } from '../lib/weights/open.js';
 import type { CheckpointSource, TensorRef } from '../lib/weights/source.js';
 import { TensorTaker } from '../lib/weights/take.js';
 import { runOracle } from './helpers/oracle.js';
+import { maxRelError } from './helpers/compare.js';
 
 let dir: string;
 before(async () => {
@@ -166,15 +167,6 @@ function shapesOnly(table: readonly FlaxTensor[]): CheckpointSource {
   return { path: 'full-size', format: 'flax-msgpack', tensors: refs, extras: {}, close: async () => {} };
 }
 
-function maxRel(got: Float32Array, want: Float32Array): number {
-  assert.equal(got.length, want.length);
-  let scale = 0;
-  for (const v of want) scale = Math.max(scale, Math.abs(v));
-  let worst = 0;
-  for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i]! - want[i]!));
-  return worst / scale;
-}
-
 function count(table: readonly FlaxTensor[]): number {
   return table.reduce((n, e) => n + e.stored.reduce((a, b) => a * b, 1), 0);
 }
@@ -208,7 +200,7 @@ test('MaskGIT VQGAN msgpack: architecture from the shapes; token ids exact, reco
   assert.ok(new Set(tokens.data as Int32Array).size > 8, 'the images should use many codes');
   const recon = await net.outputs.reconstruct!(batch);
   assert.deepEqual(recon.shape, [2, 16, 24, 3]);
-  const reconErr = maxRel(recon.data as Float32Array, (await read('recon')).data as Float32Array);
+  const reconErr = maxRelError(recon.data as Float32Array, (await read('recon')).data as Float32Array);
   await assert.rejects(
     net.outputs.tokens!({ data: new Uint8Array(10 * 16 * 3), count: 1, height: 10, width: 16 }),
     BadInputError,
@@ -226,7 +218,7 @@ test('MaskGIT VQGAN msgpack: architecture from the shapes; token ids exact, reco
     return vq.decoderForward(tf.reshape(zq, [2, 4, 6, 16])).dataSync() as Float32Array;
   });
   vq.dispose();
-  const rawErr = maxRel(raw, (await read('raw')).data as Float32Array);
+  const rawErr = maxRelError(raw, (await read('raw')).data as Float32Array);
   console.log(
     `tokenizer: reconstruction max rel error ${reconErr.toExponential(2)}, raw ${rawErr.toExponential(2)}`,
   );
@@ -267,7 +259,7 @@ test('MaskGIT transformer msgpack: heads from the kernels, decoder_embed added; 
     2,
   );
   model.dispose();
-  const err = maxRel(logits, (await read('logits')).data as Float32Array);
+  const err = maxRelError(logits, (await read('logits')).data as Float32Array);
   console.log(`transformer: logits max rel error ${err.toExponential(2)}`);
   assert.ok(err < 1e-4, `logits ${err}`);
 });

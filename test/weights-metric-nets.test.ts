@@ -28,6 +28,7 @@ import { torchvisionAlexnetKind } from '../lib/weights/kinds/torchvision-alexnet
 import type { CheckpointSource } from '../lib/weights/source.js';
 import { openCheckpoint } from '../lib/weights/open.js';
 import { runOracle } from './helpers/oracle.js';
+import { maxRelError } from './helpers/compare.js';
 
 const refsDir = fileURLToPath(new URL('./oracles', import.meta.url));
 
@@ -138,16 +139,6 @@ async function importFile(kind: WeightKind, file: string) {
   }
 }
 
-function maxRel(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  let scale = 0;
-  let worst = 0;
-  for (let i = 0; i < want.length; i++) {
-    scale = Math.max(scale, Math.abs(want[i]!));
-    worst = Math.max(worst, Math.abs(got[i]! - want[i]!));
-  }
-  return worst / scale;
-}
-
 /** Source names the import left unused must be exactly the reference's tensors outside `imported`. */
 function assertTable(
   table: Record<string, number[]>,
@@ -215,7 +206,7 @@ test('torch-fidelity InceptionV3 features (both resizes) and torchmetrics FID(fe
     });
     const errors: Record<string, number> = {};
     const check = async (what: string, got: Promise<NdArray>): Promise<void> => {
-      errors[what] = maxRel((await got).data as Float32Array, (await npy(what)).data as Float32Array);
+      errors[what] = maxRelError((await got).data as Float32Array, (await npy(what)).data as Float32Array);
     };
     await check('f64-antialias', net.features(first(real, 4), 64));
     await check('f64-antialias-big', net.features(await batch('big'), 64));

@@ -26,6 +26,7 @@ import type { VitPlan } from '../lib/weights/kinds/vit-common.js';
 import { openCheckpoint } from '../lib/weights/open.js';
 import type { CheckpointSource, TensorRef } from '../lib/weights/source.js';
 import { runOracle } from './helpers/oracle.js';
+import { maxRelError } from './helpers/compare.js';
 
 const TOL = 1e-4;
 const oracles = fileURLToPath(new URL('./oracles', import.meta.url));
@@ -70,17 +71,6 @@ const load = (name: string): Promise<NdArray> => readNpy(join(dir, `${name}.npy`
 function batchOf(a: NdArray): ImageBatch {
   const [count, height, width] = a.shape as [number, number, number];
   return { data: a.data as Uint8Array, count, height, width };
-}
-
-function relErr(ours: ArrayLike<number>, ref: ArrayLike<number>): number {
-  assert.equal(ours.length, ref.length);
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < ref.length; i++) {
-    d = Math.max(d, Math.abs((ours[i] as number) - (ref[i] as number)));
-    m = Math.max(m, Math.abs(ref[i] as number));
-  }
-  return d / m;
 }
 
 /** `name`.pth (torch.save of the state dict, as upstream ships it) with its tensors in a mutable map. */
@@ -174,7 +164,7 @@ for (const c of CASES) {
         const out = await net.outputs[c.output]!(images);
         const expected = await load(`${c.name}-${c.output}`);
         assert.deepEqual(out.shape, expected.shape);
-        const err = relErr(out.data as Float32Array, expected.data as Float32Array);
+        const err = maxRelError(out.data as Float32Array, expected.data as Float32Array);
         t.diagnostic(`max|ours - reference| / max|reference| = ${err.toExponential(2)}`);
         assert.ok(err < TOL, `relative error ${err}`);
       } finally {
