@@ -41,6 +41,8 @@ export async function readImages(path: string): Promise<ImageBatch> {
 
 /** Rows per model forward in the inference stages: bounds activation memory, and the stage yields between. */
 const ROWS_PER_FORWARD = 64;
+/** Pixels the tokenizer decodes per forward (2 images of 256 px). */
+const DECODE_PIXELS = 2 * 256 * 256;
 
 const f32 = (data: Float32Array, shape: number[]): NdArray => ({ dtype: 'float32', shape, data });
 const matToNpy = (m: Mat): NdArray => f32(Float32Array.from(m.data), [m.rows, m.cols]);
@@ -234,9 +236,12 @@ export const decodeStage: StageImpl = {
       });
       const px = test.height * test.width * 3;
       const pixels = new Float32Array(rows * px);
+      // the VQGAN decoder's activations grow with the image: fewer rows per forward for big images, so one
+      // forward never holds the event loop (heartbeats) for long on a CPU worker
+      const imagesPerForward = Math.max(1, Math.min(ROWS_PER_FORWARD, Math.floor(DECODE_PIXELS / (px / 3))));
       await forEachChunk(
         rows,
-        ROWS_PER_FORWARD,
+        imagesPerForward,
         (r, b) => {
           const ids = result.tokens.subarray(r * length, (r + b) * length);
           pixels.set(tokenizer.decode(ids, b, test.height, test.width), r * px);

@@ -369,6 +369,7 @@ export async function runStage(
             lr: 0,
             stepsPerSecond: 0,
             etaSeconds: 0,
+            startStep: 0,
           }),
       );
       const book = {
@@ -463,8 +464,11 @@ export async function runStage(
   }
 }
 
-/** Images per tokenizer forward: bounds the activations (a 256 px VQGAN level holds [n, 256, 256, ch]). */
-const TOKENIZE_PIXELS = 16 * 256 * 256;
+/**
+ * Images per tokenizer forward: bounds the activations (a 256 px VQGAN level holds [n, 256, 256, ch]) and how
+ * long one forward holds the event loop (4 images of the paper's VQGAN, about 12 s on 2 CPU cores).
+ */
+const TOKENIZE_PIXELS = 4 * 256 * 256;
 
 /** Token ids of every image, a bounded batch at a time, yielding between batches (heartbeats, cancellation). */
 async function encodeInChunks(
