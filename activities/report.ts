@@ -63,6 +63,7 @@ export function createReportActivities(store: ArtifactStore) {
             status: s.status,
             cached: s.cached,
             seconds: s.seconds,
+            ...(s.attempts?.length ? { attempts: s.attempts } : {}),
           })),
           metrics: req.metrics,
           verdict: req.verdict?.verdict ?? null,

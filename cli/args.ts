@@ -10,6 +10,13 @@ export function positiveInt(value: string): number {
   return n;
 }
 
+export function nonNegativeInt(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n))
+    throw new InvalidArgumentError('expected an integer >= 0');
+  return n;
+}
+
 /** An output folder: absent (it is created) or a folder; an existing file is refused before any work. */
 export function outputFolder(value: string): string {
   const s = statSync(value, { throwIfNoEntry: false });

@@ -7,6 +7,7 @@ import { BadInputError, causeChain } from '../lib/errors.js';
 import { registerConfigCommands } from './commands/config.js';
 import { registerDataCommands } from './commands/data.js';
 import { registerDevCommands } from './commands/dev.js';
+import { registerGcCommand } from './commands/gc.js';
 import { registerMetricsCommand } from './commands/metrics.js';
 import { registerReportCommand } from './commands/report.js';
 import { registerRidgeCommand } from './commands/ridge.js';
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   registerTrainCommand(program);
   registerWeightsCommands(program);
   registerWorkerCommand(program);
+  registerGcCommand(program);
   return program;
 }
 

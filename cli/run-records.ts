@@ -7,8 +7,15 @@ import proto from '@temporalio/proto';
 import { causeChain } from '../lib/errors.js';
 import { metricDefinitions } from '../lib/metrics/definitions.js';
 import { describeFailure } from '../lib/pipeline/regression.js';
-import type { RunRecord, RunStatus, StageRecord } from '../lib/pipeline/run-record.js';
-import type { ReproductionResult, RunProgress } from '../workflows/reproduction.js';
+import {
+  describeAttempt,
+  type RunRecord,
+  type RunStatus,
+  type StageRecord,
+} from '../lib/pipeline/run-record.js';
+import { DEFAULT_RUNTIME } from '../lib/pipeline/plan.js';
+import type { ReproductionInput, ReproductionResult, RunProgress } from '../workflows/reproduction.js';
+import { pollerCache, workerCommand, type TaskKind } from './task-queues.js';
 
 const STATUS: Record<string, RunStatus> = {
   RUNNING: 'running',
@@ -28,7 +35,28 @@ interface LiveProgress {
   waiting?: boolean;
   attempt?: number;
   lastFailure?: string;
+  /** The stage waits for a server to answer again (`s3`), since this time (stage-runner's heartbeat). */
+  waitingFor?: string;
+  waitingSince?: string;
+  /** While waiting: the activity's task queue, and the command that starts a worker when none polls it. */
+  taskQueue?: string;
+  startWorker?: string;
+  /** While running: seconds since the last heartbeat (or the start), and past how many it counts as stale. */
+  heartbeatAge?: number;
+  staleAfter?: number;
 }
+
+const STARTED = proto.temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED;
+const timeMs = (t?: { seconds?: unknown; nanos?: number | null } | null) =>
+  t?.seconds != null ? Number(t.seconds) * 1000 + (t.nanos ?? 0) / 1e6 : undefined;
+
+/**
+ * Stale: no heartbeat for twice the interval at which the server hears from a stage's worker, so a stopped or
+ * dead worker shows before its heartbeat timeout runs out. The stage runner heartbeats every third of the
+ * timeout (at least 1 s; activities/stage-runner.ts), and the SDK sends at most one per throttle interval
+ * (0.8 of the timeout, at most 5 s: maxHeartbeatThrottleInterval in workers/worker.ts).
+ */
+const staleAfterSeconds = (timeout: number) => 2 * Math.max(1, timeout / 3, Math.min(0.8 * timeout, 5));
 
 const SCHEDULED = proto.temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED;
 
@@ -41,6 +69,7 @@ async function liveProgress(
   client: Client,
   handle: WorkflowHandle,
   stages: StageRecord[],
+  polls: (queue: string, kind: TaskKind) => Promise<boolean> = pollerCache(client),
 ): Promise<Map<string, LiveProgress>> {
   const byChild = new Map<string, string>();
   for (const s of stages)
@@ -50,7 +79,8 @@ async function liveProgress(
       if (child.workflowId) byChild.set(child.workflowId, '');
   }
   const out = new Map<string, LiveProgress>();
-  for (const [childId, stageName] of byChild) {
+  // The run's own pending activities first: a stage's probe (before its child starts) may be waiting for S3.
+  for (const [childId, stageName] of [[handle.workflowId, ''] as const, ...byChild]) {
     let pending;
     try {
       pending = (await client.workflow.getHandle(childId).describe()).raw.pendingActivities ?? [];
@@ -63,9 +93,23 @@ async function liveProgress(
       const stage = typeof details?.stage === 'string' ? details.stage : stageName;
       if (!stage) continue;
       const attempt = a.attempt ?? 1;
+      const queue = a.activityOptions?.taskQueue?.name ?? undefined;
+      const waiting = a.state === SCHEDULED;
+      const lastSign = timeMs(a.lastHeartbeatTime) ?? timeMs(a.lastStartedTime);
+      const timeoutMs = timeMs(a.activityOptions?.heartbeatTimeout);
       out.set(stage, {
         ...(details as LiveProgress),
-        waiting: a.state === SCHEDULED,
+        waiting,
+        ...(waiting && queue ? { taskQueue: queue } : {}),
+        ...(waiting && queue && !(await polls(queue, 'activity'))
+          ? { startWorker: workerCommand(queue) ?? `a worker polling '${queue}'` }
+          : {}),
+        ...(a.state === STARTED && lastSign !== undefined
+          ? {
+              heartbeatAge: Math.max(0, Math.round((Date.now() - lastSign) / 1000)),
+              staleAfter: staleAfterSeconds(timeoutMs ? timeoutMs / 1000 : DEFAULT_RUNTIME.heartbeatSeconds),
+            }
+          : {}),
         ...(attempt > 1 ? { attempt } : {}),
         ...(attempt > 1 && a.lastFailure?.message ? { lastFailure: a.lastFailure.message } : {}),
       });
@@ -77,7 +121,17 @@ async function liveProgress(
 function stageRows(stages: StageRecord[], live: Map<string, LiveProgress>): RunRecord['stages'] {
   return stages.map((s) => {
     const p = live.get(s.name);
-    const status = s.status === 'running' && p?.waiting ? (p.attempt ? 'retrying' : 'queued') : s.status;
+    const stale = p?.heartbeatAge !== undefined && p.heartbeatAge > (p.staleAfter ?? Infinity);
+    const status =
+      s.status !== 'running'
+        ? s.status
+        : p?.waiting
+          ? p.attempt
+            ? 'retrying'
+            : 'queued'
+          : stale
+            ? 'stale'
+            : s.status;
     return {
       name: s.name,
       status,
@@ -88,7 +142,14 @@ function stageRows(stages: StageRecord[], live: Map<string, LiveProgress>): RunR
       ...(p?.step !== undefined ? { step: p.step } : {}),
       ...(p?.totalSteps !== undefined ? { totalSteps: p.totalSteps } : {}),
       ...(p?.loss !== undefined ? { loss: p.loss } : {}),
+      ...(s.status === 'running' && p?.taskQueue ? { taskQueue: p.taskQueue } : {}),
+      ...(s.status === 'running' && p?.startWorker ? { startWorker: p.startWorker } : {}),
+      ...(s.status === 'running' && p?.heartbeatAge !== undefined
+        ? { heartbeatAgeSeconds: p.heartbeatAge }
+        : {}),
+      ...(p?.waitingFor ? { waitingFor: p.waitingFor, waitingSince: p.waitingSince } : {}),
       ...(s.error ? { error: s.error } : {}),
+      ...(s.attempts?.length ? { attempts: s.attempts } : {}),
       ...weightsOf(s),
     };
   });
@@ -129,13 +190,23 @@ export async function runRecord(client: Client, runId: string): Promise<RunRecor
     record.verdict = result.verdict?.verdict ?? null;
     record.regressions = (result.verdict?.failures ?? []).map(describeFailure);
   } else if (status === 'running') {
-    try {
-      const progress = await handle.query<RunProgress>('progress');
-      record.stages = stageRows(progress.stages, await liveProgress(client, handle, progress.stages));
-    } catch {
-      // No worker to answer the query right now: the memo holds the last published stage states.
-      record.stages = stageRows(memo.stages ?? [], await liveProgress(client, handle, memo.stages ?? []));
+    const polls = pollerCache(client);
+    let stages: StageRecord[] | undefined;
+    // A query waits for a worker to answer it: ask only when one polls the run's queue, and not for long.
+    if (await polls(d.taskQueue, 'workflow')) {
+      try {
+        const query = () => handle.query<RunProgress>('progress');
+        stages = (await client.withDeadline(Date.now() + QUERY_DEADLINE_MS, query)).stages;
+      } catch {
+        // The worker did not answer in time (it may have just died): fall back to the memo below.
+      }
+    } else {
+      const startWorker = workerCommand(d.taskQueue);
+      record.noWorker = { taskQueue: d.taskQueue, ...(startWorker ? { startWorker } : {}) };
     }
+    // The memo holds the last published stage states; before the first, the plan's stages are all pending.
+    stages ??= memo.stages?.length ? memo.stages : await plannedStages(handle);
+    record.stages = stageRows(stages, await liveProgress(client, handle, stages, polls));
   } else {
     record.stages = stageRows(memo.stages ?? [], new Map());
     if (status === 'failed' || status === 'timed_out') {
@@ -147,6 +218,32 @@ export async function runRecord(client: Client, runId: string): Promise<RunRecor
   }
   record.metricDefinitions = metricDefinitions(Object.keys(record.metrics));
   return record;
+}
+
+const QUERY_DEADLINE_MS = 5_000;
+
+/** A run no worker has advanced yet: its plan's stages (from the workflow's input), all pending. */
+async function plannedStages(handle: WorkflowHandle): Promise<StageRecord[]> {
+  try {
+    const history = await handle.fetchHistory();
+    const payload =
+      history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0] ?? undefined;
+    const input = payload ? defaultPayloadConverter.fromPayload<ReproductionInput>(payload) : undefined;
+    return (input?.plan ?? []).map((p) => ({
+      name: p.name,
+      queue: p.queue,
+      status: 'pending',
+      cached: false,
+      startedAt: null,
+      finishedAt: null,
+      seconds: null,
+      output: null,
+      summary: {},
+      error: null,
+    }));
+  } catch {
+    return [];
+  }
 }
 
 export async function listRuns(client: Client, query?: string): Promise<RunRecord[]> {
@@ -175,17 +272,31 @@ export function exitCodeOf(r: RunRecord): number {
   return EXIT_CODES[r.status] ?? 1;
 }
 
+const waitingName = (dependency: string) => (dependency === 's3' ? 'S3' : dependency);
+
 export function formatRecord(r: RunRecord): string {
   const lines = [
     `${r.runId}  ${r.status}  config ${r.config}  started ${r.startedAt}${r.finishedAt ? `  finished ${r.finishedAt}` : ''}`,
   ];
+  if (r.noWorker) {
+    const start = r.noWorker.startWorker ? `: start one with \`${r.noWorker.startWorker}\`` : '';
+    lines.push(`  no worker polls '${r.noWorker.taskQueue}', so nothing advances this run${start}`);
+  }
   for (const s of r.stages) {
     const step = s.step !== undefined ? ` step ${s.step}${s.totalSteps ? `/${s.totalSteps}` : ''}` : '';
     const loss = s.loss !== undefined ? ` loss ${s.loss.toPrecision(4)}` : '';
     const secs = s.seconds !== null ? ` ${s.seconds.toFixed(1)}s` : '';
     lines.push(`  ${s.name.padEnd(18)} ${s.status}${s.cached ? ' (cached)' : ''}${secs}${step}${loss}`);
     if (s.lastFailure) lines.push(`    attempt ${s.attempt} after: ${s.lastFailure}`);
+    if (s.waitingFor) lines.push(`    waiting for ${waitingName(s.waitingFor)} (since ${s.waitingSince})`);
+    if (s.startWorker)
+      lines.push(`    no worker polls '${s.taskQueue}': start one with \`${s.startWorker}\``);
+    else if (s.taskQueue) lines.push(`    waiting for a worker of '${s.taskQueue}'`);
+    if (s.status === 'stale')
+      lines.push(`    last heartbeat ${s.heartbeatAgeSeconds}s ago: its worker may be stopped or dead`);
     if (s.error) lines.push(`    ${s.error}`);
+    // A stage computed in more than one attempt says so: each one's worker, span, steps and end.
+    if ((s.attempts?.length ?? 0) > 1) for (const a of s.attempts!) lines.push(`    ${describeAttempt(a)}`);
   }
   if (r.error) lines.push(`  error: ${r.error}`);
   for (const [k, v] of Object.entries(r.metrics)) {

@@ -42,6 +42,14 @@ cleanup() {
     for log in "$LEA_HOME"/logs/*.log; do [ -f "$log" ] && { echo "--- last lines of $log"; tail -n 20 "$log"; }; done
   fi
   node bin/lea.js dev down >/dev/null 2>&1 || true
+  if [ "$status" -ne 0 ]; then
+    # The state of the failed run (Temporal's SQLite, server logs; not the S3 data or keys), so a hang can be
+    # read afterwards: `temporal server start-dev --db-filename <copy>/temporal.db`, then `temporal workflow show`.
+    local keep="test-output/lea-home-$(date -u +%Y%m%dT%H%M%SZ)"
+    mkdir -p "$keep"
+    tar -C "$LEA_HOME" --exclude=./s3 --exclude=./work --exclude='./s3-*.json' -cf - . | tar -C "$keep" -xf - || true
+    echo "state folder kept in $keep"
+  fi
   rm -rf "$LEA_HOME"
 }
 trap cleanup EXIT

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, readdir, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -329,5 +329,55 @@ describe('lea data CLI flags', () => {
     }
     assert.match(lines[0]!, /wrote a synthetic bold5000 world \(tiny, subject CSI1\)/);
     assert.match(lines[1]!, /prepared bold5000 CSI1: K=256 .* train 600, test 12/);
+  });
+});
+
+describe('roi_patch: the config, then roi_patch.json, then the paper table, then the masks', () => {
+  it("uses the config's sizes when given, and otherwise derives them from the masks, saying so in meta.json", async () => {
+    // a subject outside the paper's table, in a folder without roi_patch.json
+    const other = join(dir, 'god-no-roi-patch');
+    await cp(god(), other, { recursive: true });
+    await rm(join(other, 'roi_patch.json'));
+    await rename(join(other, 'sbj_1.npz'), join(other, 'sbj_9.npz'));
+    const sizes = [40, 40, 32, 32, 24, 24, 16, 48];
+    const derived = await prepareDataset({
+      dataset: 'god',
+      path: other,
+      subject: 'sbj_9',
+      out: join(dir, 'p-masks'),
+    });
+    assert.deepEqual([derived.roiSizes, derived.roiPatchSource], [sizes, 'masks']);
+    const given = await prepareDataset({
+      dataset: 'god',
+      path: other,
+      subject: 'sbj_9',
+      out: join(dir, 'p-config'),
+      roiPatch: sizes,
+    });
+    assert.equal(given.roiPatchSource, 'config');
+    await assert.rejects(
+      prepareDataset({
+        dataset: 'god',
+        path: other,
+        subject: 'sbj_9',
+        out: join(dir, 'p-bad'),
+        roiPatch: [256],
+      }),
+      /have sizes \[40, 40, 32, 32, 24, 24, 16, 48\] but roi_patch for sbj_9 is \[256\]/,
+    );
+    const file = await prepareDataset({
+      dataset: 'god',
+      path: god(),
+      subject: 'sbj_1',
+      out: join(dir, 'p-file'),
+    });
+    assert.equal(file.roiPatchSource, 'roi_patch.json');
+    const bolds = await prepareDataset({
+      dataset: 'bold5000',
+      path: bold(),
+      subject: 'CSI1',
+      out: join(dir, 'p-b'),
+    });
+    assert.equal(bolds.roiPatchSource, 'roi_patch.json');
   });
 });

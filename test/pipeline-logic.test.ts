@@ -6,6 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { canonicalJson, stageCacheKey } from '../lib/pipeline/cache.js';
+import { groupCheckpoints } from '../lib/pipeline/gc.js';
+import { describeAttempt } from '../lib/pipeline/run-record.js';
 import { describeFailure, judge, loadBaseline, type Baseline } from '../lib/pipeline/regression.js';
 import { repoRoot } from './helpers/lea.js';
 
@@ -90,4 +92,29 @@ test('each stage module imports on its own (no circle through the stage runner)'
     });
     assert.ok(Number(out) > 0, `${stage}: ${out}`);
   }
+});
+
+test('checkpoints group by stage (a forced run apart), oldest step first; attempts print as one line each', () => {
+  const keys = [
+    'checkpoints/fmri-ae/k1/step-000000200',
+    'checkpoints/fmri-ae/k1/step-000000100',
+    'checkpoints/fmri-ae/k1/forced-run-a/step-000000100',
+    'checkpoints/other/not-a-step',
+  ];
+  assert.deepEqual(groupCheckpoints(keys), [
+    { prefix: 'checkpoints/fmri-ae/k1', impl: 'fmri-ae', cacheKey: 'k1', keys: [keys[1], keys[0]] },
+    {
+      prefix: 'checkpoints/fmri-ae/k1/forced-run-a',
+      impl: 'fmri-ae',
+      cacheKey: 'k1',
+      forcedRun: 'run-a',
+      keys: [keys[2]],
+    },
+  ]);
+  const a = { attempt: 2, worker: '7@host', startedAt: 'T1', endedAt: 'T2', ended: 'completed' };
+  assert.equal(
+    describeAttempt({ ...a, resumedFromStep: 100, step: 500 }),
+    'attempt 2 on 7@host: T1 to T2, steps 100-500 (resumed), completed',
+  );
+  assert.equal(describeAttempt(a), 'attempt 2 on 7@host: T1 to T2, completed');
 });

@@ -1,8 +1,8 @@
 /**
  * What the pipeline promises when things break, on the real servers: a worker killed with SIGKILL mid-training
  * (the run finishes on a new worker, losing at most one checkpoint interval, with bit-identical weights), the
- * Temporal server restarted mid-run (same SQLite file), and two workers serving two concurrent runs that need
- * the same stages (each computed once).
+ * Temporal server restarted mid-run (same SQLite file), S3 stopped for 90 s mid-training (waited out, no
+ * attempt spent), and two workers serving two concurrent runs that need the same stages (each computed once).
  */
 import { Client } from '@temporalio/client';
 import assert from 'node:assert/strict';
@@ -125,6 +125,21 @@ test(
         killStep - resumed <= interval,
         `recomputed ${killStep - resumed} steps > one interval (${interval})`,
       );
+      // The record lists both attempts, and the loss history covers every step (the checkpoint carried it).
+      const iterations = Number(train[1]!.split('=')[1]);
+      assert.equal(ae.attempts?.length, 2, JSON.stringify(ae.attempts));
+      assert.match(ae.attempts![0]!.ended, /^(lost|failed)/);
+      assert.equal(ae.attempts![1]!.ended, 'completed');
+      assert.equal(ae.attempts![1]!.resumedFromStep, resumed);
+      assert.notEqual(ae.attempts![0]!.worker, ae.attempts![1]!.worker);
+      const curve = JSON.parse((await store.readBytes(ae.output!, 'losses.json')).toString()) as {
+        step: number;
+        loss: number;
+      }[];
+      assert.deepEqual(
+        curve.map((p) => p.step),
+        Array.from({ length: iterations }, (_, i) => i + 1),
+      );
 
       // Read before the forced run replaces the cache entry (and with it this reference's manifest).
       const crashedSha = await modelSha(crashed, 'fmri-ae');
@@ -147,21 +162,65 @@ test(
       // Long enough (~1 min) that the restart lands while fmri-ae trains.
       const runId = startRun(env, ['--set', `training.fmriAe.iterations=${1500 + randomInt(100)}`]);
       await fmriAePast(runId, 20);
-      const pid = Number(readFileSync(join(settings.home, 'run', 'temporal.pid'), 'utf8'));
-      process.kill(pid, 'SIGTERM');
-      await waitFor('the server to stop', async () => {
-        try {
-          process.kill(pid, 0);
-          return undefined;
-        } catch {
-          return true;
-        }
-      });
+      await stopServer('temporal');
       await new Promise((r) => setTimeout(r, 2000));
       const up = runLea(['dev', 'up'], embeddedEnv());
       assert.equal(up.code, 0, up.stderr);
       assert.match(up.stdout, /temporal: started/);
       assert.equal((await finished(runId)).status, 'completed');
+    } finally {
+      worker.kill('SIGKILL');
+    }
+  },
+);
+
+/** Stops a server `lea dev up` started (by its pid file) and waits until the process is gone. */
+async function stopServer(name: 'temporal' | 's3'): Promise<void> {
+  const pid = Number(readFileSync(join(settings.home, 'run', `${name}.pid`), 'utf8'));
+  process.kill(pid, 'SIGTERM');
+  await waitFor(`${name} to stop`, async () => {
+    try {
+      process.kill(pid, 0);
+      return undefined;
+    } catch {
+      return true;
+    }
+  });
+}
+
+test(
+  'S3 stopped for 90 s mid-training: the stage waits (status says so) without spending attempts, and the run completes with the metrics of an uninterrupted run',
+  { timeout: 2 * TEN_MINUTES },
+  async () => {
+    const env = queueEnv();
+    const train = ['--set', `training.fmriAe.iterations=${1500 + randomInt(100)}`];
+    const worker = startWorker(env);
+    try {
+      const runId = startRun(env, train);
+      await fmriAePast(runId, 20);
+      const stopped = Date.now();
+      await stopServer('s3');
+      const waiting = await waitFor('a stage to report waiting for S3', async () => {
+        const r = await runRecord(client, runId);
+        assert.equal(r.status, 'running', `the run ended during the S3 outage: ${formatRecord(r)}`);
+        return r.stages.find((s) => s.waitingFor === 's3');
+      });
+      assert.match(formatRecord(await runRecord(client, runId)), /waiting for S3 \(since \d{4}-/);
+      await new Promise((r) => setTimeout(r, Math.max(0, stopped + 90_000 - Date.now())));
+      const up = runLea(['dev', 'up'], embeddedEnv());
+      assert.equal(up.code, 0, up.stderr);
+      assert.match(up.stdout, /s3: started/);
+      console.log(`S3 was down for ${((Date.now() - stopped) / 1000).toFixed(0)} s; ${waiting.name} waited`);
+      const done = await finished(runId);
+      assert.equal(done.status, 'completed', formatRecord(done));
+      const outaged = await result(runId);
+      for (const s of outaged.stages.filter((x) => x.status === 'completed'))
+        assert.equal(await attempts(s), 1, `${s.name} spent an attempt on the outage`);
+      // Read before the forced run replaces the cache entry (and with it this reference's manifest).
+      const outagedSha = await modelSha(outaged, 'fmri-ae');
+      const straight = await result(startRun(env, [...train, '--force', 'fmri-ae']));
+      assert.equal(await modelSha(straight, 'fmri-ae'), outagedSha);
+      assert.deepEqual(straight.metrics, outaged.metrics);
     } finally {
       worker.kill('SIGKILL');
     }

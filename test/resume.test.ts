@@ -155,6 +155,9 @@ test("checkpoints in the artifact store: one artifact per checkpoint under the c
     });
     assert.equal(second.training?.resumedFrom?.step, 20);
     assert.equal(second.training?.step, 40);
+    // the checkpoint carries the loss history, so the resumed trainer reports every step's loss
+    assert.deepEqual(second.training?.earlierLosses, first.training?.losses);
+    assert.equal(second.training?.earlierLosses.length, 20);
     assert.ok(
       readFileSync(join(straight, 'fmri-ae', 'model.safetensors')).equals(
         readFileSync(join(resumed, 'fmri-ae', 'model.safetensors')),

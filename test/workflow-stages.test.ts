@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
 import { after, before, test } from 'node:test';
-import type { StagePlan } from '../lib/pipeline/run-record.js';
+import type { RunRecord, StagePlan } from '../lib/pipeline/run-record.js';
 import type { ReproductionInput, ReproductionResult, RunProgress } from '../workflows/reproduction.js';
 import { runRecord } from '../cli/run-records.js';
 import { testWorkers, type TestWorkers } from './helpers/worker.js';
@@ -119,7 +119,7 @@ test('a stage failing on bad input fails the run at once; its record says which 
   assert.ok(Date.now() - started < 30_000, 'a BadInputError is not retried');
 });
 
-test('a stage whose queue has no worker shows as queued, not running', async () => {
+test('a stage whose queue has no worker shows as queued, not running, with the queue and the command', async () => {
   const [synth] = plan as [StagePlan];
   const onGpu: StagePlan = {
     ...synth,
@@ -127,20 +127,23 @@ test('a stage whose queue has no worker shows as queued, not running', async () 
     config: { format: 'god', scale: 'tiny', seed: seed + 1 },
   };
   const runId = `wf-test-${seed}-queued-${randomInt(1e9)}`;
+  const unpolled = `unpolled-${randomInt(1e9)}`;
   await w.run(async () => {
     const handle = await w.client.workflow.start('reproductionWorkflow', {
       workflowId: runId,
       taskQueue: w.queues.cpu,
-      args: [{ ...input([], [onGpu]), taskQueues: { cpu: w.queues.cpu, gpu: `${w.queues.gpu}-unpolled` } }],
+      args: [{ ...input([], [onGpu]), taskQueues: { cpu: w.queues.cpu, gpu: `${unpolled}-gpu` } }],
     });
     try {
       const deadline = Date.now() + 30_000;
-      let status: string | undefined;
-      while (status !== 'queued' && Date.now() < deadline) {
-        status = (await runRecord(w.client, runId)).stages[0]?.status;
+      let row: RunRecord['stages'][number] | undefined;
+      while (row?.status !== 'queued' && Date.now() < deadline) {
+        row = (await runRecord(w.client, runId)).stages[0];
         await new Promise((r) => setTimeout(r, 300));
       }
-      assert.equal(status, 'queued');
+      assert.equal(row?.status, 'queued');
+      assert.equal(row?.taskQueue, `${unpolled}-gpu`);
+      assert.equal(row?.startWorker, `LEA_TASK_QUEUE_PREFIX=${unpolled} npx lea worker --queue gpu`);
     } finally {
       await handle.terminate('test done');
     }

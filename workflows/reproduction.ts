@@ -133,6 +133,7 @@ export async function reproductionWorkflow(input: ReproductionInput): Promise<Re
       inputs,
       ...(plan.weights ? { weights: plan.weights } : {}),
       force: forced.has(plan.name),
+      ...(plan.dependencyWaitMinutes ? { dependencyWaitMinutes: plan.dependencyWaitMinutes } : {}),
     };
     Object.assign(record, { status: 'running', startedAt: new Date().toISOString() });
     publish();
@@ -146,6 +147,7 @@ export async function reproductionWorkflow(input: ReproductionInput): Promise<Re
         seconds: out.seconds,
         output: out.ref,
         summary: out.summary,
+        ...(out.attempts ? { attempts: out.attempts } : {}),
         finishedAt: new Date().toISOString(),
       });
       return out;
@@ -220,11 +222,16 @@ function rootMessage(err: unknown): string {
   return e instanceof Error ? e.message : String(err);
 }
 
-const { probeStage } = proxyActivities<StageActivities>({
-  // A probe reads a few manifests: a task lost on its way to a worker is retried after this, not 10 minutes.
-  startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE_ERRORS },
-});
+/**
+ * A probe reads a few manifests; it heartbeats, so a task lost on its way to a worker is retried after 30 s,
+ * and it may wait out an S3 outage as long as its stage would.
+ */
+const probeActivity = (plan: StagePlan) =>
+  proxyActivities<StageActivities>({
+    startToCloseTimeout: `${(plan.dependencyWaitMinutes ?? 0) + 2} minutes`,
+    heartbeatTimeout: '30 seconds',
+    retry: { maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE_ERRORS },
+  }).probeStage;
 
 /**
  * Computes a stage at most once across all runs: its work happens in a child workflow whose id is the stage's
@@ -237,6 +244,7 @@ async function computeOnce(
   queues: ReproductionInput['taskQueues'],
   onChild: (workflowId: string) => void,
 ): Promise<StageOutcome> {
+  const probeStage = probeActivity(plan);
   const probe = await probeStage(request);
   if (probe.cached && !request.force) return probe.cached;
   const workflowId = `stage-${plan.impl}-${probe.cacheKey.slice(0, 40)}`;

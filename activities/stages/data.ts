@@ -41,11 +41,13 @@ const prepareConfig = z.strictObject({
   dataset: z.enum(['god', 'bold5000']),
   subject: z.string().min(1),
   imageSize: z.number().int().positive().optional(),
+  roiPatch: z.array(z.number().int().positive()).min(1).optional(),
 });
 
 /** Loads one subject from the raw dataset artifact, splits and z-scores it (lib/data/prepare). */
 export const prepareStage: StageImpl = {
-  codeVersion: '1',
+  // 2: meta.json records where the ROI sizes came from (roiPatchSource)
+  codeVersion: '2',
   async run(ctx: StageContext, raw: unknown) {
     const cfg = stageConfig(prepareConfig, raw, ctx.stage);
     const path = await ctx.inputDir('raw');

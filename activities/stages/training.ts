@@ -41,6 +41,7 @@ export function trainingStage(stage: Stage): StageImpl {
             totalSteps: p.iterations,
             loss: p.loss,
             stepsPerSecond: p.stepsPerSecond,
+            resumedFromStep: p.startStep,
           };
           ctx.heartbeat(progress);
         },
@@ -51,7 +52,11 @@ export function trainingStage(stage: Stage): StageImpl {
       });
       const t = result.training;
       const curve = t
-        ? Array.from(t.losses, (loss, i) => ({ step: t.startStep + i + 1, loss }))
+        ? // the steps before a resume come from its checkpoint, so the curve covers every step
+          Array.from([...t.earlierLosses, ...t.losses], (loss, i) => ({
+            step: t.startStep - t.earlierLosses.length + i + 1,
+            loss,
+          }))
         : (result.kmeans ?? []).map((loss, i) => ({ step: i, loss }));
       return {
         files: [

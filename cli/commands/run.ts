@@ -5,7 +5,6 @@ import {
   type Client,
   type WorkflowHandle,
 } from '@temporalio/client';
-import proto from '@temporalio/proto';
 import { Option, type Command } from 'commander';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -13,6 +12,7 @@ import { loadExperimentConfig } from '../../lib/config/experiment.js';
 import { dryRun } from '../dry-run.js';
 import { checkWeights, startSpec } from '../pipelines.js';
 import { watchProgress } from '../run-progress.js';
+import { noWorkerText, workerPolls } from '../task-queues.js';
 import { exitCodeOf, formatRecord, runRecord } from '../run-records.js';
 import { taskQueue, type InfraSettings } from '../../lib/config/infra.js';
 import { connectClient } from '../../workers/temporal-connection.js';
@@ -30,15 +30,19 @@ interface RunOptions {
   verbose?: boolean;
 }
 
-/** True when some worker polled the queue recently (a live worker long-polls about once a minute). */
-async function workerPolling(client: Client, queue: string): Promise<boolean> {
-  const res = await client.workflowService.describeTaskQueue({
-    namespace: client.options.namespace,
-    taskQueue: { name: queue },
-    taskQueueType: proto.temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-  });
-  const recent = Date.now() - 90_000;
-  return (res.pollers ?? []).some((p) => Number(p.lastAccessTime?.seconds ?? 0) * 1000 > recent);
+/**
+ * A run submitted without --wait (or without a local worker) waits silently for workers: say which queues
+ * nobody polls (the run's own, and those its stages go to) and how to start a worker for each.
+ */
+async function warnUnpolled(client: Client, settings: InfraSettings, queues: ('cpu' | 'gpu')[]) {
+  for (const kind of ['cpu', 'gpu'] as const) {
+    if (!queues.includes(kind)) continue;
+    const queue = taskQueue(settings, kind);
+    // The cpu queue carries the run's workflow itself; the gpu queue only stage activities.
+    if (await workerPolls(client, queue, kind === 'cpu' ? 'workflow' : 'activity')) continue;
+    const what = kind === 'cpu' ? 'the run does not start' : 'its gpu stages wait';
+    console.error(`lea: warning: ${noWorkerText(queue)}; until one does, ${what}`);
+  }
 }
 
 /** True once some worker has started the run's first workflow task. */
@@ -59,7 +63,7 @@ async function follow(settings: InfraSettings, client: Client, handle: WorkflowH
   const local =
     opts.localWorker === 'always' ||
     (opts.localWorker === 'auto' &&
-      (!(await workerPolling(client, queue)) || !(await pickedUp(handle, 15_000))));
+      (!(await workerPolls(client, queue)) || !(await pickedUp(handle, 15_000))));
   if (!local) return handle.result();
   installWorkerLogging(settings, { console: opts.verbose === true });
   console.error(
@@ -115,6 +119,12 @@ export function registerRunCommand(program: Command): void {
           workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
         });
         console.error(`lea: started run ${runId}`);
+        if (!opts.wait || opts.localWorker === 'never') {
+          const planQueues = Array.isArray((args[0] as { plan?: unknown } | undefined)?.plan)
+            ? (args[0] as { plan: { queue: 'cpu' | 'gpu' }[] }).plan.map((p) => p.queue)
+            : [];
+          await warnUnpolled(client, settings, ['cpu', ...planQueues]);
+        }
         if (!opts.wait) {
           console.log(opts.json ? JSON.stringify({ runId }) : runId);
           return;

@@ -6,6 +6,7 @@ import { taskQueue } from '../../lib/config/infra.js';
 import { BadInputError } from '../../lib/errors.js';
 import { settingsFromEnv, withClient } from '../context.js';
 import { formatRecord, listRuns, runRecord } from '../run-records.js';
+import { noWorkerText, workerPolls } from '../task-queues.js';
 
 function notFound(runId: string, err: unknown): never {
   if ((err as Error).name === 'WorkflowNotFoundError') throw new BadInputError(`no run '${runId}'`);
@@ -40,7 +41,9 @@ export function registerRunsCommands(program: Command): void {
 
   program
     .command('cancel')
-    .description('cancel a running run (its stages stop at their next heartbeat)')
+    .description(
+      'cancel a running run (its stages stop at their next heartbeat); one no worker can advance is terminated',
+    )
     .argument('<run>', 'run id')
     .action((runId: string) =>
       withClient(async (client) => {
@@ -51,6 +54,13 @@ export function registerRunsCommands(program: Command): void {
           throw new BadInputError(
             `run '${runId}' is ${d.status.name.toLowerCase()}: there is nothing to cancel`,
           );
+        }
+        // A cancel is carried out by a worker running the run's workflow: with none polling its queue (a run
+        // no worker ever picked up, or whose workers are all gone) it would wait, so the run is terminated.
+        if (!(await workerPolls(client, d.taskQueue))) {
+          await handle.terminate(`cancelled with lea cancel while ${noWorkerText(d.taskQueue)}`);
+          console.log(`terminated: ${runId} (no worker polls '${d.taskQueue}' to carry out a cancel)`);
+          return;
         }
         await handle.cancel();
         console.log(`cancel requested: ${runId}`);

@@ -54,7 +54,13 @@ async function preparedData(cfg: ReproductionConfig, out: string): Promise<strin
     );
   }
   console.error(`lea: preparing ${cfg.data.dataset} ${cfg.data.subject} from ${raw} into ${prepared}`);
-  await prepareDataset({ dataset: cfg.data.dataset, path: raw, subject: cfg.data.subject, out: prepared });
+  await prepareDataset({
+    dataset: cfg.data.dataset,
+    path: raw,
+    subject: cfg.data.subject,
+    out: prepared,
+    ...(cfg.data.roiPatch ? { roiPatch: cfg.data.roiPatch } : {}),
+  });
   return prepared;
 }
 

@@ -26,6 +26,7 @@ const envSchema = z.object({
   // lance), each also at +10000 for gRPC; so the port must leave room below 65536.
   LEA_S3_PORT: port.max(55000).default(8333),
   LEA_DEV_START_TIMEOUT_S: z.coerce.number().positive().default(90),
+  LEA_SCRATCH_MAX_GB: z.coerce.number().positive().optional(),
   LEA_TASK_QUEUE_PREFIX: z
     .string()
     .regex(/^[A-Za-z0-9_.-]+$/)
@@ -81,6 +82,8 @@ export interface InfraSettings {
   s3: S3Settings;
   taskQueuePrefix: string;
   devStartTimeoutMs: number;
+  /** LEA_SCRATCH_MAX_GB: a worker removes finished attempts' scratch folders beyond this many bytes. */
+  scratchMaxBytes?: number;
 }
 
 export function loadInfraSettings(env: NodeJS.ProcessEnv = process.env): InfraSettings {
@@ -138,6 +141,7 @@ export function loadInfraSettings(env: NodeJS.ProcessEnv = process.env): InfraSe
     s3,
     taskQueuePrefix: e.LEA_TASK_QUEUE_PREFIX,
     devStartTimeoutMs: e.LEA_DEV_START_TIMEOUT_S * 1000,
+    ...(e.LEA_SCRATCH_MAX_GB ? { scratchMaxBytes: e.LEA_SCRATCH_MAX_GB * 1e9 } : {}),
   };
 }
 

@@ -35,7 +35,10 @@ const data = z
     dataset: z.enum(['god', 'bold5000']),
     subject: z.string().regex(/^(sbj_[0-9]+|CSI[0-9]+)$/, 'must be sbj_N (GOD) or CSIn (BOLD5000)'),
     source,
-    /** ROI group sizes the prepared data must have (the authors' roi_patch); checked when training. */
+    /**
+     * ROI group sizes (the authors' roi_patch), checked by prepare against the masks. Absent: the dataset's
+     * roi_patch.json, else the paper's table, else the sizes the masks give; meta.json's roiPatchSource says which.
+     */
     roiPatch: z.array(posInt).min(1).optional(),
     /** Images are resized to imageSize x imageSize when prepared (LEA: 256, the VQGAN's input). */
     imageSize: posInt.optional(),
@@ -211,6 +214,8 @@ export const reproductionConfig = z
         trainingTimeoutHours: z.number().positive(),
         stageTimeoutHours: z.number().positive(),
         maxAttempts: posInt,
+        /** How long a stage waits for S3 to answer again before its attempt fails (default 30). */
+        dependencyWaitMinutes: z.number().positive(),
       })
       .partial()
       .optional(),

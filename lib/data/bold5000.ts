@@ -39,7 +39,7 @@ export const BOLD_IMG_DICT = join(BOLD_STIMULI_DIR, 'Scene_Stimuli', 'Presented_
 export interface BoldOptions {
   path: string;
   subject: string;
-  /** Overrides roi_patch.json and the paper table. */
+  /** The config's data.roiPatch: overrides roi_patch.json and the paper table. */
   roiPatch?: number[];
 }
 
@@ -95,7 +95,7 @@ export async function loadBold5000(opts: BoldOptions): Promise<LoadedSubject> {
     throw new BadInputError(`BOLD5000 subject must look like CSIn, got '${subject}'`);
   const betaFiles = await boldBetaFiles(path, subject);
   const sources = betaFiles.map((b) => b.file);
-  const roiPatch = opts.roiPatch ?? (await resolveRoiPatch('bold5000', path, subject, sources));
+  const given = await resolveRoiPatch('bold5000', path, subject, sources, opts.roiPatch);
 
   // Concatenate the ROI files column-wise into one float64 [T, K] matrix (one copy of the betas).
   const parts: { roi: string; file: string; m: ReturnType<typeof floatMatrix> }[] = [];
@@ -112,6 +112,7 @@ export async function loadBold5000(opts: BoldOptions): Promise<LoadedSubject> {
   const roiVoxels = BOLD_ROIS.map((roi) =>
     parts.filter((p) => p.roi === roi).reduce((n, p) => n + p.m.cols, 0),
   ).filter((n) => n > 0);
+  const roiPatch = given?.sizes ?? roiVoxels;
   // roi_patch groups are contiguous cuts; they carry the ROI names only where they coincide with the ROIs
   const groupNames =
     roiVoxels.join() === roiPatch.join()
@@ -198,6 +199,7 @@ export async function loadBold5000(opts: BoldOptions): Promise<LoadedSubject> {
     subject,
     roiNames: groupNames,
     roiSizes: roiPatch,
+    roiPatchSource: given?.source ?? 'masks',
     normalisation: { ...stats, statsFrom: 'all_trials' },
     train: { fmri: trainFmri, images: rowsOf(Array.from(trainTrials, (t) => names[t]!)) },
     test: { fmri: testFmri, images: rowsOf(testGroups.map((g) => g.name)) },

@@ -32,6 +32,8 @@ export interface LoadedSubject {
   subject: string;
   roiNames: string[];
   roiSizes: number[];
+  /** Where the ROI group sizes came from (see resolveRoiPatch). */
+  roiPatchSource: RoiPatchSource;
   normalisation: { mean: number; std: number; statsFrom: 'train' | 'all_trials' };
   train: Split;
   test: Split;
@@ -66,14 +68,23 @@ export const PAPER_ROI_PATCH: Readonly<Record<DatasetName, Readonly<Record<strin
  */
 export const ROI_PATCH_FILE = 'roi_patch.json';
 
+/**
+ * Where a subject's ROI group sizes come from, first found: the config's `data.roiPatch`, the dataset's
+ * roi_patch.json, the paper's table, or (none of these) the sizes the ROI masks or files themselves give.
+ */
+export type RoiPatchSource = 'config' | 'roi_patch.json' | 'paper' | 'masks';
+
 const roiPatchSchema = z.record(z.string(), z.array(z.number().int().positive()).min(1));
 
+/** The ROI group sizes given for a subject (RoiPatchSource's order), or undefined: derive them from the data. */
 export async function resolveRoiPatch(
   dataset: DatasetName,
   dir: string,
   subject: string,
   sources: string[],
-): Promise<number[]> {
+  fromConfig?: number[],
+): Promise<{ sizes: number[]; source: RoiPatchSource } | undefined> {
+  if (fromConfig) return { sizes: fromConfig, source: 'config' };
   const file = join(dir, ROI_PATCH_FILE);
   if (await exists(file)) {
     const parsed = roiPatchSchema.safeParse(await readJson(file));
@@ -82,13 +93,11 @@ export async function resolveRoiPatch(
     const sizes = parsed.data[subject];
     if (sizes) {
       sources.push(file);
-      return sizes;
+      return { sizes, source: 'roi_patch.json' };
     }
   }
   const table = PAPER_ROI_PATCH[dataset][subject];
-  if (!table)
-    throw new BadInputError(`no roi_patch known for ${dataset} subject '${subject}' (add it to ${file})`);
-  return [...table];
+  return table ? { sizes: [...table], source: 'paper' } : undefined;
 }
 
 export async function exists(path: string): Promise<boolean> {

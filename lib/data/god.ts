@@ -45,7 +45,7 @@ export const GOD_MASK_KEYS = 10;
 export interface GodOptions {
   path: string;
   subject: string;
-  /** Overrides roi_patch.json and the paper table. */
+  /** The config's data.roiPatch: overrides roi_patch.json and the paper table. */
   roiPatch?: number[];
 }
 
@@ -94,7 +94,7 @@ export async function loadGod(opts: GodOptions): Promise<LoadedSubject> {
   const sbjPath = await requireFile(join(path, `${subject}.npz`), `GOD fMRI file for ${subject}`);
   const imgPath = await requireFile(join(path, GOD_IMAGES_FILE), 'GOD image file');
   const sources = [sbjPath, imgPath];
-  const roiPatch = opts.roiPatch ?? (await resolveRoiPatch('god', path, subject, sources));
+  const given = await resolveRoiPatch('god', path, subject, sources, opts.roiPatch);
 
   const fmri = await withNpz(sbjPath, async (npz) => {
     const keys = npz.keys;
@@ -108,6 +108,7 @@ export async function loadGod(opts: GodOptions): Promise<LoadedSubject> {
     const masks: NdArray[] = [];
     for (const k of maskKeys) masks.push(await npz.read(k));
     const groups = godRoiGroups(maskKeys, masks, sbjPath);
+    const roiPatch = given?.sizes ?? groups.sizes;
     if (groups.sizes.join() !== roiPatch.join()) {
       throw new BadInputError(
         `${sbjPath}: ROI groups from the first ${GOD_MASK_KEYS} keys (${groups.names.join(', ')}) have sizes [${groups.sizes.join(', ')}] but roi_patch for ${subject} is [${roiPatch.join(', ')}]`,
@@ -188,6 +189,7 @@ export async function loadGod(opts: GodOptions): Promise<LoadedSubject> {
     subject,
     roiNames: groups.names,
     roiSizes: groups.sizes,
+    roiPatchSource: given?.source ?? 'masks',
     normalisation: { ...stats, statsFrom: 'train' },
     train: { fmri: zscore(train), images: imageRows(images.train, imgPath, 'train_images', imageIndex) },
     test: { fmri: zscore(test), images: testRows },

@@ -28,6 +28,8 @@ export interface PrepareOptions {
   out: string;
   /** Resize images to imageSize x imageSize (omitted: the stored resolution). */
   imageSize?: number;
+  /** ROI group sizes (the config's data.roiPatch); otherwise roi_patch.json, the paper's table, the masks. */
+  roiPatch?: number[];
 }
 
 export interface PrepareMeta {
@@ -37,6 +39,8 @@ export interface PrepareMeta {
   K: number;
   roiNames: string[];
   roiSizes: number[];
+  /** Where roiSizes came from: config, roi_patch.json, paper, or masks (derived from the data). */
+  roiPatchSource: LoadedSubject['roiPatchSource'];
   normalisation: LoadedSubject['normalisation'];
   split: { train: number; test: number; testTrialsAveraged: number };
   image: { height: number; width: number; channels: 3; resizedFrom?: [number, number] };
@@ -109,6 +113,7 @@ export async function prepareDataset(opts: PrepareOptions): Promise<PrepareMeta>
       K: loaded.train.fmri.shape[1]!,
       roiNames: loaded.roiNames,
       roiSizes: loaded.roiSizes,
+      roiPatchSource: loaded.roiPatchSource,
       normalisation: loaded.normalisation,
       split: {
         train: loaded.train.fmri.shape[0]!,

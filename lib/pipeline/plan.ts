@@ -19,10 +19,13 @@ export interface PlanOptions {
 }
 
 export const DEFAULT_RUNTIME = {
-  heartbeatSeconds: 120,
+  /** A dead worker's stage is retried elsewhere this long after its last heartbeat (`stale` after two thirds). */
+  heartbeatSeconds: 30,
   trainingTimeoutHours: 24 * 7,
   stageTimeoutHours: 12,
   maxAttempts: 5,
+  /** How long a stage waits out one S3 outage before its attempt fails (attempts are for the stage's own faults). */
+  dependencyWaitMinutes: 30,
 };
 
 /** One use of imported weights by a config: where it is named and which kind it must be. */
@@ -88,6 +91,7 @@ export function buildPlan(cfg: ReproductionConfig, opts: PlanOptions = {}): Stag
     timeoutMinutes: 60 * (training ? rt.trainingTimeoutHours : rt.stageTimeoutHours),
     heartbeatSeconds: rt.heartbeatSeconds,
     maxAttempts: rt.maxAttempts,
+    dependencyWaitMinutes: rt.dependencyWaitMinutes,
   });
   const { data, models, training, seed } = cfg;
   const plan: StagePlan[] = [];
@@ -129,7 +133,17 @@ export function buildPlan(cfg: ReproductionConfig, opts: PlanOptions = {}): Stag
   }
   const imageSize = data.imageSize ? { imageSize: data.imageSize } : {};
   plan.push(
-    stage('prepare', 'cpu', { raw: 'raw' }, { dataset: data.dataset, subject: data.subject, ...imageSize }),
+    stage(
+      'prepare',
+      'cpu',
+      { raw: 'raw' },
+      {
+        dataset: data.dataset,
+        subject: data.subject,
+        ...imageSize,
+        ...(data.roiPatch ? { roiPatch: data.roiPatch } : {}),
+      },
+    ),
   );
 
   checkImageSize(cfg);

@@ -22,6 +22,8 @@ export interface StagePlan {
   timeoutMinutes: number;
   heartbeatSeconds: number;
   maxAttempts: number;
+  /** How long the stage waits out an S3 outage without spending an attempt (absent in older runs). */
+  dependencyWaitMinutes?: number;
 }
 
 export type StageStatus = 'pending' | 'running' | 'completed' | 'cached' | 'failed' | 'cancelled';
@@ -40,13 +42,36 @@ export interface StageRecord {
   error: string | null;
   /** The child workflow that computes the stage (possibly another run's, computing the same cache key). */
   childWorkflowId?: string;
+  /** Each attempt of a stage this run computed (absent in older runs and for cached stages). */
+  attempts?: StageAttempt[];
+}
+
+/**
+ * One attempt of a stage's activity. The stage runner carries the list in its heartbeat details, which
+ * Temporal hands to the next attempt, so the attempt that completes knows the earlier ones.
+ */
+export interface StageAttempt {
+  attempt: number;
+  /** The worker process, as `pid@host` (Temporal's default worker identity). */
+  worker: string;
+  startedAt: string;
+  /** When it ended, or its last heartbeat when it was lost. */
+  endedAt: string;
+  /** The checkpoint step a training attempt resumed from (0: from scratch). */
+  resumedFromStep?: number;
+  /** The last step it reported. */
+  step?: number;
+  /** `completed`, `failed: <reason>`, `lost: ...` (no word after endedAt), or `running`. */
+  ended: string;
 }
 
 export interface StageOutcome {
   ref: ArtifactRef;
   cached: boolean;
+  /** Summed over the attempts. */
   seconds: number;
   summary: Record<string, number | string>;
+  attempts?: StageAttempt[];
 }
 
 export type RunStatus =
@@ -60,8 +85,17 @@ export interface RunRecord {
   startedAt: string | null;
   finishedAt: string | null;
   stages: (Pick<StageRecord, 'name' | 'cached' | 'seconds'> & {
-    /** A running stage whose activity waits for a worker is `queued`; one waiting to retry is `retrying`. */
-    status: StageStatus | 'queued' | 'retrying';
+    /**
+     * A running stage whose activity waits for a worker is `queued`; one waiting to retry is `retrying`; one
+     * whose worker has not heartbeated for over twice its heartbeat interval is `stale`.
+     */
+    status: StageStatus | 'queued' | 'retrying' | 'stale';
+    /** While queued or retrying: the task queue the stage waits on. */
+    taskQueue?: string;
+    /** While queued or retrying and no worker polls that queue: the command that starts one. */
+    startWorker?: string;
+    /** While its activity runs: seconds since its worker last heartbeated (or started it). */
+    heartbeatAgeSeconds?: number;
     /** The activity's attempt while running, when it is not the first. */
     attempt?: number;
     /** While retrying: why the last attempt failed. */
@@ -69,11 +103,20 @@ export interface RunRecord {
     step?: number;
     totalSteps?: number;
     loss?: number;
+    /** While the stage waits for a server to answer again (`s3`): which, and since when (ISO time). */
+    waitingFor?: string;
+    waitingSince?: string;
     /** Why the stage failed (its innermost error message). */
     error?: string;
+    attempts?: StageAttempt[];
     /** Imported networks the stage read: input name → "name (kind, sha256 of the source file)". */
     weights?: Record<string, string>;
   })[];
+  /**
+   * A running run whose workflow task queue no worker polls (nothing advances it, not even a cancel): the
+   * queue, and the command that starts a worker for it.
+   */
+  noWorker?: { taskQueue: string; startWorker?: string };
   /** Why a failed run failed, as the CLI prints it (the cause chain down to the stage's reason). */
   error?: string;
   metrics: Record<string, number>;
@@ -82,6 +125,15 @@ export interface RunRecord {
   verdict: 'pass' | 'regressed' | null;
   /** What regressed, one line per metric (`lea status` always sets it; empty unless regressed). */
   regressions?: string[];
+}
+
+/** One line per attempt, as `lea status` and the report print it. */
+export function describeAttempt(a: StageAttempt): string {
+  const steps =
+    a.step !== undefined
+      ? `, steps ${a.resumedFromStep ?? 0}-${a.step}${a.resumedFromStep ? ' (resumed)' : ''}`
+      : '';
+  return `attempt ${a.attempt} on ${a.worker}: ${a.startedAt} to ${a.endedAt}${steps}, ${a.ended}`;
 }
 
 /** Every stage downstream of the given ones, them included (what `--force STAGE` recomputes). */

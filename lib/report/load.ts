@@ -35,7 +35,17 @@ function nonFiniteAsString(_key: string, value: unknown): unknown {
 
 const stageSchema = z.object({
   name: z.string(),
-  status: z.enum(['pending', 'queued', 'retrying', 'running', 'completed', 'cached', 'failed', 'cancelled']),
+  status: z.enum([
+    'pending',
+    'queued',
+    'retrying',
+    'stale',
+    'running',
+    'completed',
+    'cached',
+    'failed',
+    'cancelled',
+  ]),
   cached: z.boolean(),
   seconds: z.number().nullable(),
   step: z.number().optional(),

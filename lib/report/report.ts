@@ -10,7 +10,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { BadInputError } from '../errors.js';
 import { metricDefinition } from '../metrics/definitions.js';
-import type { RunRecord } from '../pipeline/run-record.js';
+import { describeAttempt, type RunRecord } from '../pipeline/run-record.js';
 import type { Failure, Verdict } from '../pipeline/regression.js';
 import type { NdArray } from '../tensors/ndarray.js';
 import { esc, fmtDelta, fmtNumber, fmtSeconds } from './format.js';
@@ -218,8 +218,21 @@ function header(input: ReportInput): string {
       rows,
       'No stage recorded.',
     ) +
+    attemptList(run) +
     `</header>\n`
   );
+}
+
+/** Stages that took more than one attempt: each attempt's worker, span, steps and why it ended. */
+function attemptList(run: RunRecord): string {
+  const items = run.stages
+    .filter((st) => (st.attempts?.length ?? 0) > 1)
+    .flatMap((st) =>
+      st.attempts!.map(
+        (a) => `<li><span class="mono">${esc(st.name)}</span> ${esc(describeAttempt(a))}</li>`,
+      ),
+    );
+  return items.length ? `<h3>Retried stages</h3>\n<ul class="attempts">\n${items.join('\n')}\n</ul>\n` : '';
 }
 
 function failureText(f: Failure): string {

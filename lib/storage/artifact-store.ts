@@ -8,6 +8,7 @@
  * incomplete multipart upload, never a half artifact that looks whole. Every read verifies sha256 and size.
  */
 import {
+  DeleteObjectCommand,
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
@@ -338,6 +339,41 @@ export class ArtifactStore {
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
     return keys.sort();
+  }
+
+  /**
+   * Deletes artifacts: their manifests, then the blobs that only they referenced (a blob any other manifest
+   * lists stays). With dryRun, only counts. For retention (lea gc): never pass an artifact a run may still read.
+   */
+  async deleteArtifacts(
+    keys: string[],
+    opts: { dryRun?: boolean } = {},
+  ): Promise<{ artifacts: number; blobs: number; bytes: number }> {
+    const doomed = new Set(keys);
+    const blobs = new Map<string, number>();
+    for (const key of keys)
+      for (const f of (await this.manifest(key))?.files ?? []) blobs.set(f.sha256, f.size);
+    const others = (await this.list()).filter((k) => !doomed.has(k));
+    for (let i = 0; i < others.length && blobs.size > 0; i += 16) {
+      const manifests = await Promise.all(others.slice(i, i + 16).map((k) => this.manifest(k)));
+      for (const m of manifests) for (const f of m?.files ?? []) blobs.delete(f.sha256);
+    }
+    if (!opts.dryRun) {
+      // manifests first: an artifact disappears whole before any of its bodies does
+      for (const key of keys)
+        await withRetries(() =>
+          this.s3.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.manifestKey(key) })),
+        );
+      for (const sha of blobs.keys())
+        await withRetries(() =>
+          this.s3.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.blobKey(sha) })),
+        );
+    }
+    return {
+      artifacts: keys.length,
+      blobs: blobs.size,
+      bytes: [...blobs.values()].reduce((a, b) => a + b, 0),
+    };
   }
 
   private async entry(

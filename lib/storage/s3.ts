@@ -4,7 +4,7 @@
 import { S3Client } from '@aws-sdk/client-s3';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { S3Settings } from '../config/infra.js';
-import { BadInputError, IntegrityError, ServerUnreachableError } from '../errors.js';
+import { BadInputError, errorMessage, IntegrityError, ServerUnreachableError } from '../errors.js';
 
 export function createS3Client(s: S3Settings): S3Client {
   // The SDK version is pinned and supports Node 20 (the project's runtime); its notice about future
@@ -60,6 +60,75 @@ export async function withRetries<T>(op: () => Promise<T>, attempts = 4): Promis
       if (attempt >= attempts || !isTransient(err)) throw err;
       await sleep(Math.min(200 * 2 ** (attempt - 1), 5000) * (0.5 + Math.random()));
     }
+  }
+}
+
+/** True when an error (or one of its causes) says a server did not answer or was unwell: an outage of a
+ * dependency, not a failure of the work itself. */
+export function isUnavailable(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e !== undefined && depth < 8; e = (e as Error).cause, depth++) {
+    if (e instanceof ServerUnreachableError || isTransient(e)) return true;
+    if (!(e instanceof Error)) break;
+  }
+  return false;
+}
+
+export interface OutageWait {
+  /** How long one outage may last before the operation fails after all. */
+  budgetMs: number;
+  /** A cheap request that succeeds once the dependency answers again (e.g. a HEAD of the bucket). */
+  probe: () => Promise<void>;
+  /** Called when a wait begins (with its start) and when it ends (with undefined). */
+  onWait: (since: Date | undefined) => void;
+  signal?: AbortSignal;
+  /** After an outage ends, failures within this window are taken as the server settling, not as the work's. */
+  settleMs?: number;
+}
+
+/**
+ * Runs an idempotent operation, and when it fails because a dependency is down, waits for the dependency
+ * (probing with capped exponential backoff, up to budgetMs per outage) and runs it again, instead of failing.
+ * A failure while the probe answers at once is the operation's own and is thrown, as is anything that is
+ * not an outage (bad input, corrupted data, a bug) and anything after the signal aborted.
+ */
+export async function outlastOutages<T>(op: () => Promise<T>, w: OutageWait): Promise<T> {
+  let lastOutageEnd = -Infinity;
+  for (;;) {
+    try {
+      return await op();
+    } catch (err) {
+      if (w.signal?.aborted || !isUnavailable(err)) throw err;
+      const started = Date.now();
+      const settling = started - lastOutageEnd < (w.settleMs ?? 60_000);
+      if (!settling && (await probeAnswers(w.probe))) throw err;
+      w.onWait(new Date(started));
+      let down = !settling;
+      for (let delay = 1000; ; delay = Math.min(2 * delay, 10_000)) {
+        if (Date.now() - started > w.budgetMs) {
+          throw new ServerUnreachableError(
+            `gave up after waiting ${Math.round((Date.now() - started) / 60_000)} minutes for the dependency ` +
+              `to answer: ${errorMessage(err)}`,
+            { cause: err },
+          );
+        }
+        await sleep(delay * (0.75 + Math.random() / 2), undefined, { signal: w.signal });
+        if (await probeAnswers(w.probe)) break;
+        down = true;
+      }
+      // Only a real outage opens a settling window, so a failure that persists after one still ends.
+      if (down) lastOutageEnd = Date.now();
+      w.onWait(undefined);
+    }
+  }
+}
+
+async function probeAnswers(probe: () => Promise<void>): Promise<boolean> {
+  try {
+    await probe();
+    return true;
+  } catch (err) {
+    if (isUnavailable(err)) return false;
+    throw err;
   }
 }
 

@@ -164,6 +164,9 @@ export interface TrainState {
   optimizer: AdamWState;
   rngs: Record<string, RngState>;
   dataOrder: DataOrderState;
+  /** The losses of the steps up to `step` (the last ones; older checkpoints hold none), so a resumed stage
+   * still reports its whole loss history. */
+  losses?: Float32Array;
 }
 
 function int64(values: number[], shape: number[]): NdArray {
@@ -211,6 +214,8 @@ export async function writeCheckpointFiles(
   });
   tensors.set('data_order.cursor', int64([state.dataOrder.cursor], []));
   tensors.set('data_order.epoch', int64([state.dataOrder.epoch], []));
+  if (state.losses)
+    tensors.set('losses', { dtype: 'float32', shape: [state.losses.length], data: state.losses });
   await writeSafetensors(join(dir, STATE_FILE), tensors, {
     ...meta,
     training: JSON.stringify(info.training),
@@ -277,6 +282,11 @@ export async function readCheckpointFiles(
   const perm = tensors.get('data_order.perm');
   if (!perm || perm.dtype !== 'int32') throw new BadInputError(`${statePath}: missing 'data_order.perm'`);
   const step = scalarOf(tensors, 'step', statePath);
+  const losses = tensors.get('losses');
+  if (losses && (losses.dtype !== 'float32' || losses.data.length > step))
+    throw new BadInputError(
+      `${statePath}: malformed 'losses' (${losses.dtype}, ${losses.data.length} for step ${step})`,
+    );
   return {
     state: {
       step,
@@ -287,6 +297,7 @@ export async function readCheckpointFiles(
         cursor: scalarOf(tensors, 'data_order.cursor', statePath),
         perm: perm.data as Int32Array,
       },
+      ...(losses ? { losses: losses.data as Float32Array } : {}),
     },
     training: JSON.parse(metadata.training ?? 'null') as unknown,
   };

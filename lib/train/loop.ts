@@ -59,6 +59,8 @@ export interface TrainProgress {
   /** Over this call's steps so far. */
   stepsPerSecond: number;
   etaSeconds: number;
+  /** The step this call started from (a resumed checkpoint's, or 0). */
+  startStep: number;
 }
 
 export interface TrainOptions {
@@ -85,6 +87,8 @@ export interface TrainResult {
   startStep: number;
   /** Loss of each step this call ran. */
   losses: Float32Array;
+  /** Losses of the steps before startStep, from the resumed checkpoint (the steps just before it). */
+  earlierLosses: Float32Array;
   resumedFrom?: CheckpointRef;
   lastCheckpoint?: CheckpointRef;
   seconds: number;
@@ -174,6 +178,7 @@ export async function train(
   const started = performance.now();
   let step = 0;
   let resumedFrom: CheckpointRef | undefined;
+  let earlierLosses: Float32Array = new Float32Array(0);
   let lastCheckpoint: CheckpointRef | undefined;
   try {
     const existing = await opts.store?.latest();
@@ -193,6 +198,7 @@ export async function train(
           rngs[name].setState(state.rngs[name] as NonNullable<(typeof state.rngs)[string]>);
         order.setState(state.dataOrder);
         step = state.step;
+        earlierLosses = state.losses ?? earlierLosses;
         if (!sameSettings(training, settings)) {
           opts.onNotice?.(
             `${stage}: the training settings differ from the checkpoint's; the continuation is not the uninterrupted run`,
@@ -216,6 +222,7 @@ export async function train(
           optimizer: opt.exportState(),
           rngs: { 'data-order': rngs['data-order'].getState(), augment: rngs.augment.getState() },
           dataOrder: order.getState(),
+          losses: concat(earlierLosses, losses.subarray(0, step - startStep)),
         },
         { stage, model: task.model, training: settings },
       );
@@ -252,6 +259,7 @@ export async function train(
         lr,
         stepsPerSecond: rate,
         etaSeconds: (end - step) / rate,
+        startStep,
       });
       if (step % settings.checkpointEvery === 0 || step === end) await save(loss);
       await yieldToEventLoop(opts.signal);
@@ -261,6 +269,7 @@ export async function train(
       step,
       startStep,
       losses,
+      earlierLosses,
       seconds: (performance.now() - started) / 1000,
       ...(resumedFrom ? { resumedFrom } : {}),
       ...(lastCheckpoint ? { lastCheckpoint } : {}),
@@ -268,4 +277,11 @@ export async function train(
   } finally {
     opt.dispose();
   }
+}
+
+function concat(a: Float32Array, b: Float32Array): Float32Array {
+  const out = new Float32Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
 }
