@@ -9,6 +9,7 @@ import { metricDefinitions } from '../lib/metrics/definitions.js';
 import { describeFailure } from '../lib/pipeline/regression.js';
 import {
   describeAttempt,
+  pendingStage,
   type RunRecord,
   type RunStatus,
   type StageRecord,
@@ -229,18 +230,7 @@ async function plannedStages(handle: WorkflowHandle): Promise<StageRecord[]> {
     const payload =
       history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0] ?? undefined;
     const input = payload ? defaultPayloadConverter.fromPayload<ReproductionInput>(payload) : undefined;
-    return (input?.plan ?? []).map((p) => ({
-      name: p.name,
-      queue: p.queue,
-      status: 'pending',
-      cached: false,
-      startedAt: null,
-      finishedAt: null,
-      seconds: null,
-      output: null,
-      summary: {},
-      error: null,
-    }));
+    return (input?.plan ?? []).map(pendingStage);
   } catch {
     return [];
   }

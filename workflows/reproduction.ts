@@ -26,6 +26,7 @@ import type { ArtifactRef } from '../lib/storage/artifact-store.js';
 import type { StageActivities, StageRequest } from '../activities/stage-runner.js';
 import {
   downstreamClosure,
+  pendingStage,
   type StageOutcome,
   type StagePlan,
   type StageRecord,
@@ -74,23 +75,7 @@ export async function reproductionWorkflow(input: ReproductionInput): Promise<Re
   let paused = false;
   let metrics: Record<string, number> = {};
   let verdict: Verdict | null = null;
-  const records = new Map<string, StageRecord>(
-    input.plan.map((s) => [
-      s.name,
-      {
-        name: s.name,
-        queue: s.queue,
-        status: 'pending',
-        cached: false,
-        startedAt: null,
-        finishedAt: null,
-        seconds: null,
-        output: null,
-        summary: {},
-        error: null,
-      },
-    ]),
-  );
+  const records = new Map<string, StageRecord>(input.plan.map((s) => [s.name, pendingStage(s)]));
   const stages = () => [...records.values()];
   setHandler(progressQuery, () => ({ paused, stages: stages(), metrics, verdict }));
   setHandler(pauseSignal, () => void (paused = true));

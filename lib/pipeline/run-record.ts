@@ -128,6 +128,22 @@ export interface RunRecord {
 }
 
 /** One line per attempt, as `lea status` and the report print it. */
+/** A planned stage that has not started: what the workflow's records and `lea status` begin from. */
+export function pendingStage(p: Pick<StagePlan, 'name' | 'queue'>): StageRecord {
+  return {
+    name: p.name,
+    queue: p.queue,
+    status: 'pending',
+    cached: false,
+    startedAt: null,
+    finishedAt: null,
+    seconds: null,
+    output: null,
+    summary: {},
+    error: null,
+  };
+}
+
 export function describeAttempt(a: StageAttempt): string {
   const steps =
     a.step !== undefined
