@@ -21,16 +21,20 @@ interface Expected {
 }
 type Expectations = Record<string, Record<string, Expected>>;
 
+/** Python: `expect(name, state_dict)` records each tensor's dtype, shape and values in `out` for the test. */
+const EXPECT = String.raw`
+out = {}
+def expect(name, sd):
+    out[name] = {k: {'dtype': str(v.dtype).replace('torch.', ''), 'shape': list(v.shape),
+                     'values': v.detach().float().reshape(-1).tolist() if v.dtype != torch.int64 else v.reshape(-1).tolist()}
+                 for k, v in sd.items()}`;
+
 const MAKE = String.raw`
 import sys, os, io, json, pickle, zipfile, collections
 import numpy as np, torch, msgpack
 d = sys.argv[1]
 torch.manual_seed(0)
-out = {}
-def expect(name, sd):
-    out[name] = {k: {'dtype': str(v.dtype).replace('torch.', ''), 'shape': list(v.shape),
-                     'values': v.detach().float().reshape(-1).tolist() if v.dtype != torch.int64 else v.reshape(-1).tolist()}
-                 for k, v in sd.items()}
+${EXPECT}
 
 a = torch.arange(12, dtype=torch.float32).reshape(3, 4) / 8 - 0.5
 sd = {'f32': a, 'f16': (a * 3).half(), 'bf16': (a * 7).bfloat16(), 'i64': torch.tensor([-3, 0, 2**40]),
@@ -266,11 +270,7 @@ import sys, os, json, importlib.util
 import torch
 d = sys.argv[1]
 torch.manual_seed(0)
-out = {}
-def expect(name, sd):
-    out[name] = {k: {'dtype': str(v.dtype).replace('torch.', ''), 'shape': list(v.shape),
-                     'values': v.detach().float().reshape(-1).tolist() if v.dtype != torch.int64 else v.reshape(-1).tolist()}
-                 for k, v in sd.items()}
+${EXPECT}
 def legacy(obj, name, **kw):
     torch.save(obj, os.path.join(d, name), _use_new_zipfile_serialization=False, **kw)
 

@@ -166,27 +166,30 @@ export async function indexSafetensors(
   fh: FileHandle,
   path: string,
 ): Promise<{ slots: Slot<SourceDType>[]; metadata: Record<string, string>; dataStart: number }> {
+  const { json, dataBytes, dataStart } = await readHeaderBytes(fh, path);
+  return { ...parseHeader(json, dataBytes, path, ST_SOURCE_DTYPES), dataStart };
+}
+
+/** The JSON header's bytes, and where the data section starts and how long it is. */
+async function readHeaderBytes(
+  fh: FileHandle,
+  path: string,
+): Promise<{ json: Uint8Array; dataStart: number; dataBytes: number }> {
   const size = (await fh.stat()).size;
   const first8 = new Uint8Array(8);
   await readFully(fh, first8, 0);
   const n = headerLength(first8, size, path);
   const json = new Uint8Array(n);
   await readFully(fh, json, 8);
-  return { ...parseHeader(json, size - 8 - n, path, ST_SOURCE_DTYPES), dataStart: 8 + n };
+  return { json, dataStart: 8 + n, dataBytes: size - 8 - n };
 }
 
 /** Reads a safetensors file tensor by tensor into the final arrays. */
 export async function readSafetensors(path: string): Promise<Safetensors> {
   const fh = await openForReading(path);
   try {
-    const size = (await fh.stat()).size;
-    const first8 = new Uint8Array(8);
-    await readFully(fh, first8, 0);
-    const n = headerLength(first8, size, path);
-    const json = new Uint8Array(n);
-    await readFully(fh, json, 8);
-    const start = 8 + n;
-    const { slots, metadata } = parseHeader(json, size - start, path, ST_DTYPES);
+    const { json, dataStart: start, dataBytes } = await readHeaderBytes(fh, path);
+    const { slots, metadata } = parseHeader(json, dataBytes, path, ST_DTYPES);
     const tensors = new Map<string, NdArray>();
     for (const s of slots) {
       const data = allocate(s.dtype, shapeSize(s.shape));
