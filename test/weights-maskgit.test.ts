@@ -16,8 +16,8 @@ import * as tf from '@tensorflow/tfjs';
 import { initCompute } from '../lib/compute/backend.js';
 import { Rng } from '../lib/compute/rng.js';
 import { BadInputError } from '../lib/errors.js';
-import { loadParamsStrict } from '../lib/models/layers.js';
-import type { MaskGitConfig } from '../lib/models/maskgit.js';
+import { loadParamsStrict, transferByNameAndShape } from '../lib/models/layers.js';
+import { MaskGit, type MaskGitConfig } from '../lib/models/maskgit.js';
 import { VqGan, type VqGanConfig } from '../lib/models/vq-tokenizer.js';
 import { readNpy } from '../lib/tensors/npy.js';
 import type { NdArray } from '../lib/tensors/ndarray.js';
@@ -28,7 +28,7 @@ import {
   type FlaxTensor,
 } from '../lib/weights/kinds/maskgit-tokenizer.js';
 import {
-  maskGitFromImport,
+  loadImportedTransformer,
   maskgitTransformerKind,
   transformerConfig,
   transformerTable,
@@ -248,10 +248,15 @@ test('MaskGIT transformer msgpack: heads from the kernels, decoder_embed added; 
   await assert.rejects(maskgitTransformerKind.importFrom(again, { heads: 8 }), /stores 4 heads/);
   await again.close();
 
-  const model = maskGitFromImport(imported.tensors, imported.config, {
-    weight: await read('emb_w'),
-    bias: await read('emb_b'),
-  });
+  // the pipeline's loading (every tensor but decoder_embed), then the reference's decoder_embed [24 → 64]
+  const model = new MaskGit({ ...(imported.config as unknown as MaskGitConfig), featureDim: 24 }, new Rng(0));
+  loadImportedTransformer(model, imported.tensors, 'transformer');
+  const embed = new Map([
+    ['decoder_embed.weight', await read('emb_w')],
+    ['decoder_embed.bias', await read('emb_b')],
+  ]);
+  const report = transferByNameAndShape(model.params, embed);
+  assert.deepEqual(report.loaded, ['decoder_embed.weight', 'decoder_embed.bias']);
   assert.equal(model.maskId, 1064);
   const logits = model.logits(
     (await read('tokens')).data as Int32Array,

@@ -22,7 +22,6 @@ import {
   countParams,
   loadParamsStrict,
   paramsToArrays,
-  transferByNameAndShape,
   type Params,
   type TransferReport,
 } from '../models/layers.js';
@@ -42,7 +41,8 @@ import { readSafetensors, writeSafetensors } from '../tensors/safetensors.js';
 import { LocalCheckpointStore, type CheckpointStore } from './checkpoint.js';
 import { train, type TrainOptions, type TrainResult, type TrainSettings, type TrainTask } from './loop.js';
 import { architectureMismatch, TOKENIZER_KEYS } from '../pipeline/weights-fit.js';
-import { readWeightsFile, type ImportedWeights } from '../weights/import.js';
+import { readWeightsFile } from '../weights/import.js';
+import { loadImportedTransformer } from '../weights/kinds/maskgit-transformer.js';
 
 export const MODEL_FORMAT = 'lea-model/1';
 
@@ -431,10 +431,8 @@ export async function runStage(
     const model = new MaskGit(mc, init);
     mg = model;
     if (opts.weights?.init) {
-      const report = initMaskGitFromImport(
-        model,
-        await readWeightsFile(opts.weights.init, 'maskgit-transformer'),
-      );
+      const init = await readWeightsFile(opts.weights.init, 'maskgit-transformer');
+      const report = loadImportedTransformer(model, init.tensors, init.record.name);
       opts.onNotice?.(`maskgit: ${report}`);
     }
     const { length, featureDim } = mc;
@@ -513,22 +511,4 @@ async function frozenTokenizer(vc: VqGanConfig, opts: StageOptions, modelPath: s
   let parameters = 0;
   for (const t of tensors.values()) parameters += t.data.length;
   return { stage: 'tokenizer', modelPath, parameters };
-}
-
-/**
- * MaskGIT fine-tuned from ImageNet (spec §2.5): every tensor of the imported transformer by name and shape;
- * only decoder_embed (CLIP → width, new in LEA) keeps its own init. Anything else not loaded is an error.
- */
-function initMaskGitFromImport(model: MaskGit, weights: ImportedWeights): string {
-  const report = transferByNameAndShape(model.params, weights.tensors);
-  const missing = report.notLoaded.filter((n) => !n.name.startsWith('decoder_embed.'));
-  if (missing.length || report.unused.length) {
-    throw new BadInputError(
-      `models.maskgit.initFrom: weights '${weights.record.name}' do not fit the config's MaskGIT: ` +
-        [...missing.map((n) => `${n.name} (${n.reason})`), ...report.unused.map((n) => `${n} unused`)].join(
-          ', ',
-        ),
-    );
-  }
-  return `initialised ${report.loaded.length} tensors from '${weights.record.name}'; decoder_embed is new`;
 }

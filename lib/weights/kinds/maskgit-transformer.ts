@@ -20,12 +20,11 @@
  * class slots and the mask token: MaskGIT's mask id −1 indexes the last row (jnp.take wraps), LEA's mask id
  * codes + 1000. Position 0, MaskGIT's class token, holds LEA's CLIP conditioning.
  *
- * Not in the file: LEA's decoder_embed (CLIP 1024 → D), which is new in LEA; maskGitFromImport adds one.
+ * Not in the file: LEA's decoder_embed (CLIP 1024 → D), which is new in LEA; loadImportedTransformer keeps the model's own.
  */
-import { Rng } from '../../compute/rng.js';
 import { BadInputError } from '../../errors.js';
-import { loadParamsStrict } from '../../models/layers.js';
-import { MaskGit, type MaskGitConfig } from '../../models/maskgit.js';
+import { transferByNameAndShape } from '../../models/layers.js';
+import type { MaskGit, MaskGitConfig } from '../../models/maskgit.js';
 import type { NdArray } from '../../tensors/ndarray.js';
 import type { ImportedNetwork, ImportOptions, WeightKind } from '../kind.js';
 import type { CheckpointSource } from '../source.js';
@@ -139,32 +138,26 @@ async function importTransformer(src: CheckpointSource, opts: ImportOptions): Pr
 }
 
 /**
- * A MaskGit from an imported transformer plus a decoder_embed (weight [F, D] in the project's [in, out]
- * layout, bias [D]); F becomes the conditioning width. Refuses tensors of another size, naming them.
+ * MaskGIT fine-tuned from ImageNet (spec §2.5): every tensor of the imported transformer goes into `model` by
+ * name and shape; only decoder_embed (CLIP → width, new in LEA) keeps the model's own. Anything else that does
+ * not load is an error naming the weights. Returns a one-line report.
  */
-export function maskGitFromImport(
+export function loadImportedTransformer(
+  model: MaskGit,
   tensors: ReadonlyMap<string, NdArray>,
-  config: Record<string, unknown>,
-  decoderEmbed: { weight: NdArray; bias: NdArray },
-  source = 'maskgit-transformer weights',
-): MaskGit {
-  const featureDim = decoderEmbed.weight.shape[0];
-  if (decoderEmbed.weight.shape.length !== 2 || featureDim === undefined) {
+  name: string,
+): string {
+  const report = transferByNameAndShape(model.params, new Map(tensors));
+  const missing = report.notLoaded.filter((n) => !n.name.startsWith('decoder_embed.'));
+  if (missing.length || report.unused.length) {
     throw new BadInputError(
-      `${source}: decoder_embed.weight must be [features, width], got [${decoderEmbed.weight.shape.join(', ')}]`,
+      `models.maskgit.initFrom: weights '${name}' do not fit the config's MaskGIT: ` +
+        [...missing.map((n) => `${n.name} (${n.reason})`), ...report.unused.map((n) => `${n} unused`)].join(
+          ', ',
+        ),
     );
   }
-  const model = new MaskGit({ ...(config as unknown as MaskGitConfig), featureDim }, new Rng(0, 'load'));
-  try {
-    const all = new Map(tensors);
-    all.set('decoder_embed.weight', decoderEmbed.weight);
-    all.set('decoder_embed.bias', decoderEmbed.bias);
-    loadParamsStrict(model.params, all, source);
-    return model;
-  } catch (err) {
-    model.dispose();
-    throw err;
-  }
+  return `initialised ${report.loaded.length} tensors from '${name}'; decoder_embed is new`;
 }
 
 export const maskgitTransformerKind: WeightKind = {
