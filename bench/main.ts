@@ -1,11 +1,12 @@
 /**
  * `npm run bench [-- --only ID,ID] [--rounds N]` (ids: matmul-512/1024/2048, step-small/medium/paper,
- * tiny-ops, ridge; a prefix such as `step` selects several): TensorFlow.js (backend chosen by
+ * tiny-ops, ridge, paper-dry-run; a prefix such as `step` selects several): TensorFlow.js (backend chosen by
  * lib/compute/backend.ts) against independent references, measured side by side in one run: the
  * reference (numpy / PyTorch CPU, bench/reference/server.py) and ours alternate round by round, and the
  * figure reported is the ratio of medians (ours / reference time), with the ratio of best times beside
  * it. Prints a table and writes JSON to bench/results/. Not part of the tests. The references live in
- * .tools/bench-venv (tools/requirements-bench.txt), installed here on first use.
+ * .tools/bench-venv (tools/requirements-bench.txt), installed here on first use. SCRIPTS run in processes of
+ * their own after the cases.
  */
 import * as tf from '@tensorflow/tfjs';
 import { execFileSync, spawn } from 'node:child_process';
@@ -223,15 +224,35 @@ function fmtTime(s: number): string {
       : `${(s * 1e6).toFixed(1)} µs`;
 }
 
+/** Benchmarks with references or servers of their own, each run by its file; `byDefault`: also without --only. */
+const SCRIPTS = [
+  // scikit-learn from the oracle venv, not this file's reference process (bench/ridge.ts says why)
+  {
+    id: 'ridge',
+    file: 'bench/ridge.ts',
+    args: (rounds: number) => ['--rounds', String(rounds)],
+    byDefault: true,
+  },
+  // 10 GB of disk at its peak and about 6 minutes: only when named
+  { id: 'paper-dry-run', file: 'bench/paper-dry-run.ts', args: () => [], byDefault: false },
+];
+
 async function main(): Promise<void> {
   const { only, rounds } = parseArgs(process.argv.slice(2));
-  const cases = CASES.filter((c) => !only || only.some((o) => c.id.startsWith(o)));
-  const ridge = !only || only.includes('ridge');
-  if (cases.length === 0) {
-    if (!ridge) throw new Error(`--only matches none of ${CASES.map((c) => c.id).join(', ')}, ridge`);
-    runRidgeCase(rounds);
-    return;
+  const selected = (id: string) => only?.some((o) => id.startsWith(o));
+  const cases = CASES.filter((c) => !only || selected(c.id));
+  const scripts = SCRIPTS.filter((s) => (only ? selected(s.id) : s.byDefault));
+  if (cases.length + scripts.length === 0)
+    throw new Error(`--only matches none of ${[...CASES, ...SCRIPTS].map((c) => c.id).join(', ')}`);
+  if (cases.length) await runCases(cases, rounds);
+  for (const s of scripts) {
+    execFileSync(process.execPath, ['--import', 'tsx', `${root}${s.file}`, ...s.args(rounds)], {
+      stdio: 'inherit',
+    });
   }
+}
+
+async function runCases(cases: Case[], rounds: number): Promise<void> {
   const python = ensureBenchVenv();
   const provenance = await initCompute();
   const ref = new Reference(python);
@@ -310,14 +331,6 @@ async function main(): Promise<void> {
   const file = `${dir}/bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
   writeFileSync(file, JSON.stringify({ machine, provenance, reference: refInfo, rounds, results }, null, 2));
   console.log(`wrote ${file}`);
-  if (ridge) runRidgeCase(rounds);
-}
-
-/** The ridge case times scikit-learn from the oracle venv in its own process (bench/ridge.ts). */
-function runRidgeCase(rounds: number): void {
-  execFileSync(process.execPath, ['--import', 'tsx', `${root}bench/ridge.ts`, '--rounds', String(rounds)], {
-    stdio: 'inherit',
-  });
 }
 
 await main();

@@ -15,24 +15,7 @@ LEA_SETUP_ORACLES=1 bash scripts/setup.sh
 unset TEMPORAL_ADDRESS TEMPORAL_NAMESPACE TEMPORAL_API_KEY TEMPORAL_TLS AWS_ENDPOINT_URL_S3 LEA_BUCKET \
   AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_PROFILE LEA_S3_PREFIX
 
-# A base port B with B, B+1 (Temporal gRPC, UI) and B+10..B+16 plus +10000 (SeaweedFS) all free.
-read -r base < <(.tools/venv/bin/python - <<'PY'
-import random, socket
-def free(p):
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", p)); return True
-        except OSError:
-            return False
-for _ in range(200):
-    b = random.randrange(20000, 44000, 20)
-    ports = [b, b + 1] + [b + 10 + i for i in range(7)] + [b + 10010 + i for i in range(5)]
-    if all(free(p) for p in ports):
-        print(b); break
-else:
-    raise SystemExit("no free port block found")
-PY
-)
+read -r base < <(.tools/venv/bin/python scripts/free-port-block.py)
 export LEA_HOME LEA_TEMPORAL_PORT=$base LEA_TEMPORAL_UI_PORT=$((base + 1)) LEA_S3_PORT=$((base + 10))
 LEA_HOME=$(mktemp -d "${TMPDIR:-/tmp}/lea-test.XXXXXX")
 

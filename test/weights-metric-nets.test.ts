@@ -40,7 +40,7 @@ const REFERENCE = String.raw`
 import sys, json, warnings, numpy as np, torch
 warnings.filterwarnings('ignore')  # lpips calls torchvision's deprecated alexnet(pretrained=...)
 out = sys.argv[1]; sys.path.insert(0, sys.argv[2])
-from refs import import_torchvision
+from refs import import_torchvision, lpips_alex_heads, random_fid_inception
 tv = import_torchvision()
 import lpips
 import torch_fidelity.feature_extractor_inceptionv3 as fe
@@ -65,7 +65,7 @@ sd = {f'net.slice{taps[i]}.{i}.{p}': alex.state_dict()[f'features.{i}.{p}'] for 
 missing = lp.load_state_dict(sd, strict=False)
 assert not missing.unexpected_keys, missing
 import shutil
-heads_file = lpips.__file__.replace('__init__.py', 'weights/v0.1/alex.pth')  # legacy (pre-zip) torch.save
+heads_file = lpips_alex_heads()
 heads = torch.load(heads_file, map_location='cpu')
 shutil.copyfile(heads_file, f'{out}/lpips-alex.pth')  # imported exactly as the wheel ships it
 tables['lpips'] = {k: list(v.shape) for k, v in heads.items()}
@@ -78,18 +78,7 @@ with torch.no_grad():
     m = lp(ta.repeat_interleave(n, 0), tb.repeat(n, 1, 1, 1)).reshape(n, n)
 np.save(f'{out}/lp-matrix.npy', m.double().numpy())
 
-# InceptionV3: torch-fidelity's module with random weights (He-normal convs, perturbed BatchNorms)
-load = fe.FeatureExtractorInceptionV3.load_state_dict
-fe.FeatureExtractorInceptionV3.load_state_dict = lambda self, sd, **k: None
-fe.load_state_dict_from_url = lambda *a, **k: {}
-net = fe.FeatureExtractorInceptionV3('inception-v3-compat', ['64'])
-fe.FeatureExtractorInceptionV3.load_state_dict = load
-with torch.no_grad():
-    for mod in net.modules():
-        if isinstance(mod, torch.nn.Conv2d): torch.nn.init.kaiming_normal_(mod.weight)
-        if isinstance(mod, torch.nn.BatchNorm2d):
-            mod.weight.uniform_(0.5, 1.5); mod.bias.normal_(0, 0.2)
-            mod.running_mean.normal_(0, 0.2); mod.running_var.uniform_(0.5, 2.0)
+net = random_fid_inception()
 torch.save(net.state_dict(), f'{out}/inception.pth')
 tables['inception'] = {k: list(v.shape) for k, v in net.state_dict().items()}
 
