@@ -12,14 +12,14 @@ import { join } from 'node:path';
 import type { InfraSettings } from '../lib/config/infra.js';
 import { initCompute } from '../lib/compute/backend.js';
 import { BadInputError, errorMessage } from '../lib/errors.js';
-import { stageCacheKey } from '../lib/pipeline/cache.js';
 import { OWNER_FILE, trimScratch } from '../lib/pipeline/gc.js';
+import { resolveStageKey } from '../lib/pipeline/stage-key.js';
 import { DEFAULT_RUNTIME } from '../lib/pipeline/plan.js';
 import type { StageAttempt, StageOutcome } from '../lib/pipeline/run-record.js';
 import type { ArtifactManifest, ArtifactRef, ArtifactStore } from '../lib/storage/artifact-store.js';
 import { outlastOutages } from '../lib/storage/s3.js';
 import type { StageContext } from './stage-contract.js';
-import { missingWeights, weightsKey, type WeightsRecord } from '../lib/weights/import.js';
+import type { WeightsRecord } from '../lib/weights/import.js';
 import { STAGES } from './stages/index.js';
 
 export interface StageRequest {
@@ -104,22 +104,9 @@ export function createStageActivities(store: ArtifactStore, settings: InfraSetti
   const resolve = async (req: StageRequest) => {
     const impl = STAGES[req.impl];
     if (!impl) throw new BadInputError(`stage '${req.stage}': unknown implementation '${req.impl}'`);
-    // Weights are inputs like any other: their manifests (content hashes) enter the cache key.
-    const refs: Record<string, ArtifactRef> = { ...req.inputs };
-    for (const [name, weights] of Object.entries(req.weights ?? {})) {
-      const ref = await store.ref(weightsKey(weights));
-      if (!ref) throw new BadInputError(`stage '${req.stage}': ${missingWeights(weights)}`);
-      refs[name] = ref;
-    }
-    const inputs: Record<string, ArtifactManifest> = {};
-    for (const [name, ref] of Object.entries(refs)) inputs[name] = await store.require(ref);
-    const cacheKey = stageCacheKey({
-      stage: req.impl,
-      codeVersion: impl.codeVersion,
-      config: req.config,
-      inputs,
-    });
-    return { impl, refs, inputs, cacheKey, outKey: `cache/${req.impl}/${cacheKey}` };
+    // StageRequest carries the key's parts under the same names
+    const key = await resolveStageKey(store, { ...req, codeVersion: impl.codeVersion });
+    return { impl, ...key };
   };
   const cachedOutcome = async (outKey: string): Promise<StageOutcome | undefined> => {
     const ref = await store.ref(outKey);

@@ -1,6 +1,7 @@
 /**
  * The smoke reproduction end to end through the real servers and the `lea` CLI: every stage on the tiny
- * synthetic world, then a re-run from cache, a forced stage, and scheduled regression runs with verdicts.
+ * synthetic world, then a re-run from cache, a dry run's cache states, a forced stage, and scheduled
+ * regression runs with verdicts.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -92,6 +93,35 @@ test(
     const again = run([]);
     assert.deepEqual(new Set(Object.values(statuses(again))), new Set(['cached']));
     assert.deepEqual(again.metrics, before.metrics);
+  },
+);
+
+test(
+  'lea run --dry-run after the run: every stage cached; a new decoding section runs decode, --force what follows',
+  { timeout: TEN_MINUTES },
+  () => {
+    firstRun();
+    const dry = (args: string[]) => {
+      const r = runLea(['run', 'configs/smoke.yaml', '--dry-run', ...args]);
+      assert.equal(r.code, 0, explain(r));
+      return r.stdout;
+    };
+    const all = JSON.parse(dry(['--json'])) as {
+      stages: { stage: string; cached: boolean; seconds?: number }[];
+    };
+    for (const s of all.stages) assert.ok(s.cached && s.seconds === 0, `${s.stage}: ${JSON.stringify(s)}`);
+    const text = dry(['--set', 'decoding.samples=3', '--force', 'encode']);
+    const cache = Object.fromEntries(
+      [...text.matchAll(/^(\S+) +(?:cpu|gpu) +(cached|runs|forced) /gm)].map((m) => [m[1], m[2]]),
+    );
+    assert.deepEqual(cache, {
+      ...Object.fromEntries(all.stages.map((s) => [s.stage, 'cached'])),
+      decode: 'runs',
+      encode: 'forced',
+      metrics: 'forced',
+    });
+    const n = all.stages.length;
+    assert.match(text, new RegExp(`^${n - 3} of ${n} stages cached, 2 forced`, 'm'));
   },
 );
 
