@@ -295,13 +295,27 @@ export class MaskGit {
     return { input, masked };
   }
 
-  /**
-   * Training loss: cross-entropy with label smoothing ε over the codes, i.e. against the target distribution
-   * (1 − ε)·onehot + ε/codes, averaged over the masked positions of the batch (`loss_all: False`).
-   */
+  /** Training loss: maskTokens' masking (rng's next draws), then maskedLoss with dropout from the same rng. */
   loss(tokens: Int32Array, features: Float32Array, batch: number, rng: Rng): tf.Scalar {
-    const { length: l, featureDim, codes, labelSmoothing: eps } = this.cfg;
     const { input, masked } = this.maskTokens(tokens, batch, rng);
+    return this.maskedLoss(input, masked, tokens, features, batch, rng);
+  }
+
+  /**
+   * Cross-entropy with label smoothing ε over the codes, i.e. against the target distribution
+   * (1 − ε)·onehot + ε/codes, averaged over the masked positions of the batch (`loss_all: False`), for a given
+   * masking (maskTokens' input ids and positions). `rng` undefined turns dropout off: a fixed masking without
+   * dropout is what a reference implementation can reproduce exactly.
+   */
+  maskedLoss(
+    input: Int32Array,
+    masked: Int32Array,
+    tokens: Int32Array,
+    features: Float32Array,
+    batch: number,
+    rng: Rng | undefined,
+  ): tf.Scalar {
+    const { length: l, featureDim, codes, labelSmoothing: eps } = this.cfg;
     const h = this.hidden(tf.tensor1d(input, 'int32'), tf.tensor2d(features, [batch, featureDim]), rng);
     // hidden rows are [B, L+1]: masked position b·L + i sits at row b·(L+1) + i + 1
     const rows = Int32Array.from(masked, (m) => m + Math.floor(m / l) + 1);

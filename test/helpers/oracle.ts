@@ -18,3 +18,14 @@ export function runOracle(code: string, args: string[] = []): string {
     maxBuffer: 256 * 1024 * 1024,
   });
 }
+
+/**
+ * Runs the oracle script at `path` as `python path args` would (its folder on sys.path, so it imports its
+ * neighbours in test/oracles). Returns stdout.
+ */
+export function runOracleFile(path: string, args: string[] = []): string {
+  const run =
+    'import os, runpy, sys; sys.argv.pop(0); sys.path.insert(0, os.path.dirname(sys.argv[0])); ' +
+    "runpy.run_path(sys.argv[0], run_name='__main__')";
+  return runOracle(run, [path, ...args]);
+}

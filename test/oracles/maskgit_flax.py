@@ -88,6 +88,17 @@ def write_flax(tree, path):
         fh.write(msgpack.packb({'params': tree}, default=ext, strict_types=True))
 
 
+def read_flax(path):
+    """flax.serialization.from_bytes's msgpack: ExtType 1 arrays back as numpy arrays."""
+    def ext(code, data):
+        if code != 1:
+            return msgpack.ExtType(code, data)
+        shape, dtype, raw = msgpack.unpackb(data)
+        return np.frombuffer(raw, dtype=dtype).reshape(shape)
+    with open(path, 'rb') as fh:
+        return msgpack.unpackb(fh.read(), ext_hook=ext)
+
+
 if __name__ == '__main__':
     out, sizes = sys.argv[1], json.loads(sys.argv[2])
     t = Tree(sizes.get('seed', 0))
