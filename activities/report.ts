@@ -8,10 +8,23 @@ import { cpus, hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { StageRecord } from '../lib/pipeline/run-record.js';
 import { parseBaseline, type Verdict } from '../lib/pipeline/regression.js';
-import { renderAndStoreReport, reportInputFiles, reportInputKey } from '../lib/report/load.js';
+import { renderAndStoreReport, reportInputFiles, reportInputKey, reportKey } from '../lib/report/load.js';
+import { writeSuiteReport, type SuiteReportInput } from '../lib/report/suite.js';
+import type { SuiteMember } from '../lib/pipeline/suite.js';
 import type { ReportInput } from '../lib/report/report.js';
 import type { ArtifactRef, ArtifactStore } from '../lib/storage/artifact-store.js';
 import { parseNpy } from '../lib/tensors/npy.js';
+
+export interface SuiteReportRequest {
+  suiteId: string;
+  name: string;
+  codeVersion: string;
+  startedAt: string;
+  members: SuiteMember[];
+  mean: Record<string, number>;
+  verdict: Verdict | null;
+  baseline?: { source: string; text: string };
+}
 
 export interface ReportRequest {
   runId: string;
@@ -41,6 +54,33 @@ export function createReportActivities(store: ArtifactStore) {
     JSON.parse((await store.readBytes(ref, path)).toString()) as T;
 
   return {
+    /** A suite's table (lib/report/suite.ts), stored as runs/<suite>/report. */
+    async reportSuite(req: SuiteReportRequest): Promise<ArtifactRef> {
+      const { baseline, ...rest } = req;
+      const parsed = baseline ? parseBaseline(baseline.text, baseline.source) : null;
+      const input: SuiteReportInput = {
+        ...rest,
+        finishedAt: new Date().toISOString(),
+        baseline: parsed && {
+          name: parsed.name,
+          source: parsed.source,
+          values: Object.fromEntries(Object.entries(parsed.metrics).map(([k, e]) => [k, e.value])),
+        },
+      };
+      const dir = await mkdtemp(join(tmpdir(), 'lea-suite-report-'));
+      try {
+        const files = await writeSuiteReport(input, dir);
+        return await store.put(
+          reportKey(req.suiteId),
+          files.map((path) => ({ path, fromFile: join(dir, path) })),
+          { run: req.suiteId, stage: 'report', suite: true },
+          { overwrite: true },
+        );
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    },
+
     async reportRun(req: ReportRequest): Promise<ArtifactRef> {
       const prepared = output(req, 'prepare');
       const meta = await json<{ roiNames: string[]; roiSizes: number[] }>(prepared, 'meta.json');

@@ -17,6 +17,8 @@ import { parseBaseline } from '../lib/pipeline/regression.js';
 import { checkPlan } from '../lib/pipeline/run-record.js';
 import { codeVersion } from '../workers/code-version.js';
 import type { ReproductionInput } from '../workflows/reproduction.js';
+import type { SuiteInput } from '../workflows/suite.js';
+import { suiteName } from '../lib/pipeline/suite.js';
 
 export interface StartSpec {
   workflowType: string;
@@ -65,6 +67,51 @@ export async function checkWeights(cfg: ExperimentConfig, settings: InfraSetting
   if (problems.length) throw new BadInputError(problems.join('; '));
 }
 
+/** The verdict reads the baseline after the whole pipeline: it is parsed now, so a bad one never starts a run. */
+function readBaseline(file: string | undefined): { source: string; text: string } | undefined {
+  if (!file) return undefined;
+  const baseline = { source: file, text: readText(file, 'baseline') };
+  parseBaseline(baseline.text, baseline.source);
+  return baseline;
+}
+
+/**
+ * A suite of reproduction configs (workflows/suite.ts): each member checked as `lea run` checks one config; the
+ * baseline judges their mean. Run ids share the suite's stamp: `suite-STAMP` and `CONFIG-STAMP`.
+ */
+export function suiteSpec(
+  cfgs: ExperimentConfig[],
+  configFiles: string[],
+  settings: InfraSettings,
+  opts: Omit<StartOptions, 'configFile'>,
+  stamp: string,
+): StartSpec & { runId: string } {
+  const names = new Set<string>();
+  const members = cfgs.map((cfg, i) => {
+    const file = configFiles[i]!;
+    if (cfg.pipeline !== 'reproduction')
+      throw new BadInputError(`${file}: a suite runs reproduction configs, not pipeline '${cfg.pipeline}'`);
+    if (names.has(cfg.name))
+      throw new BadInputError(`${file}: two configs of the suite are named '${cfg.name}'`);
+    names.add(cfg.name);
+    const spec = startSpec(cfg, settings, { configFile: file, ...(opts.force ? { force: opts.force } : {}) });
+    return { runId: `${cfg.name}-${stamp}`, input: spec.args[0] as ReproductionInput };
+  });
+  const baseline = readBaseline(opts.baselineFile);
+  const input: SuiteInput = {
+    name: suiteName([...names]),
+    codeVersion: codeVersion(),
+    members,
+    ...(baseline ? { baseline } : {}),
+  };
+  return {
+    workflowType: 'suiteWorkflow',
+    args: [input],
+    memo: { config: configFiles.join(' '), name: input.name, pipeline: 'suite' },
+    runId: `suite-${stamp}`,
+  };
+}
+
 export function startSpec(cfg: ExperimentConfig, settings: InfraSettings, opts: StartOptions): StartSpec {
   const memo = { config: opts.configFile, name: cfg.name, pipeline: cfg.pipeline };
   switch (cfg.pipeline) {
@@ -87,11 +134,7 @@ export function startSpec(cfg: ExperimentConfig, settings: InfraSettings, opts: 
           `--force: no stage ${unknown.join(', ')} (stages: ${plan.map((s) => s.name).join(', ')})`,
         );
       }
-      // The verdict reads the baseline after the whole pipeline: parse it now, so a bad one never starts a run.
-      const baseline = opts.baselineFile
-        ? { source: opts.baselineFile, text: readText(opts.baselineFile, 'baseline') }
-        : undefined;
-      if (baseline) parseBaseline(baseline.text, baseline.source);
+      const baseline = readBaseline(opts.baselineFile);
       const input: ReproductionInput = {
         configName: cfg.name,
         configFile: opts.configFile,

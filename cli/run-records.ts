@@ -16,6 +16,9 @@ import {
 } from '../lib/pipeline/run-record.js';
 import { DEFAULT_RUNTIME } from '../lib/pipeline/plan.js';
 import type { ReproductionInput, ReproductionResult, RunProgress } from '../workflows/reproduction.js';
+import type { SuiteResult } from '../workflows/suite.js';
+import { meanMetrics } from '../lib/pipeline/suite.js';
+import { suiteText } from '../lib/report/suite.js';
 import { pollerCache, workerCommand, type TaskKind } from './task-queues.js';
 
 const STATUS: Record<string, RunStatus> = {
@@ -183,6 +186,7 @@ export async function runRecord(client: Client, runId: string): Promise<RunRecor
     verdict: memo.verdict === 'pass' || memo.verdict === 'regressed' ? memo.verdict : null,
     regressions: [],
   };
+  if (d.type === 'suiteWorkflow') return suiteRecord(client, handle, record, memo as SuiteMemo);
   if (d.type !== 'reproductionWorkflow') return record;
   if (status === 'completed') {
     const result = (await handle.result()) as ReproductionResult;
@@ -223,6 +227,40 @@ export async function runRecord(client: Client, runId: string): Promise<RunRecor
 
 const QUERY_DEADLINE_MS = 5_000;
 
+interface SuiteMemo {
+  suite?: { runId: string; subject: string }[];
+}
+
+/** A suite's record: each member's own record (a member not started yet shows as such), and their mean. */
+async function suiteRecord(
+  client: Client,
+  handle: WorkflowHandle,
+  record: RunRecord,
+  memo: SuiteMemo,
+): Promise<RunRecord> {
+  const members: NonNullable<RunRecord['members']> = [];
+  for (const m of memo.suite ?? []) {
+    const member = await runRecord(client, m.runId).catch(() => undefined);
+    members.push({
+      ...(member ?? { ...record, runId: m.runId, config: '', stages: [], metrics: {}, verdict: null }),
+      subject: m.subject,
+    });
+  }
+  record.members = members;
+  record.metrics = meanMetrics(members);
+  if (record.status === 'completed') {
+    const result = (await handle.result()) as SuiteResult;
+    record.regressions = (result.verdict?.failures ?? []).map(describeFailure);
+  } else if (record.status === 'failed') {
+    record.error = await handle.result().then(
+      () => undefined,
+      (err: unknown) => causeChain(err),
+    );
+  }
+  record.metricDefinitions = metricDefinitions(Object.keys(record.metrics));
+  return record;
+}
+
 /** A run no worker has advanced yet: its plan's stages (from the workflow's input), all pending. */
 async function plannedStages(handle: WorkflowHandle): Promise<StageRecord[]> {
   try {
@@ -239,7 +277,7 @@ async function plannedStages(handle: WorkflowHandle): Promise<StageRecord[]> {
 export async function listRuns(client: Client, query?: string): Promise<RunRecord[]> {
   const ids: string[] = [];
   for await (const wf of client.workflow.list(query ? { query } : {})) {
-    if (wf.type === 'reproductionWorkflow' || wf.type === 'helloWorkflow') ids.push(wf.workflowId);
+    if (['reproductionWorkflow', 'suiteWorkflow', 'helloWorkflow'].includes(wf.type)) ids.push(wf.workflowId);
   }
   const records: RunRecord[] = [];
   for (const id of ids) records.push(await runRecord(client, id));
@@ -264,7 +302,39 @@ export function exitCodeOf(r: RunRecord): number {
 
 const waitingName = (dependency: string) => (dependency === 's3' ? 'S3' : dependency);
 
+/** A suite: each run's record, then the metrics by subject with their mean (and the baseline's verdict). */
+function formatSuite(r: RunRecord): string {
+  const members = r.members ?? [];
+  const lines = [
+    `${r.runId}  suite of ${members.length} runs  ${r.status}  started ${r.startedAt}${r.finishedAt ? `  finished ${r.finishedAt}` : ''}`,
+  ];
+  for (const m of members) lines.push(formatRecord(m).replace(/^/gm, '  '));
+  if (r.error) lines.push(`  error: ${r.error}`);
+  const table = suiteText({
+    suiteId: r.runId,
+    name: '',
+    codeVersion: '',
+    startedAt: r.startedAt ?? '',
+    members: members.map((m) => ({
+      runId: m.runId,
+      configName: m.config,
+      dataset: '',
+      subject: m.subject,
+      status: m.status,
+      metrics: m.metrics,
+    })),
+    mean: r.metrics,
+    baseline: null,
+    verdict: null,
+  });
+  lines.push('', table.replace(/^/gm, '  '));
+  if (r.verdict) lines.push(`  verdict of the mean: ${r.verdict}`);
+  for (const line of r.regressions ?? []) lines.push(`    ${line}`);
+  return lines.join('\n');
+}
+
 export function formatRecord(r: RunRecord): string {
+  if (r.members) return formatSuite(r);
   const lines = [
     `${r.runId}  ${r.status}  config ${r.config}  started ${r.startedAt}${r.finishedAt ? `  finished ${r.finishedAt}` : ''}`,
   ];

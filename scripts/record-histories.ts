@@ -1,9 +1,10 @@
 /**
- * Records workflow histories for the replay test (test/replay.test.ts): runs the hello workflow and the smoke
- * reproduction (with a forced stage and a baseline, so every branch of the workflow is taken) on the servers the
- * environment points at, with in-process workers, and
- * writes their histories to test/histories/. Re-record after a deliberate, versioned workflow change:
- *   eval "$(npx lea dev env)" && node --import tsx scripts/record-histories.ts
+ * Records workflow histories for the replay test (test/replay.test.ts): runs the hello workflow, the smoke
+ * reproduction (with a forced stage and a baseline, so every branch of the workflow is taken) and a suite of two
+ * smoke subjects (with a baseline) on the servers the environment points at, with in-process workers, and
+ * writes their histories to test/histories/. Re-record after a deliberate, versioned workflow change (name
+ * files to record only those):
+ *   eval "$(npx lea dev env)" && node --import tsx scripts/record-histories.ts [FILE.json ...]
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -13,7 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadInfraSettings, taskQueue } from '../lib/config/infra.js';
 import { loadExperimentConfig } from '../lib/config/experiment.js';
-import { startSpec } from '../cli/pipelines.js';
+import { startSpec, suiteSpec } from '../cli/pipelines.js';
 import { connectClient } from '../workers/temporal-connection.js';
 import { runWorkers } from '../workers/worker.js';
 
@@ -35,10 +36,27 @@ const reproduction = startSpec(smoke, settings, {
   baselineFile,
 });
 
+const twoSubjects = ['data.source.subjects=2'];
+const sbj2 = [
+  ...twoSubjects,
+  'name=smoke-sbj_2',
+  'data.subject=sbj_2',
+  'data.roiPatch=[38, 38, 30, 30, 23, 23, 15, 45]',
+];
+const suite = suiteSpec(
+  [loadExperimentConfig('configs/smoke.yaml', twoSubjects), loadExperimentConfig('configs/smoke.yaml', sbj2)],
+  ['configs/smoke.yaml', 'configs/smoke.yaml'],
+  settings,
+  { baselineFile },
+  `record-${randomBytes(3).toString('hex')}`,
+);
+
+const only = process.argv.slice(2);
 const runs = [
   { file: 'hello.json', type: 'helloWorkflow', args: [{ message: 'replay', repeat: 2, seed: 1 }] },
   { file: 'reproduction-smoke.json', type: reproduction.workflowType, args: reproduction.args },
-];
+  { file: 'suite-smoke.json', type: suite.workflowType, args: suite.args },
+].filter((r) => only.length === 0 || only.includes(r.file));
 const work = (async () => {
   for (const r of runs) {
     const handle = await client.workflow.start(r.type, {

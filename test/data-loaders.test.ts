@@ -13,8 +13,9 @@ import { Command } from 'commander';
 import { registerDataCommands } from '../cli/commands/data.js';
 import { loadBold5000 } from '../lib/data/bold5000.js';
 import { loadGod } from '../lib/data/god.js';
-import type { PrepareMeta } from '../lib/data/prepare.js';
-import { prepareDataset } from '../lib/data/prepare.js';
+import type { PrepareMeta, StimuliFile } from '../lib/data/prepare.js';
+import { prepareDataset, prepareImages, STIMULI_FILE } from '../lib/data/prepare.js';
+import { readNpy } from '../lib/tensors/npy.js';
 import { synthesize } from '../lib/data/synth.js';
 import { BadInputError } from '../lib/errors.js';
 import { runOracle } from './helpers/oracle.js';
@@ -254,6 +255,76 @@ describe('synthetic world', () => {
       synthesize({ format: 'god', out: god(), seed: 1, scale: 'tiny' }),
       (e: Error) => e instanceof BadInputError && /not empty/.test(e.message),
     );
+  });
+});
+
+describe('several subjects and the image set', () => {
+  const worlds = { god: 'god2', bold5000: 'bold2' } as const;
+  const subjects = { god: ['sbj_1', 'sbj_2'], bold5000: ['CSI1', 'CSI2'] } as const;
+
+  it('a world of two subjects holds the one-subject world byte for byte, and a second subject of its own', async () => {
+    for (const [format, folder] of Object.entries(worlds) as ['god' | 'bold5000', string][]) {
+      const s = await synthesize({ format, out: join(dir, folder), seed: 7, scale: 'tiny', subjects: 2 });
+      assert.deepEqual(s.subjects, subjects[format]);
+      const one = format === 'god' ? god() : bold();
+      for (const f of await readdir(one, { recursive: true })) {
+        if (f === 'roi_patch.json' || !f.includes('.')) continue; // the ROI table lists both subjects
+        assert.ok((await readFile(join(one, f))).equals(await readFile(join(dir, folder, f))), f);
+      }
+      const [a, b] = await Promise.all(
+        subjects[format].map((subject) =>
+          (format === 'god' ? loadGod : loadBold5000)({ path: join(dir, folder), subject }),
+        ),
+      );
+      assert.notDeepEqual(a!.roiSizes, b!.roiSizes);
+    }
+    await assert.rejects(
+      synthesize({ format: 'bold5000', out: join(dir, 'bold5'), seed: 7, scale: 'tiny', subjects: 5 }),
+      /a synthetic bold5000 world has 1 to 4 subjects, not 5/,
+    );
+  });
+
+  it("each subject's rows find their own images in the dataset's image set (and in their own)", async () => {
+    const npy = async (d: string, f: string) => {
+      const a = await readNpy(join(d, f));
+      const row = a.shape.slice(1).reduce((x, y) => x * y, 1);
+      return (i: number) => Buffer.from((a.data as Uint8Array).subarray(i * row, (i + 1) * row));
+    };
+    for (const [format, folder] of Object.entries(worlds) as ['god' | 'bold5000', string][]) {
+      const path = join(dir, folder);
+      const setDir = join(dir, `${folder}-images`);
+      const set = await prepareImages({ dataset: format, path, out: setDir, imageSize: 24 });
+      assert.equal(set.subject, null);
+      const ids = JSON.parse(await readFile(join(setDir, STIMULI_FILE), 'utf8')) as StimuliFile;
+      for (const subject of subjects[format]) {
+        const prep = join(dir, `${folder}-${subject}`);
+        await prepareDataset({ dataset: format, path, subject, out: prep, imageSize: 24 });
+        const own = JSON.parse(await readFile(join(prep, STIMULI_FILE), 'utf8')) as StimuliFile;
+        const own1 = join(dir, `${folder}-${subject}-images`);
+        await prepareImages({ dataset: format, path, subject, out: own1, imageSize: 24 });
+        const ownSet = JSON.parse(await readFile(join(own1, STIMULI_FILE), 'utf8')) as StimuliFile;
+        for (const split of ['train', 'test'] as const) {
+          const rows = await npy(prep, `${split}_images.npy`);
+          const inSet = await npy(setDir, `${split}_images.npy`);
+          const inOwn = await npy(own1, `${split}_images.npy`);
+          assert.equal(
+            new Set(ownSet[split]).size,
+            ownSet[split].length,
+            'an image set has distinct stimuli',
+          );
+          own[split].forEach((id, i) => {
+            assert.ok(
+              rows(i).equals(inSet(ids[split].indexOf(id))),
+              `${format} ${subject} ${split} row ${i}`,
+            );
+            assert.ok(
+              rows(i).equals(inOwn(ownSet[split].indexOf(id))),
+              `${format} ${subject} ${split} row ${i}`,
+            );
+          });
+        }
+      }
+    }
   });
 });
 

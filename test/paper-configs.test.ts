@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { test } from 'node:test';
 import { loadExperimentConfig } from '../lib/config/experiment.js';
+import { canonicalJson } from '../lib/pipeline/cache.js';
 import { buildPlan } from '../lib/pipeline/plan.js';
 import { embeddedEnv, explain, runLea } from './helpers/lea.js';
 
@@ -26,11 +27,36 @@ test('nine paper configs plan the paper: stage 0 from MinD-Vis, frozen imported 
     const dataset = cfg.data.dataset;
     assert.ok(!plan.some((s) => s.name === 'mae'), `${file}: stage 0 is imported, not trained`);
     assert.deepEqual(weights['fmri-ae'], { mae: `mindvis-mae-${dataset}` }, file);
-    assert.deepEqual(weights.features, { clip: 'clip-vit-h14' }, file);
+    assert.deepEqual(weights['image-features'], { clip: 'clip-vit-h14' }, file);
     assert.deepEqual(weights.tokenizer, { vqgan: 'maskgit-tokenizer-imagenet256' }, file);
     assert.deepEqual(weights.maskgit, { clip: 'clip-vit-h14', init: 'maskgit-imagenet256' }, file);
     assert.equal(cfg.data.imageSize, 256, file);
   }
+});
+
+test("one image side per dataset: the subjects' image-side stages are the same stages (config and inputs), the rest their own", () => {
+  const plans = new Map<string, ReturnType<typeof buildPlan>[]>();
+  for (const file of CONFIGS) {
+    const cfg = loadExperimentConfig(file);
+    if (cfg.pipeline !== 'reproduction' || cfg.data.source.kind !== 'fetch') throw new Error(file);
+    const plan = buildPlan(cfg, { manifestText: readFileSync(cfg.data.source.manifest, 'utf8') });
+    plans.set(cfg.data.dataset, [...(plans.get(cfg.data.dataset) ?? []), plan]);
+  }
+  const key = (s: ReturnType<typeof buildPlan>[number]) =>
+    canonicalJson([s.impl, s.config, s.needs, s.weights]);
+  for (const [dataset, subjects] of plans) {
+    for (const name of ['raw', 'images', 'image-features', 'tokenizer', 'maskgit'])
+      assert.equal(
+        new Set(subjects.map((p) => key(p.find((s) => s.name === name)!))).size,
+        1,
+        `${dataset} ${name}`,
+      );
+    assert.equal(
+      new Set(subjects.map((p) => key(p.find((s) => s.name === 'prepare')!))).size,
+      subjects.length,
+    );
+  }
+  assert.deepEqual([...plans.keys()].sort(), ['bold5000', 'god']);
 });
 
 test('lea run --dry-run of a paper config names every missing dataset file and network with its import command', () => {
@@ -56,9 +82,13 @@ test('lea run --dry-run of a paper config names every missing dataset file and n
 });
 
 test('lea run --dry-run of the smoke config prints the plan with a measured estimate per compute stage', () => {
-  const r = runLea(['run', 'configs/smoke.yaml', '--dry-run', '--json'], embeddedEnv());
+  // Cached stages are not measured: forcing the first stage forces all, whatever earlier tests computed.
+  const r = runLea(['run', 'configs/smoke.yaml', '--dry-run', '--json', '--force', 'raw'], embeddedEnv());
   assert.equal(r.code, 0, explain(r));
-  const out = JSON.parse(r.stdout) as { stages: { stage: string; seconds?: number; parameters?: number }[] };
+  const out = JSON.parse(r.stdout) as {
+    stages: { stage: string; seconds?: number; parameters?: number; cached: boolean; forced: boolean }[];
+  };
+  assert.ok(out.stages.every((s) => s.forced && !s.cached));
   const byName = Object.fromEntries(out.stages.map((s) => [s.stage, s]));
   for (const s of ['mae', 'fmri-ae', 'maskgit', 'latents', 'decode']) {
     assert.ok((byName[s]?.seconds ?? 0) > 0, `${s} has a measured estimate`);

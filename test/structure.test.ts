@@ -4,11 +4,12 @@
  * MinD-Vis's checkpoint layout), random weights, saved in the original format and imported with
  * `lea weights import`; the run uses the frozen imported tokenizer, CLIP features, a MaskGIT initialised from
  * the imported transformer and an autoencoder initialised from the imported MAE, and its record names them.
+ * Two subjects run as one suite (issue 12): the image side is computed once, the report has a row per subject.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -93,29 +94,78 @@ test('a config naming weights that are not imported, or that do not fit it, is r
   assert.equal(runLea(['runs', '--json'], env).stdout, before.stdout, 'no run was started');
 });
 
-test('lea run configs/structure.yaml completes every stage on the imported networks, and the record names them', () => {
-  const r = runLea(['run', 'configs/structure.yaml', '--wait', '--json'], env, 1_200_000);
+test('the structure suite (two subjects, one lea run) completes every stage on the imported networks: the image side once, a row per subject and the mean', async () => {
+  const baseline = join(dir, 'baseline.yaml');
+  // a test fixture, not the paper's numbers: a pixel-correlation floor any decoding clears
+  await writeFile(
+    baseline,
+    'name: structure-floor\nsource: test fixture\nmetrics:\n  decode.twoway_pcc: { value: 0.4, tolerance: 0.4, better: higher }\n',
+  );
+  const r = runLea(
+    [
+      'run',
+      'configs/structure.yaml',
+      'configs/structure-sbj_2.yaml',
+      '--baseline',
+      baseline,
+      '--wait',
+      '--json',
+    ],
+    env,
+    1_500_000,
+  );
   assert.equal(r.code, 0, explain(r));
-  const record = JSON.parse(r.stdout) as RunRecord;
-  assert.equal(record.status, 'completed');
-  const names = record.stages.map((s) => s.name);
-  assert.ok(!names.includes('mae'), 'stage 0 comes from the imported MAE, it is not trained');
-  for (const s of record.stages)
-    assert.ok(['completed', 'cached'].includes(s.status), `${s.name}: ${s.status}`);
+  const suite = JSON.parse(r.stdout) as RunRecord;
+  assert.equal(suite.status, 'completed');
+  assert.equal(suite.verdict, 'pass');
+  const members = suite.members ?? [];
+  assert.deepEqual(
+    members.map((m) => m.subject),
+    ['sbj_1', 'sbj_2'],
+  );
+  for (const m of members) {
+    assert.equal(m.status, 'completed', m.runId);
+    assert.ok(
+      !m.stages.some((s) => s.name === 'mae'),
+      'stage 0 comes from the imported MAE, it is not trained',
+    );
+    for (const s of m.stages)
+      assert.ok(['completed', 'cached'].includes(s.status), `${m.subject} ${s.name}: ${s.status}`);
+    assert.ok(Number.isFinite(m.metrics['decode.clip_twoway']), 'the paper-way CLIP 2-way is computed');
+  }
+  // the image side is the dataset's: computed by one run, found cached by the other; the subject side twice
+  const computed = (stage: string) =>
+    members.filter((m) => m.stages.find((s) => s.name === stage)?.status === 'completed').length;
+  for (const stage of ['raw', 'images', 'image-features', 'tokenizer', 'maskgit'])
+    assert.equal(computed(stage), 1, stage);
+  for (const stage of ['prepare', 'fmri-ae', 'features', 'latents', 'ridge', 'decode', 'encode', 'metrics'])
+    assert.equal(computed(stage), 2, stage);
+  const mean = (members[0]!.metrics['decode.clip_twoway']! + members[1]!.metrics['decode.clip_twoway']!) / 2;
+  assert.ok(Math.abs(suite.metrics['decode.clip_twoway']! - mean) < 1e-12, 'the suite reports the mean');
+
   const sha = (file: string) =>
     createHash('sha256')
       .update(readFileSync(join(dir, file)))
       .digest('hex');
+  const record = members[0]!;
   const used = (stage: string, input: string) =>
     record.stages.find((s) => s.name === stage)?.weights?.[input];
   const [clip, vqgan, maskgit, mae] = WEIGHTS.map((w) => `${w.name} (${w.kind}, sha256 ${sha(w.file)})`);
-  assert.equal(used('features', 'clip'), clip);
+  assert.equal(used('image-features', 'clip'), clip);
   assert.equal(used('tokenizer', 'vqgan'), vqgan);
   assert.equal(used('maskgit', 'init'), maskgit);
   assert.equal(used('maskgit', 'clip'), clip);
   assert.equal(used('fmri-ae', 'mae'), mae);
   assert.equal(used('metrics', 'clip'), clip);
   assert.equal(used('metrics', 'clipMetric'), clip);
-  assert.ok(Number.isFinite(record.metrics['decode.clip_twoway']), 'the paper-way CLIP 2-way is computed');
   assert.equal(record.metricDefinitions?.['decode.clip_twoway']?.paper, true);
+
+  // one report: a row per subject, the mean and the baseline's value beside it
+  const out = join(dir, 'suite-report');
+  const rep = runLea(['report', suite.runId, '--out', out], env);
+  assert.equal(rep.code, 0, explain(rep));
+  const html = readFileSync(join(out, 'index.html'), 'utf8');
+  for (const row of ['sbj_1', 'sbj_2', 'mean', 'baseline'])
+    assert.match(html, new RegExp(`data-subject="${row}"`));
+  assert.match(html, /Pass against baseline <b>structure-floor<\/b>/);
 });

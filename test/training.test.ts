@@ -14,12 +14,13 @@ import { loadExperimentConfig } from '../lib/config/experiment.js';
 import { reproductionConfig, type ReproductionConfig, type Stage } from '../lib/config/reproduction.js';
 import { prepareDataset } from '../lib/data/prepare.js';
 import { synthesize } from '../lib/data/synth.js';
-import { flipHorizontal } from '../lib/models/image-features.js';
+import { flipHorizontal, type ImageBatch } from '../lib/models/image-features.js';
 import { extractPatches } from '../lib/models/vq-tokenizer.js';
 import { DataOrder, learningRate, type TrainSettings } from '../lib/train/loop.js';
 import {
   fmriRows,
   loadPrepared,
+  loadTrainImages,
   loadTokenizer,
   runStage,
   type PreparedData,
@@ -31,6 +32,7 @@ let work: string;
 let dataDir: string;
 let smoke: ReproductionConfig;
 let data: PreparedData;
+let trainImages: ImageBatch;
 
 before(async () => {
   await initCompute();
@@ -49,6 +51,7 @@ before(async () => {
   dataDir = join(work, 'prepared');
   await prepareDataset({ dataset: 'god', path: join(work, 'raw'), subject: 'sbj_1', out: dataDir });
   data = await loadPrepared(dataDir, smoke);
+  trainImages = await loadTrainImages(dataDir);
 });
 
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -173,7 +176,7 @@ test('smoke config: every stage trains on the tiny world, each loss well below i
   // tokenizer (k-means): one code (the mean patch) scores the patch variance; 32 codes must do far better
   const tok = await runFlat('tokenizer', smoke, (s) => t.diagnostic(s));
   const history = tok.kmeans as number[];
-  const patchVariance = columnMeanMse(extractPatches(data.trainImages, 4), 48);
+  const patchVariance = columnMeanMse(extractPatches(trainImages, 4), 48);
   t.diagnostic(
     `tokenizer: k-means MSE ${history[0]?.toFixed(5)} -> ${history[history.length - 1]?.toFixed(5)}, patch variance ${patchVariance.toFixed(5)}`,
   );
@@ -183,7 +186,7 @@ test('smoke config: every stage trains on the tiny world, each loss well below i
   // maskgit: a model blind to context and condition can at best predict the codes' frequencies; its
   // label-smoothed cross-entropy is the baseline, and the visible tokens plus the features must beat it by 20%
   const tokenizer = await loadTokenizer(smoke, join(work, 'smoke'), 'test');
-  const ids = [...tokenizer.encode(data.trainImages), ...tokenizer.encode(flipHorizontal(data.trainImages))];
+  const ids = [...tokenizer.encode(trainImages), ...tokenizer.encode(flipHorizontal(trainImages))];
   tokenizer.dispose();
   const freq = new Float64Array(32);
   for (const id of ids) freq[id] = (freq[id] as number) + 1 / ids.length;
@@ -225,7 +228,7 @@ test('a miniature VQGAN tokenizer trains with reconstruction, codebook and commi
   const result = await runStage('tokenizer', cfg, { dataDir, outDir: join(work, 'vqgan') });
   const losses = result.training?.losses ?? new Float32Array();
   // a decoder that ignores its codes can at best output the mean image: its error is the pixel variance
-  const pixels = Float32Array.from(data.trainImages.data, (v) => v / 255);
+  const pixels = Float32Array.from(trainImages.data, (v) => v / 255);
   const pixelVariance = columnMeanMse(pixels, 16 * 16 * 3);
   const tail = mean(losses.slice(-10));
   t.diagnostic(
@@ -237,7 +240,7 @@ test('a miniature VQGAN tokenizer trains with reconstruction, codebook and commi
   );
   // the trained weights load back as the maskgit stage would load them
   const tokenizer = await loadTokenizer(cfg, join(work, 'vqgan'), 'test');
-  assert.equal(tokenizer.encode(data.trainImages).length, data.trainImages.count * 16);
+  assert.equal(tokenizer.encode(trainImages).length, trainImages.count * 16);
   tokenizer.dispose();
 });
 

@@ -1,2 +1,3 @@
 export { helloWorkflow } from './hello.js';
 export { reproductionWorkflow, stageWorkflow } from './reproduction.js';
+export { suiteWorkflow } from './suite.js';

@@ -201,7 +201,7 @@ export async function reproductionWorkflow(input: ReproductionInput): Promise<Re
   return { stages: stages(), metrics, verdict, report };
 }
 
-function rootMessage(err: unknown): string {
+export function rootMessage(err: unknown): string {
   let e: unknown = err;
   while (e instanceof Error && e.cause instanceof Error) e = e.cause;
   return e instanceof Error ? e.message : String(err);

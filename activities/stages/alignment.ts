@@ -4,6 +4,7 @@
  * Arrays travel between stages as .npy files.
  */
 import * as tf from '@tensorflow/tfjs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { encodeFeatures } from '../../lib/alignment/encode.js';
@@ -17,6 +18,8 @@ import {
   type RidgeModel,
 } from '../../lib/alignment/ridge.js';
 import { forEachChunk } from '../../lib/compute/event-loop.js';
+import { STIMULI_FILE, type StimuliFile } from '../../lib/data/prepare.js';
+import { BadInputError } from '../../lib/errors.js';
 import { Rng } from '../../lib/compute/rng.js';
 import {
   createImageFeatureExtractor,
@@ -71,12 +74,16 @@ export async function featureExtractor(
   return createImageFeatureExtractor(model, image, seed, clip);
 }
 
-/** Frozen image features (CLIP, or the miniature's random-ReLU map) of the training and test images. */
+/**
+ * Frozen image features (CLIP, or the miniature's random-ReLU map) of an image set's training and test images
+ * (the `images` stage), with the set's stimulus ids beside them.
+ */
 export const featuresStage: StageImpl = {
-  codeVersion: '1',
+  // 2: reads the image set (input `images`) and writes its stimuli.json beside the features
+  codeVersion: '2',
   async run(ctx, raw) {
     const cfg = stageConfig(featuresConfig, raw, ctx.stage);
-    const dir = await ctx.inputDir('prepared');
+    const dir = await ctx.inputDir('images');
     const train = await readImages(join(dir, 'train_images.npy'));
     const test = await readImages(join(dir, 'test_images.npy'));
     const extractor = await featureExtractor(ctx, cfg.model as ImageFeatureConfig, train, cfg.seed);
@@ -85,15 +92,64 @@ export const featuresStage: StageImpl = {
       const b = await extractor.extract(test);
       const dim = a.length / train.count;
       return {
-        files: await outputs(ctx, {
-          'features_train.npy': f32(a, [train.count, dim]),
-          'features_test.npy': f32(b, [test.count, dim]),
-        }),
+        files: [
+          ...(await outputs(ctx, {
+            'features_train.npy': f32(a, [train.count, dim]),
+            'features_test.npy': f32(b, [test.count, dim]),
+          })),
+          { path: STIMULI_FILE, fromFile: join(dir, STIMULI_FILE) },
+        ],
         summary: { dim },
       };
     } finally {
       extractor.dispose();
     }
+  },
+};
+
+async function readStimuli(dir: string): Promise<StimuliFile> {
+  const path = join(dir, STIMULI_FILE);
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as StimuliFile;
+  } catch (err) {
+    throw new BadInputError(`${path}: cannot read the stimulus ids (${(err as Error).message})`);
+  }
+}
+
+/**
+ * The image set's features in a subject's row order (prepared's stimuli.json): what the ridge maps, encoding
+ * and the metrics pair with the subject's fMRI rows. A copy of rows, so the features themselves are computed
+ * once per image set.
+ */
+export const subjectFeaturesStage: StageImpl = {
+  codeVersion: '1',
+  async run(ctx) {
+    const setDir = await ctx.inputDir('features');
+    const rows = new Map<string, Float32Array>();
+    const set = await readStimuli(setDir);
+    let dim = 0;
+    for (const split of ['train', 'test'] as const) {
+      const a = await readNpy(join(setDir, `features_${split}.npy`));
+      dim = a.shape[1]!;
+      set[split].forEach((id, i) => rows.set(id, (a.data as Float32Array).subarray(i * dim, (i + 1) * dim)));
+    }
+    const subject = await readStimuli(await ctx.inputDir('prepared'));
+    const gather = (ids: string[]) => {
+      const out = new Float32Array(ids.length * dim);
+      ids.forEach((id, i) => {
+        const row = rows.get(id);
+        if (!row) throw new BadInputError(`stage '${ctx.stage}': stimulus '${id}' is not in the image set`);
+        out.set(row, i * dim);
+      });
+      return f32(out, [ids.length, dim]);
+    };
+    return {
+      files: await outputs(ctx, {
+        'features_train.npy': gather(subject.train),
+        'features_test.npy': gather(subject.test),
+      }),
+      summary: { dim },
+    };
   },
 };
 

@@ -3,7 +3,7 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { fetchDataset, loadDatasetManifest } from '../../lib/data/download.js';
-import { prepareDataset } from '../../lib/data/prepare.js';
+import { prepareDataset, prepareImages } from '../../lib/data/prepare.js';
 import { synthesize } from '../../lib/data/synth.js';
 import { stageConfig, type StageContext, type StageImpl, type StageResult } from '../stage-contract.js';
 
@@ -21,6 +21,7 @@ const synthConfig = z.strictObject({
   format: z.enum(['god', 'bold5000']),
   scale: z.enum(['tiny', 'small', 'paper']),
   seed: z.number().int().min(0),
+  subjects: z.number().int().min(1).optional(),
 });
 
 /** Writes the synthetic world in a dataset's own file formats: the stand-in for fetch on miniature runs. */
@@ -46,8 +47,8 @@ const prepareConfig = z.strictObject({
 
 /** Loads one subject from the raw dataset artifact, splits and z-scores it (lib/data/prepare). */
 export const prepareStage: StageImpl = {
-  // 2: meta.json records where the ROI sizes came from (roiPatchSource)
-  codeVersion: '2',
+  // 2: meta.json records where the ROI sizes came from (roiPatchSource); 3: stimuli.json
+  codeVersion: '3',
   async run(ctx: StageContext, raw: unknown) {
     const cfg = stageConfig(prepareConfig, raw, ctx.stage);
     const path = await ctx.inputDir('raw');
@@ -58,6 +59,24 @@ export const prepareStage: StageImpl = {
       summary: { voxels: meta.K, train: meta.split.train, test: meta.split.test },
       meta: { prepared: { K: meta.K, roiSizes: meta.roiSizes, normalisation: meta.normalisation } },
     };
+  },
+};
+
+const imagesConfig = z.strictObject({
+  dataset: z.enum(['god', 'bold5000']),
+  subject: z.string().min(1).optional(),
+  imageSize: z.number().int().positive().optional(),
+});
+
+/** The image side's images (lib/data/prepare prepareImages): the dataset's, or one subject's (imageSide). */
+export const imagesStage: StageImpl = {
+  codeVersion: '1',
+  async run(ctx: StageContext, raw: unknown) {
+    const cfg = stageConfig(imagesConfig, raw, ctx.stage);
+    const path = await ctx.inputDir('raw');
+    const out = join(ctx.workdir, 'images');
+    const meta = await prepareImages({ ...cfg, path, out });
+    return { files: await folderFiles(out), summary: { train: meta.split.train, test: meta.split.test } };
   },
 };
 

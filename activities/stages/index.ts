@@ -1,7 +1,14 @@
 /** Every stage implementation, by the name a stage plan uses (lib/pipeline/plan.ts). */
 import type { StageImpl } from '../stage-contract.js';
-import { decodeStage, encodeStage, featuresStage, latentsStage, ridgeStage } from './alignment.js';
-import { fetchStage, prepareStage, synthStage } from './data.js';
+import {
+  decodeStage,
+  encodeStage,
+  featuresStage,
+  latentsStage,
+  ridgeStage,
+  subjectFeaturesStage,
+} from './alignment.js';
+import { fetchStage, imagesStage, prepareStage, synthStage } from './data.js';
 import { metricsStage } from './metrics.js';
 import { trainingStage } from './training.js';
 
@@ -9,11 +16,13 @@ export const STAGES: Record<string, StageImpl> = {
   fetch: fetchStage,
   synth: synthStage,
   prepare: prepareStage,
-  mae: trainingStage('mae'),
-  'fmri-ae': trainingStage('fmri-ae'),
-  tokenizer: trainingStage('tokenizer'),
-  maskgit: trainingStage('maskgit'),
+  images: imagesStage,
+  mae: trainingStage('mae', 'prepared'),
+  'fmri-ae': trainingStage('fmri-ae', 'prepared'),
+  tokenizer: trainingStage('tokenizer', 'images'),
+  maskgit: trainingStage('maskgit', 'images'),
   features: featuresStage,
+  'subject-features': subjectFeaturesStage,
   latents: latentsStage,
   ridge: ridgeStage,
   decode: decodeStage,

@@ -30,6 +30,8 @@ import { featureExtractor, readImages } from './alignment.js';
 
 const metricsConfig = z.object({
   seed: z.number().int(),
+  /** The image features φ (models.imageFeatures) the stand-in metrics use, as the features stage made them. */
+  imageFeatures: z.unknown(),
   alignment: z.object({
     ridgeAlpha: z.number(),
     cvAlphas: z.array(z.number()).optional(),
@@ -68,13 +70,12 @@ export const metricsStage: StageImpl = {
   // 2: paper networks, stand-ins renamed, prototypes from training images only, measured chance, ref rows.
   codeVersion: '2',
   async run(ctx, raw) {
-    const { seed, alignment } = stageConfig(metricsConfig, raw, ctx.stage);
+    const { seed, alignment, imageFeatures } = stageConfig(metricsConfig, raw, ctx.stage);
     const prepared = await ctx.inputDir('prepared');
     const npy = async (input: string, file: string) => readNpy(join(await ctx.inputDir(input), file));
     const gt = await readImages(join(prepared, 'test_images.npy'));
     const samples = await npy('decode', 'samples.npy');
-    const featureStage = ctx.inputs.features!.meta.config as { seed: number; model: ImageFeatureConfig };
-    const phi = await featureExtractor(ctx, featureStage.model, gt, featureStage.seed);
+    const phi = await featureExtractor(ctx, imageFeatures as ImageFeatureConfig, gt, seed);
     const owned: { dispose(): void }[] = [phi];
     const rows: MetricRow[] = [];
     try {

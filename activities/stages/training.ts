@@ -9,14 +9,15 @@ import type { StageContext, StageImpl } from '../stage-contract.js';
 /** Earlier stages whose model a stage reads from its training folder (lib/train/stages.ts layout). */
 const MODEL_INPUTS = ['mae', 'tokenizer'] as const;
 
-export function trainingStage(stage: Stage): StageImpl {
+/** `dataInput`: the subject's prepared folder (fMRI side) or the image set (image side), as plan.ts wires it. */
+export function trainingStage(stage: Stage, dataInput: 'prepared' | 'images'): StageImpl {
   return {
     codeVersion: '1',
     async run(ctx: StageContext, raw: unknown) {
       // The plan passes the config sections this stage reads (lib/pipeline/plan.ts trainingConfig), which
       // were validated as part of the whole config before the run started.
       const cfg = raw as ReproductionConfig;
-      const dataDir = await ctx.inputDir('prepared');
+      const dataDir = await ctx.inputDir(dataInput);
       const outDir = join(ctx.workdir, 'train');
       for (const dep of MODEL_INPUTS) if (ctx.inputs[dep]) await ctx.inputDir(dep, join(outDir, dep));
       // imported upstream networks (the plan's StagePlan.weights), by input name

@@ -36,12 +36,21 @@ export function registerDataCommands(program: Command): void {
     .requiredOption('--out <dir>', 'output folder (absent or empty)')
     .requiredOption('--seed <n>', 'seed of every random draw')
     .option('--scale <scale>', `size: ${SCALES.join('|')} (paper = the real shapes)`, 'tiny')
-    .action(async (opts: { format: string; out: string; seed: string; scale: string }) => {
+    .option('--subjects <n>', 'subjects seeing the world (GOD up to 5, BOLD5000 up to 4)', '1')
+    .action(async (opts: { format: string; out: string; seed: string; scale: string; subjects: string }) => {
       const format = oneOf<SynthFormat>('--format', opts.format, DATASETS);
       const scale = oneOf<SynthScale>('--scale', opts.scale, SCALES);
-      const summary = await synthesize({ format, scale, seed: seedOf(opts.seed), out: opts.out });
+      if (!/^[1-9]$/.test(opts.subjects))
+        throw new BadInputError(`--subjects must be a small positive integer, got '${opts.subjects}'`);
+      const summary = await synthesize({
+        format,
+        scale,
+        seed: seedOf(opts.seed),
+        subjects: Number(opts.subjects),
+        out: opts.out,
+      });
       console.log(
-        `wrote a synthetic ${format} world (${scale}, subject ${summary.subject}) to ${opts.out}: ${summary.files.join(', ')}`,
+        `wrote a synthetic ${format} world (${scale}, ${summary.subjects.join(', ')}) to ${opts.out}: ${summary.files.join(', ')}`,
       );
     });
 

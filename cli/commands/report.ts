@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { join, resolve } from 'node:path';
 import { BadInputError } from '../../lib/errors.js';
 import { outputFolder } from '../args.js';
-import { loadReportInput, renderAndStoreReport, reportInputKey } from '../../lib/report/load.js';
+import { loadReportInput, renderAndStoreReport, reportInputKey, reportKey } from '../../lib/report/load.js';
 import { writeComparison } from '../../lib/report/report.js';
 import { ArtifactStore, checkKey } from '../../lib/storage/artifact-store.js';
 import { ensureServers, settingsFromEnv, withClient } from '../context.js';
@@ -67,6 +67,15 @@ export function registerReportCommand(program: Command): void {
         }
         const runId = runs[0]!;
         const out = resolve(opts.out ?? `report-${runId}`);
+        // a suite's report is its table, stored whole when the suite ends: it is fetched, not re-rendered
+        const stored = await store.ref(reportKey(checkKey(runId, 'run id')));
+        if (stored && (await store.require(stored)).meta.suite) {
+          await store.download(stored, out);
+          console.log(
+            `wrote the report of suite ${runId} to ${join(out, 'index.html')}; stored as ${stored.key}`,
+          );
+          return;
+        }
         const { key, files } = await renderAndStoreReport(store, runId, await load(store, runId), out);
         console.log(
           `wrote the report of ${runId} to ${join(out, 'index.html')} (${files.length} files); stored as ${key}`,

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadExperimentConfig } from '../../lib/config/experiment.js';
 import { dryRun } from '../dry-run.js';
-import { checkWeights, startSpec } from '../pipelines.js';
+import { checkWeights, startSpec, suiteSpec } from '../pipelines.js';
 import { watchProgress } from '../run-progress.js';
 import { noWorkerText, workerPolls } from '../task-queues.js';
 import { exitCodeOf, formatRecord, runRecord } from '../run-records.js';
@@ -45,6 +45,21 @@ async function warnUnpolled(client: Client, settings: InfraSettings, queues: ('c
   }
 }
 
+/** The queues a run's (or a suite's runs') stages go to. */
+function planQueues(input: unknown): ('cpu' | 'gpu')[] {
+  const inputs = (input as { members?: { input: unknown }[] }).members?.map((m) => m.input) ?? [input];
+  return inputs.flatMap((i) => (i as { plan?: { queue: 'cpu' | 'gpu' }[] }).plan?.map((p) => p.queue) ?? []);
+}
+
+/** A suite's progress as one list of stages, each named with its subject. */
+async function suiteStages(client: Client, suiteId: string) {
+  const record = await client.withDeadline(Date.now() + 10_000, () => runRecord(client, suiteId));
+  const stages = (record.members ?? []).flatMap((m) =>
+    m.stages.map((s) => ({ ...s, name: `${m.subject} ${s.name}` })),
+  );
+  return { ...record, stages };
+}
+
 /** True once some worker has started the run's first workflow task. */
 async function pickedUp(handle: WorkflowHandle, withinMs: number): Promise<boolean> {
   const deadline = Date.now() + withinMs;
@@ -75,8 +90,11 @@ async function follow(settings: InfraSettings, client: Client, handle: WorkflowH
 export function registerRunCommand(program: Command): void {
   program
     .command('run')
-    .description('start a pipeline run from a config; prints the run id')
-    .argument('<config>', 'YAML or JSON experiment config')
+    .description(
+      'start a pipeline run from a config; prints the run id. Several configs start one suite: their runs ' +
+        'together (shared stages computed once), reported as a row per subject and the mean',
+    )
+    .argument('<configs...>', 'YAML or JSON experiment config(s)')
     .option('--wait', 'wait for the run to finish and print its result')
     .option(
       '--dry-run',
@@ -85,7 +103,10 @@ export function registerRunCommand(program: Command): void {
     .option('--set <key=value...>', 'override a config field (repeatable)', [])
     .option('--json', 'print the run id, then (with --wait) the run record as JSON')
     .option('--force <stage...>', 'recompute these stages (and everything downstream) although cached', [])
-    .option('--baseline <file>', 'baseline file (expected metrics with tolerances) for a regression verdict')
+    .option(
+      '--baseline <file>',
+      'baseline file (expected metrics with tolerances) for a regression verdict (of the mean, for a suite)',
+    )
     .option(
       '--verbose',
       "with --wait, print the in-process worker's Temporal SDK log on stderr (always in LEA_HOME/logs/worker.log)",
@@ -95,22 +116,36 @@ export function registerRunCommand(program: Command): void {
         .choices(['auto', 'always', 'never'])
         .default('auto'),
     )
-    .action(async (configFile: string, opts: RunOptions) => {
-      const cfg = loadExperimentConfig(configFile, opts.set);
+    .action(async (configFiles: string[], opts: RunOptions) => {
+      const cfgs = configFiles.map((file) => loadExperimentConfig(file, opts.set));
       const settings = settingsFromEnv();
-      if (opts.dryRun)
-        return dryRun(cfg, settings, { configFile, force: opts.force, baselineFile: opts.baseline }, opts);
+      if (opts.dryRun) {
+        for (const [i, cfg] of cfgs.entries())
+          await dryRun(
+            cfg,
+            settings,
+            { configFile: configFiles[i]!, force: opts.force, baselineFile: opts.baseline },
+            opts,
+          );
+        return;
+      }
       // Everything the run will read is checked before a server starts or a workflow is submitted.
-      const { workflowType, args, memo } = startSpec(cfg, settings, {
-        configFile,
-        force: opts.force,
-        baselineFile: opts.baseline,
-      });
+      const stamp = `${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}-${randomBytes(3).toString('hex')}`;
+      const { workflowType, args, memo, runId } =
+        cfgs.length === 1
+          ? {
+              ...startSpec(cfgs[0]!, settings, {
+                configFile: configFiles[0]!,
+                force: opts.force,
+                baselineFile: opts.baseline,
+              }),
+              runId: `${cfgs[0]!.name}-${stamp}`,
+            }
+          : suiteSpec(cfgs, configFiles, settings, { force: opts.force, baselineFile: opts.baseline }, stamp);
       await ensureServers(settings);
-      await checkWeights(cfg, settings);
+      for (const cfg of cfgs) await checkWeights(cfg, settings);
       const client = await connectClient(settings.temporal);
       try {
-        const runId = `${cfg.name}-${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}-${randomBytes(3).toString('hex')}`;
         const handle = await client.workflow.start(workflowType, {
           workflowId: runId,
           taskQueue: taskQueue(settings, 'cpu'),
@@ -119,18 +154,18 @@ export function registerRunCommand(program: Command): void {
           workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
         });
         console.error(`lea: started run ${runId}`);
-        if (!opts.wait || opts.localWorker === 'never') {
-          const planQueues = Array.isArray((args[0] as { plan?: unknown } | undefined)?.plan)
-            ? (args[0] as { plan: { queue: 'cpu' | 'gpu' }[] }).plan.map((p) => p.queue)
-            : [];
-          await warnUnpolled(client, settings, ['cpu', ...planQueues]);
-        }
+        if (!opts.wait || opts.localWorker === 'never')
+          await warnUnpolled(client, settings, ['cpu', ...planQueues(args[0])]);
         if (!opts.wait) {
           console.log(opts.json ? JSON.stringify({ runId }) : runId);
           return;
         }
         const finished = follow(settings, client, handle, opts);
-        const watching = workflowType === 'reproductionWorkflow' && watchProgress(client, runId, finished);
+        const watching =
+          workflowType === 'reproductionWorkflow'
+            ? watchProgress(client, runId, finished)
+            : workflowType === 'suiteWorkflow' &&
+              watchProgress(client, runId, finished, { read: () => suiteStages(client, runId) });
         try {
           // A run that ended without a result (failed, cancelled, ...) is still reported: its record says why.
           const result: unknown = await finished.catch((err: unknown) => {

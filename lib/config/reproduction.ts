@@ -23,6 +23,8 @@ const source = z.discriminatedUnion('kind', [
     kind: z.literal('synthetic'),
     scale: z.enum(['tiny', 'small', 'paper']),
     seed: z.number().int().min(0),
+    /** Subjects in the world (sbj_1..N or CSI1..N); a suite over subjects needs them all in one world. */
+    subjects: z.number().int().min(1).max(5).default(1),
   }),
   /** A dataset folder in the MinD-Vis layout on local disk. */
   z.strictObject({ kind: z.literal('local'), path: z.string().min(1) }),
@@ -42,6 +44,13 @@ const data = z
     roiPatch: z.array(posInt).min(1).optional(),
     /** Images are resized to imageSize x imageSize when prepared (LEA: 256, the VQGAN's input). */
     imageSize: posInt.optional(),
+    /**
+     * What the image side (tokenizer, MaskGIT, image features) trains on. per-dataset: every image of the
+     * dataset, the same artifacts for all its subjects, so a suite of five GOD subjects trains one MaskGIT
+     * (the paper's checkpoint_GOD.pth). per-subject: only the stimuli this subject saw (for BOLD5000's CSI4, a
+     * subset).
+     */
+    imageSide: z.enum(['per-dataset', 'per-subject']).default('per-dataset'),
   })
   .refine((d) => (d.dataset === 'god') === d.subject.startsWith('sbj_'), {
     message: 'subject must be sbj_N for god and CSIn for bold5000',

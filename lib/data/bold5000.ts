@@ -27,7 +27,7 @@ import {
   resolveRoiPatch,
   scalarStats,
 } from './common.js';
-import type { ImageRows, LoadedSubject } from './common.js';
+import type { ImageRows, ImageSet, LoadedSubject } from './common.js';
 
 export const BOLD_ROIS = ['EarlyVis', 'LOC', 'OPA', 'PPA', 'RSC'] as const;
 export const BOLD_BETA_DIR = join('BOLD5000_GLMsingle_ROI_betas', 'py');
@@ -89,6 +89,59 @@ export async function boldTrialNames(root: string, subject: string, sources: str
   return names;
 }
 
+/**
+ * Checks that each named image is in the dictionary, [H, W, 3] and of one shared size; returns a view of
+ * images by a list of names.
+ */
+function imageRowsOf(
+  images: Awaited<ReturnType<typeof readImageDictNpy>>,
+  names: Iterable<string>,
+  file: string,
+): (rowNames: string[]) => ImageRows {
+  let shape: number[] | undefined;
+  for (const n of names) {
+    const img = images.get(n);
+    if (!img) throw new BadInputError(`${file}: no image for presented stimulus '${n}'`);
+    if (img.shape.length !== 3 || img.shape[2] !== 3)
+      throw new BadInputError(`${file}: image '${n}' has shape [${img.shape.join(', ')}], not [H, W, 3]`);
+    shape ??= img.shape;
+    if (img.shape.join() !== shape.join()) {
+      throw new BadInputError(
+        `${file}: image '${n}' is [${img.shape.join(', ')}] but others are [${shape.join(', ')}]; they must share one size`,
+      );
+    }
+  }
+  if (!shape) throw new BadInputError(`${file}: no images`);
+  const [height, width] = shape as [number, number];
+  return (rowNames) => ({
+    count: rowNames.length,
+    height,
+    width,
+    row: (i) => images.get(rowNames[i]!)!.data as Uint8Array,
+  });
+}
+
+/**
+ * BOLD5000's image set: the repeated stimuli (the test set, in the list's order) and every other image of the
+ * dictionary (training, in sorted name order). One set for all subjects; CSI4, who saw fewer sessions, saw a
+ * subset of it.
+ */
+export async function loadBold5000Images(path: string): Promise<ImageSet> {
+  const repeatedFile = await requireFile(join(path, BOLD_REPEATED_FILE), 'list of repeated stimuli');
+  const imgDictFile = await requireFile(join(path, BOLD_IMG_DICT), 'image dictionary');
+  const images = await readImageDictNpy(imgDictFile);
+  const repeated = new Set(await readNameList(repeatedFile));
+  const test = [...repeated].filter((n) => images.has(n));
+  const train = pySorted([...images.keys()].filter((n) => !repeated.has(n)));
+  const rowsOf = imageRowsOf(images, [...train, ...test], imgDictFile);
+  return {
+    dataset: 'bold5000',
+    train: { images: rowsOf(train), stimuli: train },
+    test: { images: rowsOf(test), stimuli: test },
+    sources: [repeatedFile, imgDictFile],
+  };
+}
+
 export async function loadBold5000(opts: BoldOptions): Promise<LoadedSubject> {
   const { path, subject } = opts;
   if (!/^CSI[0-9]+$/.test(subject))
@@ -147,21 +200,7 @@ export async function loadBold5000(opts: BoldOptions): Promise<LoadedSubject> {
   const repeated = await readNameList(repeatedFile);
   const images = await readImageDictNpy(imgDictFile);
 
-  let shape: number[] | undefined;
-  for (const n of new Set(names)) {
-    const img = images.get(n);
-    if (!img) throw new BadInputError(`${imgDictFile}: no image for presented stimulus '${n}'`);
-    if (img.shape.length !== 3 || img.shape[2] !== 3)
-      throw new BadInputError(
-        `${imgDictFile}: image '${n}' has shape [${img.shape.join(', ')}], not [H, W, 3]`,
-      );
-    shape ??= img.shape;
-    if (img.shape.join() !== shape.join()) {
-      throw new BadInputError(
-        `${imgDictFile}: image '${n}' is [${img.shape.join(', ')}] but others are [${shape.join(', ')}]; they must share one size`,
-      );
-    }
-  }
+  const rowsOf = imageRowsOf(images, new Set(names), imgDictFile);
 
   const byName = new Map<string, number[]>();
   names.forEach((n, i) => byName.set(n, [...(byName.get(n) ?? []), i]));
@@ -188,12 +227,8 @@ export async function loadBold5000(opts: BoldOptions): Promise<LoadedSubject> {
     for (let j = 0; j < K; j++) ef[i * K + j] = acc[j]! / g.trials.length;
   });
 
-  const rowsOf = (imgNames: string[]): ImageRows => ({
-    count: imgNames.length,
-    height: shape![0]!,
-    width: shape![1]!,
-    row: (i) => images.get(imgNames[i]!)!.data as Uint8Array,
-  });
+  const trainNames = Array.from(trainTrials, (t) => names[t]!);
+  const testNames = testGroups.map((g) => g.name);
   return {
     dataset: 'bold5000',
     subject,
@@ -201,8 +236,8 @@ export async function loadBold5000(opts: BoldOptions): Promise<LoadedSubject> {
     roiSizes: roiPatch,
     roiPatchSource: given?.source ?? 'masks',
     normalisation: { ...stats, statsFrom: 'all_trials' },
-    train: { fmri: trainFmri, images: rowsOf(Array.from(trainTrials, (t) => names[t]!)) },
-    test: { fmri: testFmri, images: rowsOf(testGroups.map((g) => g.name)) },
+    train: { fmri: trainFmri, images: rowsOf(trainNames), stimuli: trainNames },
+    test: { fmri: testFmri, images: rowsOf(testNames), stimuli: testNames },
     testTrialsAveraged: testGroups.reduce((n, g) => n + g.trials.length, 0),
     sources,
   };

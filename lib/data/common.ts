@@ -23,6 +23,8 @@ export interface Split {
   /** float32 [N, K], z-scored. */
   fmri: NdArray;
   images: ImageRows;
+  /** The stimulus of each row, by an id that is the same for every subject of the dataset (see ImageSet). */
+  stimuli: string[];
   /** int64 [N, 2]: ImageNet class index (-1 if unmatched), dataset category index. GOD only. */
   labels?: NdArray;
 }
@@ -42,6 +44,17 @@ export interface LoadedSubject {
   /** Training rows whose ImageNet class was not found (GOD labels only). */
   unmatchedLabels?: number;
   /** Every file the result depends on, for checksums. */
+  sources: string[];
+}
+
+/**
+ * A dataset's images without fMRI: what the image side (tokenizer, MaskGIT, image features) trains on, the same
+ * for every subject (spec §1). Rows are distinct stimuli; `stimuli` gives each row's id (as Split.stimuli).
+ */
+export interface ImageSet {
+  dataset: DatasetName;
+  train: { images: ImageRows; stimuli: string[] };
+  test: { images: ImageRows; stimuli: string[] };
   sources: string[];
 }
 

@@ -31,7 +31,7 @@ import {
   resolveRoiPatch,
   scalarStats,
 } from './common.js';
-import type { LoadedSubject } from './common.js';
+import type { ImageSet, LoadedSubject } from './common.js';
 
 export const GOD_IMAGES_FILE = 'images_256.npz';
 export const GOD_LABEL_FILES = [
@@ -162,18 +162,7 @@ export async function loadGod(opts: GodOptions): Promise<LoadedSubject> {
     return out;
   };
 
-  const images = await withNpz(imgPath, async (npz) => {
-    for (const k of ['train_images', 'test_images'])
-      if (!npz.has(k)) throw new BadInputError(`${imgPath}: missing array '${k}'`);
-    return { train: await npz.read('train_images'), test: await npz.read('test_images') };
-  });
-  const testRows = imageRows(images.test, imgPath, 'test_images');
-  const allTrain = imageRows(images.train, imgPath, 'train_images');
-  if (testRows.height !== allTrain.height || testRows.width !== allTrain.width) {
-    throw new BadInputError(
-      `${imgPath}: train_images are ${allTrain.height}x${allTrain.width} but test_images are ${testRows.height}x${testRows.width}`,
-    );
-  }
+  const { train: allTrain, test: testRows } = await readGodImages(imgPath);
   if (testRows.count !== test.rows)
     throw new BadInputError(
       `${imgPath}: ${testRows.count} test_images but ${sbjPath} arr_2 has ${test.rows} rows`,
@@ -191,8 +180,16 @@ export async function loadGod(opts: GodOptions): Promise<LoadedSubject> {
     roiSizes: groups.sizes,
     roiPatchSource: given?.source ?? 'masks',
     normalisation: { ...stats, statsFrom: 'train' },
-    train: { fmri: zscore(train), images: imageRows(images.train, imgPath, 'train_images', imageIndex) },
-    test: { fmri: zscore(test), images: testRows },
+    train: {
+      fmri: zscore(train),
+      images: allTrain.gathered(imageIndex),
+      stimuli: imageIndex.map(godStimulus.train),
+    },
+    test: {
+      fmri: zscore(test),
+      images: testRows,
+      stimuli: Array.from(range(testRows.count), godStimulus.test),
+    },
     testTrialsAveraged: repeats,
     sources,
   };
@@ -205,6 +202,43 @@ export async function loadGod(opts: GodOptions): Promise<LoadedSubject> {
     result.unmatchedLabels = imageIndex.filter((i) => labels.train[i]![0] === -1).length;
   }
   return result;
+}
+
+/** GOD's stimulus ids: rows of images_256.npz's train_images and test_images, shared by every subject. */
+const godStimulus = { train: (row: number) => `train/${row}`, test: (row: number) => `test/${row}` };
+
+/** images_256.npz's two arrays, checked; `gathered` views the training rows in a subject's trial order. */
+async function readGodImages(imgPath: string) {
+  const images = await withNpz(imgPath, async (npz) => {
+    for (const k of ['train_images', 'test_images'])
+      if (!npz.has(k)) throw new BadInputError(`${imgPath}: missing array '${k}'`);
+    return { train: await npz.read('train_images'), test: await npz.read('test_images') };
+  });
+  const test = imageRows(images.test, imgPath, 'test_images');
+  const train = imageRows(images.train, imgPath, 'train_images');
+  if (test.height !== train.height || test.width !== train.width) {
+    throw new BadInputError(
+      `${imgPath}: train_images are ${train.height}x${train.width} but test_images are ${test.height}x${test.width}`,
+    );
+  }
+  return {
+    train: Object.assign(train, {
+      gathered: (index: ArrayLike<number>) => imageRows(images.train, imgPath, 'train_images', index),
+    }),
+    test,
+  };
+}
+
+/** GOD's image set: every training and test image of images_256.npz, in stored order (no fMRI is read). */
+export async function loadGodImages(path: string): Promise<ImageSet> {
+  const imgPath = await requireFile(join(path, GOD_IMAGES_FILE), 'GOD image file');
+  const { train, test } = await readGodImages(imgPath);
+  return {
+    dataset: 'god',
+    train: { images: train, stimuli: Array.from(range(train.count), godStimulus.train) },
+    test: { images: test, stimuli: Array.from(range(test.count), godStimulus.test) },
+    sources: [imgPath],
+  };
 }
 
 function gatherLabels(rows: [number, number][], index: ArrayLike<number>): NdArray {

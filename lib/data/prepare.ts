@@ -1,8 +1,9 @@
 /**
  * `lea data prepare`: loads one subject with the dataset's loader and writes the model-ready split into a
  * local folder: train_fmri.npy / test_fmri.npy (float32 [N, K], z-scored), train_images.npy /
- * test_images.npy (uint8 [N, H, W, 3], stored resolution), train_labels.npy / test_labels.npy (int64
- * [N, 2], GOD only) and meta.json. With `imageSize`, images are resized to imageSize x imageSize as PIL's
+ * test_images.npy (uint8 [N, H, W, 3], stored resolution), stimuli.json (each row's stimulus id),
+ * train_labels.npy / test_labels.npy (int64 [N, 2], GOD only) and meta.json. prepareImages writes the image
+ * side's input: the dataset's (or one subject's) distinct stimuli with their ids, and no fMRI. With `imageSize`, images are resized to imageSize x imageSize as PIL's
  * antialiased bicubic resize computes it (LEA feeds 256 px images to the VQGAN and the metrics, spec §4;
  * BOLD5000's stimuli are 375 px; which resize LEA used is not published: PIL bicubic is our choice). Everything is written into a temp folder beside the output and renamed
  * into place at the end, so a failure leaves no output. Images are streamed row by row from the source
@@ -14,10 +15,10 @@ import { writeFile } from 'node:fs/promises';
 import { relative, resolve } from 'node:path';
 import { resizeBicubic } from '../images/resize.js';
 import { NpyFileWriter, writeNpy } from '../tensors/npy.js';
-import { loadBold5000 } from './bold5000.js';
+import { loadBold5000, loadBold5000Images } from './bold5000.js';
 import { assertUsableOutput, withOutputDir } from './common.js';
-import type { DatasetName, ImageRows, LoadedSubject } from './common.js';
-import { loadGod } from './god.js';
+import type { DatasetName, ImageRows, ImageSet, LoadedSubject } from './common.js';
+import { loadGod, loadGodImages } from './god.js';
 
 export interface PrepareOptions {
   dataset: DatasetName;
@@ -59,6 +60,12 @@ async function sha256File(path: string): Promise<{ bytes: number; sha256: string
   return { bytes, sha256: hash.digest('hex') };
 }
 
+async function sourceHashes(files: string[], root: string): Promise<PrepareMeta['sources']> {
+  const out: PrepareMeta['sources'] = [];
+  for (const f of files) out.push({ path: relative(resolve(root), resolve(f)), ...(await sha256File(f)) });
+  return out;
+}
+
 async function writeImages(path: string, rows: ImageRows, size?: number): Promise<void> {
   const resize = size !== undefined && (size !== rows.height || size !== rows.width);
   const [h, w0] = resize ? [size, size] : [rows.height, rows.width];
@@ -85,6 +92,17 @@ function imageMeta(rows: ImageRows, size?: number): PrepareMeta['image'] {
   return { height: size, width: size, channels: 3, resizedFrom: [rows.height, rows.width] };
 }
 
+/** Each row's stimulus id, by split: how a subject's rows find their images' rows in an image set. */
+export const STIMULI_FILE = 'stimuli.json';
+export interface StimuliFile {
+  train: string[];
+  test: string[];
+}
+const stimuliOf = (s: { train: { stimuli: string[] }; test: { stimuli: string[] } }): StimuliFile => ({
+  train: s.train.stimuli,
+  test: s.test.stimuli,
+});
+
 export async function prepareDataset(opts: PrepareOptions): Promise<PrepareMeta> {
   const out = resolve(opts.out);
   await assertUsableOutput(out);
@@ -99,13 +117,12 @@ export async function prepareDataset(opts: PrepareOptions): Promise<PrepareMeta>
     await put('test_fmri.npy', (p) => writeNpy(p, loaded.test.fmri));
     await put('train_images.npy', (p) => writeImages(p, loaded.train.images, opts.imageSize));
     await put('test_images.npy', (p) => writeImages(p, loaded.test.images, opts.imageSize));
+    await put(STIMULI_FILE, (p) => writeFile(p, JSON.stringify(stimuliOf(loaded)) + '\n'));
     if (loaded.train.labels && loaded.test.labels) {
       await put('train_labels.npy', (p) => writeNpy(p, loaded.train.labels!));
       await put('test_labels.npy', (p) => writeNpy(p, loaded.test.labels!));
     }
-    const sources: PrepareMeta['sources'] = [];
-    for (const s of loaded.sources)
-      sources.push({ path: relative(resolve(opts.path), resolve(s)), ...(await sha256File(s)) });
+    const sources = await sourceHashes(loaded.sources, opts.path);
     const meta: PrepareMeta = {
       formatVersion: 1,
       dataset: loaded.dataset,
@@ -126,6 +143,73 @@ export async function prepareDataset(opts: PrepareOptions): Promise<PrepareMeta>
         : null,
       files: [...files, 'meta.json'],
       sources,
+    };
+    await writeFile(`${tmp}/meta.json`, JSON.stringify(meta, null, 2) + '\n');
+    return meta;
+  });
+}
+
+export interface ImagesOptions {
+  dataset: DatasetName;
+  path: string;
+  /** Only the stimuli this subject saw (imageSide: per-subject); otherwise the dataset's whole image set. */
+  subject?: string;
+  out: string;
+  imageSize?: number;
+}
+
+export interface ImagesMeta {
+  formatVersion: 1;
+  dataset: DatasetName;
+  subject: string | null;
+  split: { train: number; test: number };
+  image: PrepareMeta['image'];
+  files: string[];
+  sources: PrepareMeta['sources'];
+}
+
+/** A subject's distinct stimuli, in order of first appearance. */
+function subjectImageSet(loaded: LoadedSubject): ImageSet {
+  const distinct = (split: LoadedSubject['train']) => {
+    const seen = new Map<string, number>();
+    split.stimuli.forEach((id, i) => seen.has(id) || seen.set(id, i));
+    const rows = [...seen.values()];
+    const images: ImageRows = { ...split.images, count: rows.length, row: (i) => split.images.row(rows[i]!) };
+    return { images, stimuli: [...seen.keys()] };
+  };
+  return {
+    dataset: loaded.dataset,
+    train: distinct(loaded.train),
+    test: distinct(loaded.test),
+    sources: loaded.sources,
+  };
+}
+
+/**
+ * The image side's input (spec §1): train_images.npy and test_images.npy of distinct stimuli, stimuli.json and
+ * meta.json, resized as prepareDataset resizes. Without a subject it reads no fMRI and is the same for every
+ * subject, so the stages that read it (tokenizer, MaskGIT, image features) run once per dataset.
+ */
+export async function prepareImages(opts: ImagesOptions): Promise<ImagesMeta> {
+  const out = resolve(opts.out);
+  await assertUsableOutput(out);
+  const set = opts.subject
+    ? subjectImageSet(
+        await (opts.dataset === 'god' ? loadGod : loadBold5000)({ path: opts.path, subject: opts.subject }),
+      )
+    : await (opts.dataset === 'god' ? loadGodImages : loadBold5000Images)(opts.path);
+  return withOutputDir(out, async (tmp) => {
+    await writeImages(`${tmp}/train_images.npy`, set.train.images, opts.imageSize);
+    await writeImages(`${tmp}/test_images.npy`, set.test.images, opts.imageSize);
+    await writeFile(`${tmp}/${STIMULI_FILE}`, JSON.stringify(stimuliOf(set)) + '\n');
+    const meta: ImagesMeta = {
+      formatVersion: 1,
+      dataset: set.dataset,
+      subject: opts.subject ?? null,
+      split: { train: set.train.images.count, test: set.test.images.count },
+      image: imageMeta(set.train.images, opts.imageSize),
+      files: ['train_images.npy', 'test_images.npy', STIMULI_FILE, 'meta.json'],
+      sources: await sourceHashes(set.sources, opts.path),
     };
     await writeFile(`${tmp}/meta.json`, JSON.stringify(meta, null, 2) + '\n');
     return meta;

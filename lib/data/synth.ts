@@ -38,13 +38,14 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Rng } from '../compute/rng.js';
+import { BadInputError } from '../errors.js';
 import { ndarray } from '../tensors/ndarray.js';
 import type { NdArray } from '../tensors/ndarray.js';
 import { writeNpy } from '../tensors/npy.js';
 import { writeNpz } from '../tensors/npz.js';
 import { writeImageDictNpy } from '../tensors/pickle.js';
 import { BOLD_BETA_DIR, BOLD_IMG_DICT, BOLD_LIST_DIR, BOLD_REPEATED_FILE, BOLD_ROIS } from './bold5000.js';
-import { ROI_PATCH_FILE, withOutputDir } from './common.js';
+import { PAPER_ROI_PATCH, ROI_PATCH_FILE, withOutputDir } from './common.js';
 import { GOD_IMAGES_FILE, GOD_LABEL_FILES } from './god.js';
 
 export type SynthScale = 'tiny' | 'small' | 'paper';
@@ -535,40 +536,49 @@ export interface SynthOptions {
   out: string;
   seed: number;
   scale: SynthScale;
+  /** How many subjects see the world (default 1): sbj_1..sbj_N or CSI1..CSIN, each with its own voxels. */
+  subjects?: number;
 }
 
 export interface SynthSummary {
   format: SynthFormat;
   scale: SynthScale;
+  /** The first subject (the one every scale models as the paper's sbj_1 / CSI1). */
   subject: string;
+  subjects: string[];
   files: string[];
 }
 
-async function synthGod(
+/** Subjects per world: GOD has five, BOLD5000 four. */
+export const SYNTH_MAX_SUBJECTS: Readonly<Record<SynthFormat, number>> = { god: 5, bold5000: 4 };
+
+/**
+ * The streams of subject n: the first subject keeps the world's unsuffixed streams (so a one-subject world is
+ * byte for byte what it always was), later ones draw their own voxels, noise and presentation order.
+ */
+const subjectStream = (name: string, n: number): string => (n === 1 ? name : `${name}/subject${n}`);
+
+/** ROI sizes of subject n > 1: the paper's table at paper scale, otherwise the first subject's shrunk 6 % a step. */
+function subjectSizes(first: readonly number[], n: number, paper: readonly number[] | undefined): number[] {
+  if (n === 1) return [...first];
+  if (paper) return [...paper];
+  return first.map((v) => Math.max(4, Math.round(v * (1 - 0.06 * (n - 1)))));
+}
+
+/** One GOD subject's file (ROI masks, trials, image order) on the world's shared stimuli. */
+async function synthGodSubject(
   dir: string,
-  spec: ScaleSpec,
+  world: World,
+  g: ScaleSpec['god'],
   seed: number,
-  scale: SynthScale,
-): Promise<SynthSummary> {
-  const g = spec.god;
-  const worldRng = new Rng(seed, 'synth-world');
-  const world = makeWorld(spec, worldRng);
-  const test = heldOutCombos(spec.shapes, spec.palettes, g.testCombos, worldRng);
-  const combos = Array.from({ length: spec.shapes * spec.palettes }, (_, c) => c);
-  const trainCombos = combos.filter((c) => !test.has(c));
-  const testCombos = combos.filter((c) => test.has(c));
-
-  const stimRng = new Rng(seed, 'synth-stimuli');
-  const toStim = (c: number): Stimulus =>
-    drawStimulus(Math.floor(c / spec.palettes), c % spec.palettes, stimRng);
-  const trainStim = trainCombos.flatMap((c) => Array.from({ length: g.trainPerClass }, () => toStim(c)));
-  const testStim = testCombos.flatMap((c) => Array.from({ length: g.testPerClass }, () => toStim(c)));
-  const renderRng = new Rng(seed, 'synth-render');
-  const trainImages = renderAll(trainStim, spec, renderRng);
-  const testImages = renderAll(testStim, spec, renderRng);
-
-  const voxRng = new Rng(seed, 'synth-voxels');
-  const rois = g.roiPatch.map((n, i) => roiModel(n, GOD_ROI_KINDS[i]!, voxRng));
+  stimuli: { train: Stimulus[]; test: Stimulus[]; trainImages: NdArray; testImages: NdArray },
+  n: number,
+  roiPatch: number[],
+): Promise<void> {
+  const subject = `sbj_${n}`;
+  const { train: trainStim, test: testStim, trainImages, testImages } = stimuli;
+  const voxRng = new Rng(seed, subjectStream('synth-voxels', n));
+  const rois = roiPatch.map((n, i) => roiModel(n, GOD_ROI_KINDS[i]!, voxRng));
   // One standardisation over train and test stimuli together, so both get the same voxel transform.
   const nTrain = trainStim.length;
   const { signal, variance } = signals(
@@ -579,15 +589,15 @@ async function synthGod(
   );
 
   // Scatter ROI voxels over the volume; the first extraVoxels of the permutation lie outside every mask.
-  const K = g.roiPatch.reduce((a, b) => a + b, 0);
+  const K = roiPatch.reduce((a, b) => a + b, 0);
   const V = K + g.extraVoxels;
   const perm = voxRng.permutation(V);
   const column = perm.subarray(g.extraVoxels); // column of ROI-ordered voxel j
   const groups: Int32Array[] = [];
   let at = 0;
-  for (const n of g.roiPatch) {
-    groups.push(column.subarray(at, at + n));
-    at += n;
+  for (const size of roiPatch) {
+    groups.push(column.subarray(at, at + size));
+    at += size;
   }
   const mask = (...parts: ArrayLike<number>[]): NdArray => {
     const m = ndarray('bool', [V]);
@@ -622,7 +632,7 @@ async function synthGod(
   // Full-volume trials: ROI voxels from the model, the rest pure noise at the scale of a unit-variance signal.
   const scanVariance = new Float64Array(V).fill(1);
   for (let j = 0; j < K; j++) scanVariance[column[j]!] = variance[j]!;
-  const scanner = new Scanner(scanVariance, new Rng(seed, 'synth-noise'));
+  const scanner = new Scanner(scanVariance, new Rng(seed, subjectStream('synth-noise', n)));
   const volumeSignal = (stimulus: number, into: Float64Array): Float64Array => {
     into.fill(0);
     for (let j = 0; j < K; j++) into[column[j]!] = signal[stimulus * K + j]!;
@@ -630,7 +640,7 @@ async function synthGod(
   };
   const buf = new Float64Array(V);
   // Training images are presented once each, in shuffled order; arr_3 maps presentation → image row.
-  const order = new Rng(seed, 'synth-order').permutation(trainStim.length);
+  const order = new Rng(seed, subjectStream('synth-order', n)).permutation(trainStim.length);
   const arr0 = ndarray('float32', [trainStim.length, V]);
   order.forEach((img, t) => scanner.trial(volumeSignal(img, buf), 0, arr0.data as Float32Array, t * V));
   const nTest = testStim.length;
@@ -654,6 +664,37 @@ async function synthGod(
   );
 
   await writeNpz(
+    join(dir, `${subject}.npz`),
+    [...masks, ['arr_0', arr0], ['arr_1', arr1], ['arr_2', arr2], ['arr_3', arr3]],
+    { compress: false },
+  );
+}
+
+async function synthGod(
+  dir: string,
+  spec: ScaleSpec,
+  seed: number,
+  scale: SynthScale,
+  count: number,
+): Promise<SynthSummary> {
+  const g = spec.god;
+  const worldRng = new Rng(seed, 'synth-world');
+  const world = makeWorld(spec, worldRng);
+  const test = heldOutCombos(spec.shapes, spec.palettes, g.testCombos, worldRng);
+  const combos = Array.from({ length: spec.shapes * spec.palettes }, (_, c) => c);
+  const trainCombos = combos.filter((c) => !test.has(c));
+  const testCombos = combos.filter((c) => test.has(c));
+
+  const stimRng = new Rng(seed, 'synth-stimuli');
+  const toStim = (c: number): Stimulus =>
+    drawStimulus(Math.floor(c / spec.palettes), c % spec.palettes, stimRng);
+  const trainStim = trainCombos.flatMap((c) => Array.from({ length: g.trainPerClass }, () => toStim(c)));
+  const testStim = testCombos.flatMap((c) => Array.from({ length: g.testPerClass }, () => toStim(c)));
+  const renderRng = new Rng(seed, 'synth-render');
+  const trainImages = renderAll(trainStim, spec, renderRng);
+  const testImages = renderAll(testStim, spec, renderRng);
+
+  await writeNpz(
     join(dir, GOD_IMAGES_FILE),
     [
       ['train_images', trainImages],
@@ -661,11 +702,24 @@ async function synthGod(
     ],
     { compress: false },
   );
-  await writeNpz(
-    join(dir, `${g.subject}.npz`),
-    [...masks, ['arr_0', arr0], ['arr_1', arr1], ['arr_2', arr2], ['arr_3', arr3]],
-    { compress: false },
-  );
+  const subjects = Array.from({ length: count }, (_, i) => `sbj_${i + 1}`);
+  const sizes: Record<string, number[]> = {};
+  for (const [i, subject] of subjects.entries()) {
+    sizes[subject] = subjectSizes(
+      g.roiPatch,
+      i + 1,
+      scale === 'paper' ? PAPER_ROI_PATCH.god[subject] : undefined,
+    );
+    await synthGodSubject(
+      dir,
+      world,
+      g,
+      seed,
+      { train: trainStim, test: testStim, trainImages, testImages },
+      i + 1,
+      sizes[subject],
+    );
+  }
 
   // Labels in MinD-Vis's form: class index → [wnid, description]; CSV rows "offset.imageid,file".
   const wnidOffset = (c: number): number => 10_000_000 + c;
@@ -687,12 +741,79 @@ async function synthGod(
   await writeFile(join(dir, indexFile), JSON.stringify(classIndex));
   await writeFile(join(dir, trainCsv), csv(trainCombos, g.trainPerClass));
   await writeFile(join(dir, testCsv), csv(testCombos, g.testPerClass));
-  const files = [GOD_IMAGES_FILE, `${g.subject}.npz`, ...GOD_LABEL_FILES];
+  const files = [GOD_IMAGES_FILE, ...subjects.map((sbj) => `${sbj}.npz`), ...GOD_LABEL_FILES];
   if (scale !== 'paper') {
-    await writeFile(join(dir, ROI_PATCH_FILE), JSON.stringify({ [g.subject]: g.roiPatch }) + '\n');
+    await writeFile(join(dir, ROI_PATCH_FILE), JSON.stringify(sizes) + '\n');
     files.push(ROI_PATCH_FILE);
   }
-  return { format: 'god', scale, subject: g.subject, files };
+  return { format: 'god', scale, subject: subjects[0]!, subjects, files };
+}
+
+/** One BOLD5000 subject's beta files and presentation lists, on the world's shared images. */
+async function synthBoldSubject(
+  dir: string,
+  world: World,
+  b: ScaleSpec['bold'],
+  seed: number,
+  shared: { stimuli: Stimulus[]; images: NdArray; names: string[]; testIdx: number[] },
+  n: number,
+  roiFiles: [number, number][],
+  files: string[],
+): Promise<number[]> {
+  const subject = `CSI${n}`;
+  const { stimuli, images, names, testIdx } = shared;
+  const voxRng = new Rng(seed, subjectStream('synth-voxels', n));
+  const roiSizes = roiFiles.map(([l, r]) => l + r);
+  const rois = roiSizes.map((n, i) => roiModel(n, BOLD_ROI_KINDS[i]!, voxRng));
+  const { signal, variance } = signals(stimuli, (i) => pooled(images, i), rois, world);
+  const K = variance.length;
+
+  // Trials: each training image once, each test image `repeats` times (the last one once fewer on CSI1).
+  const trialImages: number[] = Array.from({ length: b.trainImages }, (_, i) => i);
+  testIdx.forEach((img, k) => {
+    const reps = b.shortLastRepeat && k === testIdx.length - 1 ? b.repeats - 1 : b.repeats;
+    for (let r = 0; r < reps; r++) trialImages.push(img);
+  });
+  const order = new Rng(seed, subjectStream('synth-order', n)).shuffle(trialImages);
+  const T = order.length;
+  const betas = new Float32Array(T * K);
+  const scanner = new Scanner(variance, new Rng(seed, subjectStream('synth-noise', n)));
+  order.forEach((img, t) => scanner.trial(signal, img * K, betas, t * K));
+
+  const betaDir = join(dir, BOLD_BETA_DIR);
+  await mkdir(betaDir, { recursive: true });
+  let col = 0;
+  for (const [r, roi] of BOLD_ROIS.entries()) {
+    for (const [h, hemi] of (['LH', 'RH'] as const).entries()) {
+      const width = roiFiles[r]![h]!;
+      const arr = ndarray('float32', [T, width]);
+      const d = arr.data as Float32Array;
+      for (let t = 0; t < T; t++) d.set(betas.subarray(t * K + col, t * K + col + width), t * width);
+      const name = `${subject}_GLMbetas-TYPED-FITHRF-GLMDENOISE-RR_allses_${hemi}${roi}.npy`;
+      await writeNpy(join(betaDir, name), arr);
+      files.push(join(BOLD_BETA_DIR, name));
+      col += width;
+    }
+  }
+
+  // Presentation lists: sessions × runs, trials split evenly in order; repeated stimuli carry 'rep_'.
+  const isTest = new Set(testIdx);
+  const runs = b.sessions * b.runs;
+  for (let s = 0; s < b.sessions; s++) {
+    const sdir = join(dir, BOLD_LIST_DIR, subject, `${subject}_sess${String(s + 1).padStart(2, '0')}`);
+    await mkdir(sdir, { recursive: true });
+    for (let r = 0; r < b.runs; r++) {
+      const run = s * b.runs + r;
+      const lines = order
+        .slice(Math.floor((run * T) / runs), Math.floor(((run + 1) * T) / runs))
+        .map((img) => (isTest.has(img) ? `rep_${names[img]}` : names[img]!));
+      const name = `${subject}_sess${String(s + 1).padStart(2, '0')}_run${String(r + 1).padStart(2, '0')}.txt`;
+      await writeFile(join(sdir, name), lines.join('\n') + '\n');
+    }
+  }
+  files.push(join(BOLD_LIST_DIR, subject));
+
+  return roiSizes;
 }
 
 async function synthBold(
@@ -700,6 +821,7 @@ async function synthBold(
   spec: ScaleSpec,
   seed: number,
   scale: SynthScale,
+  count: number,
 ): Promise<SynthSummary> {
   const b = spec.bold;
   const worldRng = new Rng(seed, 'synth-world');
@@ -715,57 +837,24 @@ async function synthBold(
   const names = stimuli.map((_, i) => `synth_${String(i).padStart(5, '0')}.jpg`);
   const testIdx = Array.from({ length: b.testImages }, (_, i) => b.trainImages + i);
 
-  const voxRng = new Rng(seed, 'synth-voxels');
-  const roiSizes = b.roiFiles.map(([l, r]) => l + r);
-  const rois = roiSizes.map((n, i) => roiModel(n, BOLD_ROI_KINDS[i]!, voxRng));
-  const { signal, variance } = signals(stimuli, (i) => pooled(images, i), rois, world);
-  const K = variance.length;
-
-  // Trials: each training image once, each test image `repeats` times (the last one once fewer on CSI1).
-  const trialImages: number[] = Array.from({ length: b.trainImages }, (_, i) => i);
-  testIdx.forEach((img, k) => {
-    const reps = b.shortLastRepeat && k === testIdx.length - 1 ? b.repeats - 1 : b.repeats;
-    for (let r = 0; r < reps; r++) trialImages.push(img);
-  });
-  const order = new Rng(seed, 'synth-order').shuffle(trialImages);
-  const T = order.length;
-  const betas = new Float32Array(T * K);
-  const scanner = new Scanner(variance, new Rng(seed, 'synth-noise'));
-  order.forEach((img, t) => scanner.trial(signal, img * K, betas, t * K));
-
-  const betaDir = join(dir, BOLD_BETA_DIR);
-  await mkdir(betaDir, { recursive: true });
+  if (scale === 'paper' && count > 1)
+    throw new BadInputError('the paper-scale BOLD5000 world models CSI1 only (CSI2-4 have other ROI groups)');
   const files: string[] = [];
-  let col = 0;
-  for (const [r, roi] of BOLD_ROIS.entries()) {
-    for (const [h, hemi] of (['LH', 'RH'] as const).entries()) {
-      const n = b.roiFiles[r]![h]!;
-      const arr = ndarray('float32', [T, n]);
-      const d = arr.data as Float32Array;
-      for (let t = 0; t < T; t++) d.set(betas.subarray(t * K + col, t * K + col + n), t * n);
-      const name = `${b.subject}_GLMbetas-TYPED-FITHRF-GLMDENOISE-RR_allses_${hemi}${roi}.npy`;
-      await writeNpy(join(betaDir, name), arr);
-      files.push(join(BOLD_BETA_DIR, name));
-      col += n;
-    }
+  const subjects = Array.from({ length: count }, (_, i) => `CSI${i + 1}`);
+  const sizes: Record<string, number[]> = {};
+  for (const [i, subject] of subjects.entries()) {
+    const roiFiles = b.roiFiles.map((lr) => subjectSizes(lr, i + 1, undefined) as [number, number]);
+    sizes[subject] = await synthBoldSubject(
+      dir,
+      world,
+      b,
+      seed,
+      { stimuli, images, names, testIdx },
+      i + 1,
+      roiFiles,
+      files,
+    );
   }
-
-  // Presentation lists: sessions × runs, trials split evenly in order; repeated stimuli carry 'rep_'.
-  const isTest = new Set(testIdx);
-  const runs = b.sessions * b.runs;
-  for (let s = 0; s < b.sessions; s++) {
-    const sdir = join(dir, BOLD_LIST_DIR, b.subject, `${b.subject}_sess${String(s + 1).padStart(2, '0')}`);
-    await mkdir(sdir, { recursive: true });
-    for (let r = 0; r < b.runs; r++) {
-      const run = s * b.runs + r;
-      const lines = order
-        .slice(Math.floor((run * T) / runs), Math.floor(((run + 1) * T) / runs))
-        .map((img) => (isTest.has(img) ? `rep_${names[img]}` : names[img]!));
-      const name = `${b.subject}_sess${String(s + 1).padStart(2, '0')}_run${String(r + 1).padStart(2, '0')}.txt`;
-      await writeFile(join(sdir, name), lines.join('\n') + '\n');
-    }
-  }
-  files.push(join(BOLD_LIST_DIR, b.subject));
 
   const repeated = [
     ...testIdx.map((i) => names[i]!),
@@ -790,18 +879,22 @@ async function synthBold(
   );
   files.push(BOLD_REPEATED_FILE, BOLD_IMG_DICT);
   if (scale !== 'paper') {
-    await writeFile(join(dir, ROI_PATCH_FILE), JSON.stringify({ [b.subject]: roiSizes }) + '\n');
+    await writeFile(join(dir, ROI_PATCH_FILE), JSON.stringify(sizes) + '\n');
     files.push(ROI_PATCH_FILE);
   }
-  return { format: 'bold5000', scale, subject: b.subject, files };
+  return { format: 'bold5000', scale, subject: subjects[0]!, subjects, files };
 }
 
 /** Writes the synthetic world into `out` (absent or empty), atomically. */
 export async function synthesize(opts: SynthOptions): Promise<SynthSummary> {
   const spec = SYNTH_SCALES[opts.scale];
+  const count = opts.subjects ?? 1;
+  const max = SYNTH_MAX_SUBJECTS[opts.format];
+  if (!Number.isInteger(count) || count < 1 || count > max)
+    throw new BadInputError(
+      `subjects: a synthetic ${opts.format} world has 1 to ${max} subjects, not ${count}`,
+    );
   return withOutputDir(opts.out, (dir) =>
-    opts.format === 'god'
-      ? synthGod(dir, spec, opts.seed, opts.scale)
-      : synthBold(dir, spec, opts.seed, opts.scale),
+    (opts.format === 'god' ? synthGod : synthBold)(dir, spec, opts.seed, opts.scale, count),
   );
 }

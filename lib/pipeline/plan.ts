@@ -1,12 +1,15 @@
 /**
  * From a reproduction config to the stage plan a run executes (spec §1):
  *
- *   raw (synth | fetch | local) → prepare ─┬→ [mae] → fmri-ae → latents ─┬→ ridge ─┬→ decode ─┬→ metrics → report
- *                                          ├→ features ──────────────────┘         └→ encode ─┘
- *                                          └→ tokenizer → maskgit (with features) ──→ decode
+ *   raw (synth | fetch) ─┬→ prepare ─┬→ [mae] → fmri-ae → latents ─┬→ ridge ─┬→ decode ─┬→ metrics → report
+ *                        │           └→ features ─────────────────┘         └→ encode ─┘
+ *                        └→ images ─┬→ image-features ─→ features (the subject's rows)
+ *                                   └→ tokenizer → maskgit ─────────────────────→ decode
  *
  * Each stage's config is only the sections it depends on, so changing one section re-runs just the stages
- * that read it (and what follows them). Training and sampling go to the gpu queue, the rest to cpu.
+ * that read it (and what follows them). The image side (images and what reads it) names no subject when
+ * data.imageSide is per-dataset, so every subject of a dataset shares its artifacts. Training and sampling go
+ * to the gpu queue, the rest to cpu.
  */
 import type { ReproductionConfig } from '../config/reproduction.js';
 import { BadInputError } from '../errors.js';
@@ -113,8 +116,23 @@ export function buildPlan(cfg: ReproductionConfig, opts: PlanOptions = {}): Stag
 
   const src = data.source;
   if (src.kind === 'synthetic') {
+    if (Number(/[0-9]+$/.exec(data.subject)![0]) > src.subjects)
+      throw new BadInputError(
+        `data.subject ${data.subject}: the synthetic world has ${src.subjects} subject(s) (data.source.subjects)`,
+      );
     plan.push({
-      ...stage('synth', 'cpu', {}, { format: data.dataset, scale: src.scale, seed: src.seed }),
+      ...stage(
+        'synth',
+        'cpu',
+        {},
+        // one-subject worlds keep the key they always had
+        {
+          format: data.dataset,
+          scale: src.scale,
+          seed: src.seed,
+          ...(src.subjects > 1 ? { subjects: src.subjects } : {}),
+        },
+      ),
       name: 'raw',
     });
   } else if (src.kind === 'fetch') {
@@ -171,17 +189,44 @@ export function buildPlan(cfg: ReproductionConfig, opts: PlanOptions = {}): Stag
     ),
   );
   plan.push(
-    withWeights(stage('features', 'cpu', { prepared: 'prepare' }, { seed, model: models.imageFeatures }), {
-      clip,
-    }),
+    stage(
+      'images',
+      'cpu',
+      { raw: 'raw' },
+      {
+        dataset: data.dataset,
+        ...(data.imageSide === 'per-subject' ? { subject: data.subject } : {}),
+        ...imageSize,
+      },
+    ),
   );
+  plan.push({
+    ...withWeights(
+      stage('image-features', 'cpu', { images: 'images' }, { seed, model: models.imageFeatures }),
+      {
+        clip,
+      },
+    ),
+    impl: 'features',
+  });
+  plan.push({
+    ...stage('features', 'cpu', { features: 'image-features', prepared: 'prepare' }, {}),
+    impl: 'subject-features',
+  });
+  /** An image-side training stage's config: the dataset, never the subject (the images artifact says which). */
+  const imageSideConfig = (m: Partial<ReproductionConfig['models']>, t: Record<string, unknown>) => ({
+    seed,
+    data: { dataset: data.dataset },
+    models: m,
+    training: t,
+  });
   plan.push(
     withWeights(
       stage(
         'tokenizer',
         'gpu',
-        { prepared: 'prepare' },
-        trainingConfig(
+        { images: 'images' },
+        imageSideConfig(
           { tokenizer: models.tokenizer },
           training.tokenizer ? { tokenizer: training.tokenizer } : {},
         ),
@@ -195,8 +240,8 @@ export function buildPlan(cfg: ReproductionConfig, opts: PlanOptions = {}): Stag
       stage(
         'maskgit',
         'gpu',
-        { prepared: 'prepare', tokenizer: 'tokenizer', features: 'features' },
-        trainingConfig(
+        { images: 'images', tokenizer: 'tokenizer' },
+        imageSideConfig(
           { maskgit: models.maskgit, tokenizer: models.tokenizer, imageFeatures: models.imageFeatures },
           { maskgit: training.maskgit },
         ),
@@ -231,7 +276,7 @@ export function buildPlan(cfg: ReproductionConfig, opts: PlanOptions = {}): Stag
           latents: 'latents',
           ridge: 'ridge',
         },
-        { seed, alignment: cfg.alignment },
+        { seed, alignment: cfg.alignment, imageFeatures: models.imageFeatures },
       ),
       { clip, ...metricNetworkNames(cfg.metrics) },
     ),

@@ -125,6 +125,8 @@ export interface RunRecord {
   verdict: 'pass' | 'regressed' | null;
   /** What regressed, one line per metric (`lea status` always sets it; empty unless regressed). */
   regressions?: string[];
+  /** A suite (workflows/suite.ts): its runs' records, each with its subject; `metrics` are their mean. */
+  members?: (RunRecord & { subject: string })[];
 }
 
 /** One line per attempt, as `lea status` and the report print it. */

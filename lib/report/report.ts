@@ -162,7 +162,7 @@ function stageSeconds(run: RunRecord): number {
   return run.stages.reduce((sum, st) => sum + (st.seconds ?? 0), 0);
 }
 
-function verdictBanner(verdict: Verdict | null): string {
+export function verdictBanner(verdict: Verdict | null): string {
   if (!verdict)
     return '<p class="verdict">No regression verdict: the run was not compared with a baseline.</p>\n';
   const against = `baseline <b>${esc(verdict.baseline)}</b>${

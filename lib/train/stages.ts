@@ -1,6 +1,7 @@
 /**
  * Each trainable stage of a reproduction config as a run of the shared loop, on a prepared data folder
- * (lib/data/prepare.ts output: train_fmri.npy, test_fmri.npy, train_images.npy, meta.json):
+ * (lib/data/prepare.ts output: train_fmri.npy, test_fmri.npy, train_images.npy, meta.json; the image side
+ * reads only train_images.npy, so it also runs on an image set, prepareImages' output):
  *   mae        stage 0 on the subject's fMRI (train + test when the autoencoder uses test fMRI). The paper
  *              reuses MinD-Vis's HCP-pretrained weights; HCP is not part of this project.
  *   fmri-ae    stage 1, optionally starting from the stage-0 weights by name and shape (spec §2.1)
@@ -51,7 +52,6 @@ export interface PreparedData {
   roiSizes: number[];
   trainFmri: NdArray;
   testFmri: NdArray;
-  trainImages: ImageBatch;
 }
 
 async function readMatrix(path: string, dtype: NdArray['dtype']): Promise<NdArray> {
@@ -84,15 +84,14 @@ export async function loadPrepared(dir: string, cfg: ReproductionConfig): Promis
   }
   const trainFmri = await readMatrix(join(dir, 'train_fmri.npy'), 'float32');
   const testFmri = await readMatrix(join(dir, 'test_fmri.npy'), 'float32');
+  return { dir, roiSizes, trainFmri, testFmri };
+}
+
+/** The training images of an image set (the `images` stage) or of a prepared folder: what the image side reads. */
+export async function loadTrainImages(dir: string): Promise<ImageBatch> {
   const images = await readMatrix(join(dir, 'train_images.npy'), 'uint8');
   const [count, height, width] = images.shape as [number, number, number];
-  return {
-    dir,
-    roiSizes,
-    trainFmri,
-    testFmri,
-    trainImages: { data: images.data as Uint8Array, count, height, width },
-  };
+  return { data: images.data as Uint8Array, count, height, width };
 }
 
 export function fmriAeConfig(cfg: ReproductionConfig, roiSizes: number[]): FmriAeConfig {
@@ -265,19 +264,63 @@ async function runLoop(
   return train(task, settings, { ...opts, seed: cfg.seed, store });
 }
 
+/**
+ * Stage 1's starting model, as runStage trains it: the autoencoder's own initialisation, then (initFrom: mae)
+ * stage 0's weights by name and shape: MinD-Vis's imported MAE when `weights.mae` is given (training.mae.initFrom),
+ * else the mae stage's output in outDir; the same names either way.
+ */
+export async function initialAutoencoder(
+  cfg: ReproductionConfig,
+  roiSizes: number[],
+  opts: Pick<StageOptions, 'outDir' | 'weights'>,
+): Promise<{ model: FmriAutoencoder; transfer?: TransferReport }> {
+  const model = new FmriAutoencoder(fmriAeConfig(cfg, roiSizes), new Rng(cfg.seed, 'fmri-ae/init'));
+  if (cfg.training.fmriAe.initFrom !== 'mae') return { model };
+  try {
+    const imported = opts.weights?.mae;
+    const mae = imported
+      ? (await readWeightsFile(imported, 'mindvis-mae')).tensors
+      : await readModelFile(join(opts.outDir, 'mae', 'model.safetensors'), 'mae', 'fmri-ae (initFrom: mae)');
+    return { model, transfer: loadMaeIntoAutoencoder(model, mae) };
+  } catch (err) {
+    model.dispose();
+    throw err;
+  }
+}
+
+/**
+ * Stage 2's starting model, as runStage trains it: MaskGit's own initialisation, then every tensor of the
+ * imported MaskGIT transformer (`weights.init`) but decoder_embed. `report` says what was loaded.
+ */
+export async function initialMaskGit(
+  cfg: ReproductionConfig,
+  mc: MaskGitConfig,
+  opts: Pick<StageOptions, 'weights'>,
+): Promise<{ model: MaskGit; report?: string }> {
+  const model = new MaskGit(mc, new Rng(cfg.seed, 'maskgit/init'));
+  if (!opts.weights?.init) return { model };
+  try {
+    const init = await readWeightsFile(opts.weights.init, 'maskgit-transformer');
+    return { model, report: loadImportedTransformer(model, init.tensors, init.record.name) };
+  } catch (err) {
+    model.dispose();
+    throw err;
+  }
+}
+
 /** Trains one stage of `cfg` (see the module comment); earlier stages' outputs must already be in outDir. */
 export async function runStage(
   stage: Stage,
   cfg: ReproductionConfig,
   opts: StageOptions,
 ): Promise<StageResult> {
-  const data = await loadPrepared(opts.dataDir, cfg);
   const dir = join(opts.outDir, stage);
   await mkdir(dir, { recursive: true });
   const modelPath = join(dir, 'model.safetensors');
   const init = new Rng(cfg.seed, `${stage}/init`);
 
   if (stage === 'mae' || stage === 'fmri-ae') {
+    const data = await loadPrepared(opts.dataDir, cfg);
     const { rows, count, k } = fmriRows(data, cfg);
     const run = async <M extends { params: Params; dispose(): void }>(
       model: M,
@@ -312,27 +355,8 @@ export async function runStage(
       const mae = new FmriMae(mc, init);
       return run(mae, mc, settingsOf(s), (x, b, rng) => mae.loss(tf.tensor2d(x, [b, k]), rng));
     }
-    const ac = fmriAeConfig(cfg, data.roiSizes);
-    const ae = new FmriAutoencoder(ac, init);
-    let transfer: TransferReport | undefined;
-    if (cfg.training.fmriAe.initFrom === 'mae') {
-      try {
-        // stage 0 trained here, or MinD-Vis's MAE imported (training.mae.initFrom): the same names either way
-        const imported = opts.weights?.mae;
-        transfer = loadMaeIntoAutoencoder(
-          ae,
-          imported
-            ? (await readWeightsFile(imported, 'mindvis-mae')).tensors
-            : await readModelFile(
-                join(opts.outDir, 'mae', 'model.safetensors'),
-                'mae',
-                'fmri-ae (initFrom: mae)',
-              ),
-        );
-      } catch (err) {
-        ae.dispose();
-        throw err;
-      }
+    const { model: ae, transfer } = await initialAutoencoder(cfg, data.roiSizes, opts);
+    if (transfer) {
       const skipped = transfer.notLoaded.map((n) => `${n.name} (${n.reason})`);
       opts.onNotice?.(
         `fmri-ae: loaded ${transfer.loaded.length} tensors from stage 0; kept own init for ${skipped.length}: ${skipped.join(', ')}; ` +
@@ -342,7 +366,7 @@ export async function runStage(
     const rate = cfg.models.fmriAe.voxelDropRate;
     return run(
       ae,
-      ac,
+      ae.cfg,
       settingsOf(cfg.training.fmriAe),
       (clean, b, rng) => {
         const corrupted = clean.slice();
@@ -353,11 +377,12 @@ export async function runStage(
     );
   }
 
+  const trainImages = await loadTrainImages(opts.dataDir);
   if (stage === 'tokenizer') {
     const t = cfg.models.tokenizer;
     if (t.kind === 'patch-kmeans') {
       const { tokenizer, history } = fitPatchTokenizer(
-        data.trainImages,
+        trainImages,
         t,
         new Rng(cfg.seed, 'tokenizer/kmeans'),
         (it, mse) =>
@@ -390,20 +415,19 @@ export async function runStage(
     if (!cfg.training.tokenizer)
       throw new BadInputError('models.tokenizer: a VQGAN that is not frozen needs training.tokenizer');
     const vq = new VqGan(vc, init);
-    const images = data.trainImages;
-    const pixels = images.height * images.width * 3;
+    const pixels = trainImages.height * trainImages.width * 3;
     try {
       const task: TrainTask = {
         stage,
         params: vq.params,
-        examples: images.count,
+        examples: trainImages.count,
         model: vc,
         loss: (batch) => {
           const rowsData = new Uint8Array(batch.length * pixels);
           batch.forEach((r, i) =>
-            rowsData.set(images.data.subarray(r * pixels, (r + 1) * pixels), i * pixels),
+            rowsData.set(trainImages.data.subarray(r * pixels, (r + 1) * pixels), i * pixels),
           );
-          return vq.losses(imagesToTensor({ ...images, data: rowsData, count: batch.length })).total;
+          return vq.losses(imagesToTensor({ ...trainImages, data: rowsData, count: batch.length })).total;
         },
       };
       const training = await runLoop(stage, task, settingsOf(cfg.training.tokenizer), cfg, opts);
@@ -417,29 +441,23 @@ export async function runStage(
   // maskgit: tokens and features of every training image (and of its mirror image when flipping) up front
   const tokenizer = await loadTokenizer(cfg, opts.outDir, 'maskgit');
   const clip = opts.weights?.clip ? await readWeightsFile(opts.weights.clip, 'openclip-vit-h14') : undefined;
-  const features = createImageFeatureExtractor(cfg.models.imageFeatures, data.trainImages, cfg.seed, clip);
+  const features = createImageFeatureExtractor(cfg.models.imageFeatures, trainImages, cfg.seed, clip);
   let mg: MaskGit | undefined;
   try {
-    const views = cfg.training.maskgit.flip
-      ? [data.trainImages, flipHorizontal(data.trainImages)]
-      : [data.trainImages];
+    const views = cfg.training.maskgit.flip ? [trainImages, flipHorizontal(trainImages)] : [trainImages];
     const tokens: Int32Array[] = [];
     for (const v of views) tokens.push(await encodeInChunks(tokenizer, v, opts.signal));
     const feats: Float32Array[] = [];
     for (const v of views) feats.push(await features.extract(v));
-    const mc = maskgitConfig(cfg, tokenizer, data.trainImages);
-    const model = new MaskGit(mc, init);
+    const mc = maskgitConfig(cfg, tokenizer, trainImages);
+    const { model, report } = await initialMaskGit(cfg, mc, opts);
     mg = model;
-    if (opts.weights?.init) {
-      const init = await readWeightsFile(opts.weights.init, 'maskgit-transformer');
-      const report = loadImportedTransformer(model, init.tensors, init.record.name);
-      opts.onNotice?.(`maskgit: ${report}`);
-    }
+    if (report) opts.onNotice?.(`maskgit: ${report}`);
     const { length, featureDim } = mc;
     const task: TrainTask = {
       stage,
       params: model.params,
-      examples: data.trainImages.count,
+      examples: trainImages.count,
       model: mc,
       loss: (batch, rng) => {
         const t = new Int32Array(batch.length * length);

@@ -1,0 +1,133 @@
+/**
+ * A suite: several reproduction runs started as one (`lea run configs/paper/god-sbj_*.yaml`), the way the paper's
+ * tables are laid out: a row per subject and their mean. Each member is an ordinary reproduction run (a child
+ * workflow with its own record and report); stages they share, such as a dataset's image side, are computed
+ * once, because stage work is keyed by its cache key (reproduction.ts computeOnce). When every member has
+ * ended, the mean is judged against the baseline (if given) and the suite's report is stored.
+ */
+import {
+  ParentClosePolicy,
+  defineQuery,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  startChild,
+  upsertMemo,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { JudgeActivities } from '../activities/judge.js';
+import type { ReportActivities } from '../activities/report.js';
+import type { Verdict } from '../lib/pipeline/regression.js';
+import { meanMetrics, type SuiteMember } from '../lib/pipeline/suite.js';
+import type { ArtifactRef } from '../lib/storage/artifact-store.js';
+import {
+  reproductionWorkflow,
+  rootMessage,
+  type ReproductionInput,
+  type ReproductionResult,
+} from './reproduction.js';
+import { NON_RETRYABLE_ERRORS } from './retry.js';
+
+export interface SuiteInput {
+  /** What the suite is a suite of (its search attribute LeaConfig: the member configs' names joined). */
+  name: string;
+  codeVersion: string;
+  /** Each member's reproduction input and its workflow id. */
+  members: { runId: string; input: ReproductionInput }[];
+  /** Judges the mean over the members. */
+  baseline?: { source: string; text: string };
+}
+
+export interface SuiteResult {
+  members: SuiteMember[];
+  mean: Record<string, number>;
+  verdict: Verdict | null;
+  report: ArtifactRef | null;
+}
+
+export interface SuiteProgress {
+  /** The members' run ids, in the order given. */
+  runIds: string[];
+  members: SuiteMember[];
+}
+
+export const suiteQuery = defineQuery<SuiteProgress>('suite');
+
+export async function suiteWorkflow(input: SuiteInput): Promise<SuiteResult> {
+  const suiteId = workflowInfo().workflowId;
+  const members: SuiteMember[] = input.members.map((m) => ({
+    runId: m.runId,
+    configName: m.input.configName,
+    subject: m.input.subject,
+    dataset: m.input.dataset,
+    status: 'running',
+    metrics: {},
+  }));
+  setHandler(suiteQuery, () => ({ runIds: members.map((m) => m.runId), members }));
+  upsertSearchAttributes({
+    LeaConfig: [input.name],
+    // Keyword attributes hold one value: a suite's datasets and subjects joined, as its name joins its configs
+    LeaDataset: [[...new Set(members.map((m) => m.dataset))].join('+')],
+    LeaSubject: [members.map((m) => m.subject).join('+')],
+    LeaCodeVersion: [input.codeVersion],
+  });
+  const suiteMemo = members.map(({ runId, subject }) => ({ runId, subject }));
+  upsertMemo({ suite: suiteMemo });
+
+  // Members start together: the first to need a shared stage computes it, the others wait for its artifact.
+  await Promise.all(
+    input.members.map(async ({ runId, input: runInput }, i) => {
+      const member = members[i]!;
+      try {
+        const child = await startChild(reproductionWorkflow, {
+          workflowId: runId,
+          args: [runInput],
+          parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+        });
+        const result: ReproductionResult = await child.result();
+        Object.assign(member, { status: 'completed', metrics: result.metrics });
+      } catch (err) {
+        if (isCancellation(err)) throw err;
+        Object.assign(member, { status: 'failed', error: rootMessage(err) });
+      }
+    }),
+  );
+
+  const mean = meanMetrics(members);
+  let verdict: Verdict | null = null;
+  if (input.baseline) {
+    const { judgeRun } = proxyActivities<JudgeActivities>({
+      startToCloseTimeout: '2 minutes',
+      retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_ERRORS },
+    });
+    verdict = await judgeRun({
+      runId: suiteId,
+      configName: input.name,
+      metrics: mean,
+      baseline: input.baseline,
+    });
+    upsertSearchAttributes({ LeaVerdict: [verdict.verdict] });
+  }
+  const { reportSuite } = proxyActivities<ReportActivities>({
+    startToCloseTimeout: '5 minutes',
+    retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_ERRORS },
+  });
+  const report = await reportSuite({
+    suiteId,
+    name: input.name,
+    codeVersion: input.codeVersion,
+    startedAt: workflowInfo().startTime.toISOString(),
+    members,
+    mean,
+    verdict,
+    ...(input.baseline ? { baseline: input.baseline } : {}),
+  });
+  upsertMemo({ suite: suiteMemo, verdict: verdict?.verdict ?? null, report: report.key });
+  const failed = members.filter((m) => m.status !== 'completed');
+  if (failed.length)
+    throw new Error(
+      `${failed.length} of ${members.length} runs failed: ${failed.map((m) => m.runId).join(', ')}`,
+    );
+  return { members, mean, verdict, report };
+}
