@@ -87,14 +87,20 @@ export function suiteSpec(
   stamp: string,
 ): StartSpec & { runId: string } {
   const names = new Set<string>();
-  const members = cfgs.map((cfg, i) => {
-    const file = configFiles[i]!;
+  cfgs.forEach((cfg, i) => {
     if (cfg.pipeline !== 'reproduction')
-      throw new BadInputError(`${file}: a suite runs reproduction configs, not pipeline '${cfg.pipeline}'`);
+      throw new BadInputError(
+        `${configFiles[i]}: a suite runs reproduction configs, not pipeline '${cfg.pipeline}'`,
+      );
     if (names.has(cfg.name))
-      throw new BadInputError(`${file}: two configs of the suite are named '${cfg.name}'`);
+      throw new BadInputError(`${configFiles[i]}: two configs of the suite are named '${cfg.name}'`);
     names.add(cfg.name);
-    const spec = startSpec(cfg, settings, { configFile: file, ...(opts.force ? { force: opts.force } : {}) });
+  });
+  const members = cfgs.map((cfg, i) => {
+    const spec = startSpec(cfg, settings, {
+      configFile: configFiles[i]!,
+      ...(opts.force ? { force: opts.force } : {}),
+    });
     return { runId: `${cfg.name}-${stamp}`, input: spec.args[0] as ReproductionInput };
   });
   const baseline = readBaseline(opts.baselineFile);

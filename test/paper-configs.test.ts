@@ -95,3 +95,13 @@ test('lea run --dry-run of the smoke config prints the plan with a measured esti
   }
   assert.ok((byName['fmri-ae']?.parameters ?? 0) > 1e4);
 });
+
+test('a suite is refused before anything starts when a config is not a reproduction or two share a name', () => {
+  const env = embeddedEnv();
+  const twice = runLea(['run', CONFIGS[0]!, CONFIGS[0]!], env);
+  assert.equal(twice.code, 2, explain(twice));
+  assert.match(twice.stderr, /two configs of the suite are named 'paper-/);
+  const hello = runLea(['run', 'configs/hello.yaml', 'configs/smoke.yaml'], env);
+  assert.equal(hello.code, 2, explain(hello));
+  assert.match(hello.stderr, /configs\/hello\.yaml: a suite runs reproduction configs, not pipeline 'hello'/);
+});

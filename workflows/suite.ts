@@ -41,7 +41,8 @@ export interface SuiteInput {
 
 export interface SuiteResult {
   members: SuiteMember[];
-  mean: Record<string, number>;
+  /** The mean over the members (named as a run's metrics, so a later verdict compares it as a last good run). */
+  metrics: Record<string, number>;
   verdict: Verdict | null;
   report: ArtifactRef | null;
 }
@@ -129,5 +130,5 @@ export async function suiteWorkflow(input: SuiteInput): Promise<SuiteResult> {
     throw new Error(
       `${failed.length} of ${members.length} runs failed: ${failed.map((m) => m.runId).join(', ')}`,
     );
-  return { members, mean, verdict, report };
+  return { members, metrics: mean, verdict, report };
 }
