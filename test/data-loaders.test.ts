@@ -348,6 +348,10 @@ describe('lea data CLI flags', () => {
       /--scale must be one of tiny, small, paper/,
     ],
     [
+      ['data', 'synth', '--format', 'god', '--out', 'x', '--seed', '1', '--subjects', 'two'],
+      /--subjects must be a small positive integer, got 'two'/,
+    ],
+    [
       ['data', 'prepare', '--dataset', 'hcp', '--path', '.', '--subject', 'sbj_1', '--out', 'x'],
       /--dataset must be one of/,
     ],

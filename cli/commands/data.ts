@@ -50,7 +50,7 @@ export function registerDataCommands(program: Command): void {
         out: opts.out,
       });
       console.log(
-        `wrote a synthetic ${format} world (${scale}, ${summary.subjects.join(', ')}) to ${opts.out}: ${summary.files.join(', ')}`,
+        `wrote a synthetic ${format} world (${scale}, subject${summary.subjects.length > 1 ? 's' : ''} ${summary.subjects.join(', ')}) to ${opts.out}: ${summary.files.join(', ')}`,
       );
     });
 
