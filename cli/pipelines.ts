@@ -77,7 +77,7 @@ function readBaseline(file: string | undefined): { source: string; text: string 
 
 /**
  * A suite of reproduction configs (workflows/suite.ts): each member checked as `lea run` checks one config; the
- * baseline judges their mean. Run ids share the suite's stamp: `suite-STAMP` and `CONFIG-STAMP`.
+ * baseline judges their mean. Its run id is `suite-STAMP`, its runs' `CONFIG-STAMP` (memberRunId).
  */
 export function suiteSpec(
   cfgs: ExperimentConfig[],
@@ -96,13 +96,13 @@ export function suiteSpec(
       throw new BadInputError(`${configFiles[i]}: two configs of the suite are named '${cfg.name}'`);
     names.add(cfg.name);
   });
-  const members = cfgs.map((cfg, i) => {
-    const spec = startSpec(cfg, settings, {
-      configFile: configFiles[i]!,
-      ...(opts.force ? { force: opts.force } : {}),
-    });
-    return { runId: `${cfg.name}-${stamp}`, input: spec.args[0] as ReproductionInput };
-  });
+  const members = cfgs.map(
+    (cfg, i) =>
+      startSpec(cfg, settings, {
+        configFile: configFiles[i]!,
+        ...(opts.force ? { force: opts.force } : {}),
+      }).args[0] as ReproductionInput,
+  );
   const baseline = readBaseline(opts.baselineFile);
   const input: SuiteInput = {
     name: suiteName([...names]),

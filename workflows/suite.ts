@@ -33,8 +33,8 @@ export interface SuiteInput {
   /** What the suite is a suite of (its search attribute LeaConfig: the member configs' names joined). */
   name: string;
   codeVersion: string;
-  /** Each member's reproduction input and its workflow id. */
-  members: { runId: string; input: ReproductionInput }[];
+  /** Each member's reproduction input; its run id is the config's name and the suite's id after `suite-`. */
+  members: ReproductionInput[];
   /** Judges the mean over the members. */
   baseline?: { source: string; text: string };
 }
@@ -55,13 +55,17 @@ export interface SuiteProgress {
 
 export const suiteQuery = defineQuery<SuiteProgress>('suite');
 
+/** A member's run id: unique per suite run, also for a schedule's (whose suite ids Temporal makes unique). */
+export const memberRunId = (suiteId: string, configName: string): string =>
+  `${configName}-${suiteId.replace(/^suite-/, '')}`;
+
 export async function suiteWorkflow(input: SuiteInput): Promise<SuiteResult> {
   const suiteId = workflowInfo().workflowId;
   const members: SuiteMember[] = input.members.map((m) => ({
-    runId: m.runId,
-    configName: m.input.configName,
-    subject: m.input.subject,
-    dataset: m.input.dataset,
+    runId: memberRunId(suiteId, m.configName),
+    configName: m.configName,
+    subject: m.subject,
+    dataset: m.dataset,
     status: 'running',
     metrics: {},
   }));
@@ -78,12 +82,18 @@ export async function suiteWorkflow(input: SuiteInput): Promise<SuiteResult> {
 
   // Members start together: the first to need a shared stage computes it, the others wait for its artifact.
   await Promise.all(
-    input.members.map(async ({ runId, input: runInput }, i) => {
+    input.members.map(async (runInput, i) => {
       const member = members[i]!;
       try {
         const child = await startChild(reproductionWorkflow, {
-          workflowId: runId,
+          workflowId: member.runId,
           args: [runInput],
+          memo: {
+            config: runInput.configFile,
+            name: runInput.configName,
+            pipeline: 'reproduction',
+            suite: suiteId,
+          },
           parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
         });
         const result: ReproductionResult = await child.result();

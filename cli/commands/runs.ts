@@ -6,7 +6,6 @@ import { taskQueue } from '../../lib/config/infra.js';
 import { BadInputError } from '../../lib/errors.js';
 import { settingsFromEnv, withClient } from '../context.js';
 import { formatRecord, listRuns, runRecord } from '../run-records.js';
-import type { SuiteInput } from '../../workflows/suite.js';
 import { noWorkerText, workerPolls } from '../task-queues.js';
 
 function notFound(runId: string, err: unknown): never {
@@ -84,12 +83,8 @@ export function registerRunsCommands(program: Command): void {
         const history = await handle.fetchHistory();
         const started = history.events?.[0]?.workflowExecutionStartedEventAttributes;
         const args = (started?.input?.payloads ?? []).map((p) => defaultPayloadConverter.fromPayload(p));
-        const suffix = `-r${randomBytes(3).toString('hex')}`;
-        const renamed = (id: string) => `${id.replace(/-r[0-9a-f]{6}$/, '')}${suffix}`;
-        const newId = renamed(runId);
-        // a suite's runs are resumed as new runs too (their finished stages come from the cache)
-        if (d.type === 'suiteWorkflow')
-          for (const m of (args[0] as SuiteInput).members) m.runId = renamed(m.runId);
+        // a suite's runs get new ids from the new suite's (their finished stages come from the cache)
+        const newId = `${runId.replace(/-r[0-9a-f]{6}$/, '')}-r${randomBytes(3).toString('hex')}`;
         await client.workflow.start(d.type, {
           workflowId: newId,
           taskQueue: taskQueue(settingsFromEnv(), 'cpu'),

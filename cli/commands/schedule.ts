@@ -5,28 +5,33 @@ import { loadExperimentConfig } from '../../lib/config/experiment.js';
 import { taskQueue } from '../../lib/config/infra.js';
 import { BadInputError } from '../../lib/errors.js';
 import { settingsFromEnv, withClient } from '../context.js';
-import { checkWeights, startSpec } from '../pipelines.js';
+import { checkWeights, startSpec, suiteSpec } from '../pipelines.js';
 
 export function registerScheduleCommands(program: Command): void {
   const schedule = program.command('schedule').description('scheduled regression runs (Temporal Schedules)');
 
   schedule
     .command('create')
-    .description('run a config on a cron schedule; a run still going when the next is due makes it skip')
+    .description(
+      'run a config (several: a suite) on a cron schedule; a run still going when the next is due makes it skip',
+    )
     .argument('<name>', 'schedule id')
-    .requiredOption('--config <file>', 'experiment config (frozen into the schedule as it is now)')
+    .requiredOption('--config <files...>', 'experiment config(s) (frozen into the schedule as they are now)')
     .requiredOption('--cron <expr>', 'cron expression, e.g. "0 3 * * 1"')
     .option('--set <key=value...>', 'override a config field (repeatable)', [])
-    .option('--baseline <file>', 'baseline file: each run gets a regression verdict against it')
-    .action((name: string, opts: { config: string; cron: string; set: string[]; baseline?: string }) => {
-      const cfg = loadExperimentConfig(opts.config, opts.set);
+    .option(
+      '--baseline <file>',
+      'baseline file: each run (a suite: its mean) gets a regression verdict against it',
+    )
+    .action((name: string, opts: { config: string[]; cron: string; set: string[]; baseline?: string }) => {
+      const cfgs = opts.config.map((file) => loadExperimentConfig(file, opts.set));
       const settings = settingsFromEnv();
-      const { workflowType, args, memo } = startSpec(cfg, settings, {
-        configFile: opts.config,
-        baselineFile: opts.baseline,
-      });
+      const { workflowType, args, memo } =
+        cfgs.length === 1
+          ? startSpec(cfgs[0]!, settings, { configFile: opts.config[0]!, baselineFile: opts.baseline })
+          : suiteSpec(cfgs, opts.config, settings, { baselineFile: opts.baseline }, `scheduled-${name}`);
       return withClient(async (client) => {
-        await checkWeights(cfg, settings);
+        for (const cfg of cfgs) await checkWeights(cfg, settings);
         await client.schedule
           .create({
             scheduleId: name,
@@ -36,11 +41,12 @@ export function registerScheduleCommands(program: Command): void {
               workflowType,
               args,
               taskQueue: taskQueue(settings, 'cpu'),
-              workflowId: `${cfg.name}-scheduled-${name}`,
+              // Temporal appends each start's time, so a suite's runs get ids of their own too (memberRunId)
+              workflowId: `${cfgs.length === 1 ? cfgs[0]!.name : 'suite'}-scheduled-${name}`,
               memo: { ...memo, schedule: name },
             },
             policies: { overlap: ScheduleOverlapPolicy.SKIP },
-            memo: { config: opts.config },
+            memo: { config: opts.config.join(' ') },
           })
           .catch((err: unknown) => {
             // The SDK turns the server's "invalid schedule spec" into a TypeError; the cron is the spec's only part.
