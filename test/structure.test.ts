@@ -94,7 +94,7 @@ test('a config naming weights that are not imported, or that do not fit it, is r
   assert.equal(runLea(['runs', '--json'], env).stdout, before.stdout, 'no run was started');
 });
 
-test('the structure suite (two subjects, one lea run) completes every stage on the imported networks: the image side once, a row per subject and the mean', async () => {
+test('the structure suite (two subjects, one lea run) completes every stage on the imported networks: the image side once, a row per subject and the mean', async (t) => {
   const baseline = join(dir, 'baseline.yaml');
   // a test fixture, not the paper's numbers: a pixel-correlation floor any decoding clears
   await writeFile(
@@ -116,6 +116,8 @@ test('the structure suite (two subjects, one lea run) completes every stage on t
   );
   assert.equal(r.code, 0, explain(r));
   const suite = JSON.parse(r.stdout) as RunRecord;
+  for (const m of suite.members ?? [])
+    t.diagnostic(`${m.subject}: ${m.stages.map((s) => `${s.name} ${s.seconds?.toFixed(0) ?? '-'}s`).join(', ')}`);
   assert.equal(suite.status, 'completed');
   assert.equal(suite.verdict, 'pass');
   const members = suite.members ?? [];

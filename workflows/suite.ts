@@ -7,10 +7,8 @@
  */
 import {
   ParentClosePolicy,
-  defineQuery,
   isCancellation,
   proxyActivities,
-  setHandler,
   startChild,
   upsertMemo,
   upsertSearchAttributes,
@@ -47,14 +45,6 @@ export interface SuiteResult {
   report: ArtifactRef | null;
 }
 
-export interface SuiteProgress {
-  /** The members' run ids, in the order given. */
-  runIds: string[];
-  members: SuiteMember[];
-}
-
-export const suiteQuery = defineQuery<SuiteProgress>('suite');
-
 /** A member's run id: unique per suite run, also for a schedule's (whose suite ids Temporal makes unique). */
 export const memberRunId = (suiteId: string, configName: string): string =>
   `${configName}-${suiteId.replace(/^suite-/, '')}`;
@@ -69,7 +59,6 @@ export async function suiteWorkflow(input: SuiteInput): Promise<SuiteResult> {
     status: 'running',
     metrics: {},
   }));
-  setHandler(suiteQuery, () => ({ runIds: members.map((m) => m.runId), members }));
   upsertSearchAttributes({
     LeaConfig: [input.name],
     // Keyword attributes hold one value: a suite's datasets and subjects joined, as its name joins its configs
@@ -92,7 +81,7 @@ export async function suiteWorkflow(input: SuiteInput): Promise<SuiteResult> {
             config: runInput.configFile,
             name: runInput.configName,
             pipeline: 'reproduction',
-            suite: suiteId,
+            partOf: suiteId,
           },
           parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
         });
