@@ -40,7 +40,7 @@ export function stageLine(s: StageRow, eta = ''): string {
       : '';
   const stale = s.status === 'stale' ? ` last heartbeat ${s.heartbeatAgeSeconds}s ago` : '';
   const waiting = s.waitingFor ? ` waiting for ${s.waitingFor === 's3' ? 'S3' : s.waitingFor}` : '';
-  return `  ${s.name.padEnd(16)} ${(s.status + (s.cached ? ' (cached)' : '')).padEnd(17)}${bar}${eta}${loss}${secs}${retry}${queue}${stale}${waiting}`;
+  return `  ${s.name.padEnd(16)} ${s.status.padEnd(17)}${bar}${eta}${loss}${secs}${retry}${queue}${stale}${waiting}`;
 }
 
 export interface WatchOptions {

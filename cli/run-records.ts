@@ -346,7 +346,7 @@ export function formatRecord(r: RunRecord): string {
     const step = s.step !== undefined ? ` step ${s.step}${s.totalSteps ? `/${s.totalSteps}` : ''}` : '';
     const loss = s.loss !== undefined ? ` loss ${s.loss.toPrecision(4)}` : '';
     const secs = s.seconds !== null ? ` ${s.seconds.toFixed(1)}s` : '';
-    lines.push(`  ${s.name.padEnd(18)} ${s.status}${s.cached ? ' (cached)' : ''}${secs}${step}${loss}`);
+    lines.push(`  ${s.name.padEnd(18)} ${s.status}${secs}${step}${loss}`);
     if (s.lastFailure) lines.push(`    attempt ${s.attempt} after: ${s.lastFailure}`);
     if (s.waitingFor) lines.push(`    waiting for ${waitingName(s.waitingFor)} (since ${s.waitingSince})`);
     if (s.startWorker)
