@@ -18,8 +18,8 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -308,9 +308,16 @@ export class ArtifactStore {
     await mkdir(dirname(dest), { recursive: true });
     const partial = `${dest}.partial-${randomBytes(4).toString('hex')}`;
     try {
-      await withRetries(async () =>
-        pipeline(await this.openBlob(entry, context), createWriteStream(partial)),
-      );
+      await withRetries(async () => {
+        const blob = await this.openBlob(entry, context);
+        // Opened before the copy starts: a write stream opening lazily could create the file after a failed
+        // copy's clean-up below had already run.
+        const file = await open(partial, 'w').catch((err: unknown) => {
+          blob.destroy();
+          throw err;
+        });
+        await pipeline(blob, file.createWriteStream());
+      });
       await rename(partial, dest);
     } finally {
       await rm(partial, { force: true });
