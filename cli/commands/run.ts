@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadExperimentConfig } from '../../lib/config/experiment.js';
 import { dryRun } from '../dry-run.js';
-import { checkWeights, startSpec, suiteSpec } from '../pipelines.js';
+import { checkWeights, runSpec } from '../pipelines.js';
 import { watchProgress } from '../run-progress.js';
 import { noWorkerText, workerPolls } from '../task-queues.js';
 import { exitCodeOf, formatRecord, runRecord } from '../run-records.js';
@@ -45,9 +45,9 @@ async function warnUnpolled(client: Client, settings: InfraSettings, queues: ('c
   }
 }
 
-/** The queues a run's (or a suite's runs') stages go to. */
+/** The queues a run's (or a suite's runs') stages go to: a suite's members are reproduction inputs. */
 function planQueues(input: unknown): ('cpu' | 'gpu')[] {
-  const inputs = (input as { members?: { input: unknown }[] }).members?.map((m) => m.input) ?? [input];
+  const inputs = (input as { members?: unknown[] }).members ?? [input];
   return inputs.flatMap((i) => (i as { plan?: { queue: 'cpu' | 'gpu' }[] }).plan?.map((p) => p.queue) ?? []);
 }
 
@@ -131,17 +131,13 @@ export function registerRunCommand(program: Command): void {
       }
       // Everything the run will read is checked before a server starts or a workflow is submitted.
       const stamp = `${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}-${randomBytes(3).toString('hex')}`;
-      const { workflowType, args, memo, runId } =
-        cfgs.length === 1
-          ? {
-              ...startSpec(cfgs[0]!, settings, {
-                configFile: configFiles[0]!,
-                force: opts.force,
-                baselineFile: opts.baseline,
-              }),
-              runId: `${cfgs[0]!.name}-${stamp}`,
-            }
-          : suiteSpec(cfgs, configFiles, settings, { force: opts.force, baselineFile: opts.baseline }, stamp);
+      const { workflowType, args, memo, runId } = runSpec(
+        cfgs,
+        configFiles,
+        settings,
+        { force: opts.force, baselineFile: opts.baseline },
+        stamp,
+      );
       await ensureServers(settings);
       for (const cfg of cfgs) await checkWeights(cfg, settings);
       const client = await connectClient(settings.temporal);
