@@ -10,21 +10,14 @@ import type { StageRecord } from '../lib/pipeline/run-record.js';
 import { parseBaseline, type Verdict } from '../lib/pipeline/regression.js';
 import { renderAndStoreReport, reportInputFiles, reportInputKey, reportKey } from '../lib/report/load.js';
 import { writeSuiteReport, type SuiteReportInput } from '../lib/report/suite.js';
-import type { SuiteMember } from '../lib/pipeline/suite.js';
 import type { ReportInput } from '../lib/report/report.js';
 import type { ArtifactRef, ArtifactStore } from '../lib/storage/artifact-store.js';
 import { parseNpy } from '../lib/tensors/npy.js';
 
-export interface SuiteReportRequest {
-  suiteId: string;
-  name: string;
-  codeVersion: string;
-  startedAt: string;
-  members: SuiteMember[];
-  mean: Record<string, number>;
-  verdict: Verdict | null;
+/** The suite's table as the workflow knows it: the baseline as its file's text, parsed here. */
+export type SuiteReportRequest = Omit<SuiteReportInput, 'finishedAt' | 'baseline'> & {
   baseline?: { source: string; text: string };
-}
+};
 
 export interface ReportRequest {
   runId: string;

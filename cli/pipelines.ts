@@ -76,6 +76,25 @@ function readBaseline(file: string | undefined): { source: string; text: string 
 }
 
 /**
+ * What `lea run` and `lea schedule create` start: one config's run (`CONFIG-STAMP`), or for several a suite
+ * (`suite-STAMP`).
+ */
+export function runSpec(
+  cfgs: ExperimentConfig[],
+  configFiles: string[],
+  settings: InfraSettings,
+  opts: Omit<StartOptions, 'configFile'>,
+  stamp: string,
+): StartSpec & { runId: string } {
+  if (cfgs.length > 1) return suiteSpec(cfgs, configFiles, settings, opts, stamp);
+  const cfg = cfgs[0]!;
+  return {
+    ...startSpec(cfg, settings, { ...opts, configFile: configFiles[0]! }),
+    runId: `${cfg.name}-${stamp}`,
+  };
+}
+
+/**
  * A suite of reproduction configs (workflows/suite.ts): each member checked as `lea run` checks one config; the
  * baseline judges their mean. Its run id is `suite-STAMP`, its runs' `CONFIG-STAMP` (memberRunId).
  */

@@ -310,23 +310,7 @@ function formatSuite(r: RunRecord): string {
   ];
   for (const m of members) lines.push(formatRecord(m).replace(/^/gm, '  '));
   if (r.error) lines.push(`  error: ${r.error}`);
-  const table = suiteText({
-    suiteId: r.runId,
-    name: '',
-    codeVersion: '',
-    startedAt: r.startedAt ?? '',
-    members: members.map((m) => ({
-      runId: m.runId,
-      configName: m.config,
-      dataset: '',
-      subject: m.subject,
-      status: m.status,
-      metrics: m.metrics,
-    })),
-    mean: r.metrics,
-    baseline: null,
-    verdict: null,
-  });
+  const table = suiteText({ members, mean: r.metrics, baseline: null });
   lines.push('', table.replace(/^/gm, '  '));
   if (r.verdict) lines.push(`  verdict of the mean: ${r.verdict}`);
   for (const line of r.regressions ?? []) lines.push(`    ${line}`);

@@ -5,7 +5,7 @@ import { loadExperimentConfig } from '../../lib/config/experiment.js';
 import { taskQueue } from '../../lib/config/infra.js';
 import { BadInputError } from '../../lib/errors.js';
 import { settingsFromEnv, withClient } from '../context.js';
-import { checkWeights, startSpec, suiteSpec } from '../pipelines.js';
+import { checkWeights, runSpec } from '../pipelines.js';
 
 export function registerScheduleCommands(program: Command): void {
   const schedule = program.command('schedule').description('scheduled regression runs (Temporal Schedules)');
@@ -26,10 +26,14 @@ export function registerScheduleCommands(program: Command): void {
     .action((name: string, opts: { config: string[]; cron: string; set: string[]; baseline?: string }) => {
       const cfgs = opts.config.map((file) => loadExperimentConfig(file, opts.set));
       const settings = settingsFromEnv();
-      const { workflowType, args, memo } =
-        cfgs.length === 1
-          ? startSpec(cfgs[0]!, settings, { configFile: opts.config[0]!, baselineFile: opts.baseline })
-          : suiteSpec(cfgs, opts.config, settings, { baselineFile: opts.baseline }, `scheduled-${name}`);
+      // Temporal appends each start's time to the id, so a suite's runs get ids of their own too (memberRunId)
+      const { workflowType, args, memo, runId } = runSpec(
+        cfgs,
+        opts.config,
+        settings,
+        { baselineFile: opts.baseline },
+        `scheduled-${name}`,
+      );
       return withClient(async (client) => {
         for (const cfg of cfgs) await checkWeights(cfg, settings);
         await client.schedule
@@ -41,8 +45,7 @@ export function registerScheduleCommands(program: Command): void {
               workflowType,
               args,
               taskQueue: taskQueue(settings, 'cpu'),
-              // Temporal appends each start's time, so a suite's runs get ids of their own too (memberRunId)
-              workflowId: `${cfgs.length === 1 ? cfgs[0]!.name : 'suite'}-scheduled-${name}`,
+              workflowId: runId,
               memo: { ...memo, schedule: name },
             },
             policies: { overlap: ScheduleOverlapPolicy.SKIP },

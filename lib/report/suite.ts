@@ -26,8 +26,13 @@ export interface SuiteReportInput {
 
 export const SUITE_JSON = 'suite.json';
 
+/** What the table itself reads: each run's subject, status and metrics, their mean, the baseline. */
+type SuiteTable = Pick<SuiteReportInput, 'mean' | 'baseline'> & {
+  members: Pick<SuiteMember, 'subject' | 'status' | 'metrics'>[];
+};
+
 /** Metric columns: the paper's metrics first, then the others (stand-ins), each group by name. */
-function columns(input: SuiteReportInput, reference: boolean): string[] {
+function columns(input: SuiteTable, reference: boolean): string[] {
   const names = new Set([...input.members.flatMap((m) => Object.keys(m.metrics))]);
   for (const n of Object.keys(input.baseline?.values ?? {})) names.add(n);
   const isRef = (n: string) => metricDefinition(n)?.reference === true;
@@ -38,7 +43,7 @@ function columns(input: SuiteReportInput, reference: boolean): string[] {
 }
 
 /** How many completed members a metric's mean covers, when fewer than all completed ones. */
-function coverage(input: SuiteReportInput, name: string): string {
+function coverage(input: SuiteTable, name: string): string {
   const done = input.members.filter((m) => m.status === 'completed');
   const n = done.filter((m) => Number.isFinite(m.metrics[name])).length;
   return n < done.length ? ` (${n} of ${done.length})` : '';
@@ -105,9 +110,8 @@ export function suiteHtml(input: SuiteReportInput): string {
 }
 
 /** Metrics as rows, subjects (then mean and baseline) as columns: the table turned for a terminal. */
-export function suiteText(input: SuiteReportInput | Omit<SuiteReportInput, 'finishedAt'>): string {
-  const full = { finishedAt: '', ...input };
-  const cols = [...columns(full, false), ...columns(full, true)];
+export function suiteText(input: SuiteTable): string {
+  const cols = [...columns(input, false), ...columns(input, true)];
   const heads = [
     'metric',
     ...input.members.map((m) => m.subject),
@@ -118,7 +122,7 @@ export function suiteText(input: SuiteReportInput | Omit<SuiteReportInput, 'fini
   const rows = cols.map((c) => [
     c,
     ...input.members.map((m) => fmt(m.metrics[c])),
-    fmt(input.mean[c]) + coverage(full, c),
+    fmt(input.mean[c]) + coverage(input, c),
     ...(input.baseline ? [fmt(input.baseline.values[c])] : []),
   ]);
   const widths = heads.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
