@@ -117,7 +117,9 @@ test('the structure suite (two subjects, one lea run) completes every stage on t
   assert.equal(r.code, 0, explain(r));
   const suite = JSON.parse(r.stdout) as RunRecord;
   for (const m of suite.members ?? [])
-    t.diagnostic(`${m.subject}: ${m.stages.map((s) => `${s.name} ${s.seconds?.toFixed(0) ?? '-'}s`).join(', ')}`);
+    t.diagnostic(
+      `${m.subject}: ${m.stages.map((s) => `${s.name} ${s.seconds?.toFixed(0) ?? '-'}s`).join(', ')}`,
+    );
   assert.equal(suite.status, 'completed');
   assert.equal(suite.verdict, 'pass');
   const members = suite.members ?? [];

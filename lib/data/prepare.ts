@@ -3,10 +3,11 @@
  * local folder: train_fmri.npy / test_fmri.npy (float32 [N, K], z-scored), train_images.npy /
  * test_images.npy (uint8 [N, H, W, 3], stored resolution), stimuli.json (each row's stimulus id),
  * train_labels.npy / test_labels.npy (int64 [N, 2], GOD only) and meta.json. prepareImages writes the image
- * side's input: the dataset's (or one subject's) distinct stimuli with their ids, and no fMRI. With `imageSize`, images are resized to imageSize x imageSize as PIL's
- * antialiased bicubic resize computes it (LEA feeds 256 px images to the VQGAN and the metrics, spec §4;
- * BOLD5000's stimuli are 375 px; which resize LEA used is not published: PIL bicubic is our choice). Everything is written into a temp folder beside the output and renamed
- * into place at the end, so a failure leaves no output. Images are streamed row by row from the source
+ * side's input: the dataset's (or one subject's) distinct stimuli with their ids, and no fMRI. With
+ * `imageSize`, images are resized to imageSize x imageSize as PIL's antialiased bicubic resize computes it (LEA
+ * feeds 256 px images to the VQGAN and the metrics, spec §4; BOLD5000's stimuli are 375 px; which resize LEA
+ * used is not published: PIL bicubic is our choice). Everything is written into a temp folder beside the
+ * output and renamed into place at the end, so a failure leaves no output. Images are streamed row by row from the source
  * arrays, so no gathered copy of the image set is ever held.
  */
 import { createHash } from 'node:crypto';

@@ -56,7 +56,6 @@ interface ScaleSpec {
   shapes: number;
   palettes: number;
   god: {
-    subject: string;
     testCombos: number;
     trainPerClass: number;
     testPerClass: number;
@@ -66,7 +65,6 @@ interface ScaleSpec {
     extraVoxels: number;
   };
   bold: {
-    subject: string;
     /** [LH, RH] voxel counts per ROI, in BOLD_ROIS order. */
     roiFiles: [number, number][];
     trainImages: number;
@@ -87,7 +85,6 @@ export const SYNTH_SCALES: Readonly<Record<SynthScale, ScaleSpec>> = {
     shapes: 4,
     palettes: 4,
     god: {
-      subject: 'sbj_1',
       testCombos: 4,
       trainPerClass: 50,
       testPerClass: 3,
@@ -96,7 +93,6 @@ export const SYNTH_SCALES: Readonly<Record<SynthScale, ScaleSpec>> = {
       extraVoxels: 32,
     },
     bold: {
-      subject: 'CSI1',
       roiFiles: [
         [40, 40],
         [32, 32],
@@ -118,7 +114,6 @@ export const SYNTH_SCALES: Readonly<Record<SynthScale, ScaleSpec>> = {
     shapes: 20,
     palettes: 10,
     god: {
-      subject: 'sbj_1',
       testCombos: 50,
       trainPerClass: 8,
       testPerClass: 1,
@@ -127,7 +122,6 @@ export const SYNTH_SCALES: Readonly<Record<SynthScale, ScaleSpec>> = {
       extraVoxels: 112,
     },
     bold: {
-      subject: 'CSI1',
       roiFiles: [
         [62, 62],
         [43, 43],
@@ -149,7 +143,6 @@ export const SYNTH_SCALES: Readonly<Record<SynthScale, ScaleSpec>> = {
     shapes: 20,
     palettes: 10,
     god: {
-      subject: 'sbj_1',
       testCombos: 50,
       trainPerClass: 8,
       testPerClass: 1,
@@ -158,7 +151,6 @@ export const SYNTH_SCALES: Readonly<Record<SynthScale, ScaleSpec>> = {
       extraVoxels: 447,
     },
     bold: {
-      subject: 'CSI1',
       roiFiles: [
         [247, 248],
         [171, 171],
@@ -837,8 +829,6 @@ async function synthBold(
   const names = stimuli.map((_, i) => `synth_${String(i).padStart(5, '0')}.jpg`);
   const testIdx = Array.from({ length: b.testImages }, (_, i) => b.trainImages + i);
 
-  if (scale === 'paper' && count > 1)
-    throw new BadInputError('the paper-scale BOLD5000 world models CSI1 only (CSI2-4 have other ROI groups)');
   const files: string[] = [];
   const subjects = Array.from({ length: count }, (_, i) => `CSI${i + 1}`);
   const sizes: Record<string, number[]> = {};
@@ -894,6 +884,8 @@ export async function synthesize(opts: SynthOptions): Promise<SynthSummary> {
     throw new BadInputError(
       `subjects: a synthetic ${opts.format} world has 1 to ${max} subjects, not ${count}`,
     );
+  if (opts.format === 'bold5000' && opts.scale === 'paper' && count > 1)
+    throw new BadInputError('the paper-scale BOLD5000 world models CSI1 only (CSI2-4 have other ROI groups)');
   return withOutputDir(opts.out, (dir) =>
     (opts.format === 'god' ? synthGod : synthBold)(dir, spec, opts.seed, opts.scale, count),
   );

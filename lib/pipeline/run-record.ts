@@ -129,7 +129,6 @@ export interface RunRecord {
   members?: (RunRecord & { subject: string })[];
 }
 
-/** One line per attempt, as `lea status` and the report print it. */
 /** A planned stage that has not started: what the workflow's records and `lea status` begin from. */
 export function pendingStage(p: Pick<StagePlan, 'name' | 'queue'>): StageRecord {
   return {
@@ -146,6 +145,7 @@ export function pendingStage(p: Pick<StagePlan, 'name' | 'queue'>): StageRecord 
   };
 }
 
+/** One line per attempt, as `lea status` and the report print it. */
 export function describeAttempt(a: StageAttempt): string {
   const steps =
     a.step !== undefined
