@@ -10,7 +10,7 @@ import type { StageRecord } from '../lib/pipeline/run-record.js';
 import { parseBaseline, type Verdict } from '../lib/pipeline/regression.js';
 import { renderAndStoreReport, reportInputFiles, reportInputKey, reportKey } from '../lib/report/load.js';
 import { writeSuiteReport, type SuiteReportInput } from '../lib/report/suite.js';
-import type { ReportInput } from '../lib/report/report.js';
+import type { MetricValue, ReportInput } from '../lib/report/report.js';
 import type { ArtifactRef, ArtifactStore } from '../lib/storage/artifact-store.js';
 import { parseNpy } from '../lib/tensors/npy.js';
 
@@ -34,6 +34,11 @@ export interface ReportRequest {
 }
 
 const TRAINING_STAGES = ['mae', 'fmri-ae', 'tokenizer', 'maskgit'];
+
+function intervalMethodOf(stages: StageRecord[]): { intervalMethod?: string } {
+  const method = stages.find((s) => s.name === 'metrics')?.summary['intervals.method'];
+  return typeof method === 'string' ? { intervalMethod: method } : {};
+}
 
 export function createReportActivities(store: ArtifactStore) {
   const output = (req: ReportRequest, name: string): ArtifactRef => {
@@ -124,7 +129,7 @@ export function createReportActivities(store: ArtifactStore) {
             })),
         ),
         metrics: (
-          await json<{ name: string; value: number; min?: number; max?: number; chance: number | null }[]>(
+          await json<(Omit<MetricValue, 'chance'> & { chance: number | null })[]>(
             output(req, 'metrics'),
             'metrics.json',
           )
@@ -135,6 +140,7 @@ export function createReportActivities(store: ArtifactStore) {
           values: Object.fromEntries(Object.entries(baseline.metrics).map(([k, e]) => [k, e.value])),
         },
         verdict: req.verdict,
+        ...intervalMethodOf(req.stages),
         artifacts: await Promise.all(
           req.stages
             .filter((s) => s.output)

@@ -159,6 +159,16 @@ function stageRows(stages: StageRecord[], live: Map<string, LiveProgress>): RunR
   });
 }
 
+/** The metrics stage's intervals (runs from before metrics stage version 3 have none). */
+function intervalsOf(stages: StageRecord[]): Pick<RunRecord, 'metricIntervals' | 'intervalMethod'> {
+  const summary = stages.find((s) => s.name === 'metrics')?.summary ?? {};
+  if (typeof summary.intervals !== 'string') return {};
+  return {
+    metricIntervals: JSON.parse(summary.intervals) as Record<string, [number, number]>,
+    intervalMethod: String(summary['intervals.method']),
+  };
+}
+
 /** The `weights.<input>` entries the stage runner adds to a stage's summary. */
 function weightsOf(s: StageRecord): { weights?: Record<string, string> } {
   const used = Object.entries(s.summary ?? {}).filter(([k]) => k.startsWith('weights.'));
@@ -192,6 +202,7 @@ export async function runRecord(client: Client, runId: string): Promise<RunRecor
     const result = (await handle.result()) as ReproductionResult;
     record.stages = stageRows(result.stages, new Map());
     record.metrics = result.metrics;
+    Object.assign(record, intervalsOf(result.stages));
     record.verdict = result.verdict?.verdict ?? null;
     record.regressions = (result.verdict?.failures ?? []).map(describeFailure);
   } else if (status === 'running') {
@@ -343,9 +354,14 @@ export function formatRecord(r: RunRecord): string {
     if ((s.attempts?.length ?? 0) > 1) for (const a of s.attempts!) lines.push(`    ${describeAttempt(a)}`);
   }
   if (r.error) lines.push(`  error: ${r.error}`);
+  if (r.intervalMethod) lines.push(`  intervals: ${r.intervalMethod}`);
   for (const [k, v] of Object.entries(r.metrics)) {
     const d = r.metricDefinitions?.[k];
-    lines.push(`  ${k} = ${v}${d ? `  ${d.paper ? '[paper]' : "[not the paper's]"} ${d.definition}` : ''}`);
+    const ci = r.metricIntervals?.[k];
+    const interval = ci ? ` [${ci[0].toPrecision(4)}, ${ci[1].toPrecision(4)}]` : '';
+    lines.push(
+      `  ${k} = ${v}${interval}${d ? `  ${d.paper ? '[paper]' : "[not the paper's]"} ${d.definition}` : ''}`,
+    );
   }
   if (r.verdict) lines.push(`  verdict: ${r.verdict}`);
   for (const line of r.regressions ?? []) lines.push(`    ${line}`);

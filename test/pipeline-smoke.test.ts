@@ -80,6 +80,24 @@ test(
     );
     const shuffled = m['ref.shuffled.decode.proto_nway5']!;
     assert.ok(shuffled < chance5 + 0.1, `5-way on a shuffled pairing ${shuffled} (chance ${chance5})`);
+    // Every item-mean metric has a bootstrap interval around its value; FID-like and whole-stack ones none.
+    const intervals = record.metricIntervals ?? {};
+    assert.match(record.intervalMethod ?? '', /95% percentile bootstrap over test items \(2000 resamples/);
+    for (const name of ['decode.twoway_pcc', 'decode.proto_nway5', 'decode.ssim_mean', 'encode.pearson']) {
+      const [low, high] = intervals[name] ?? [NaN, NaN];
+      assert.ok(
+        low <= m[name]! + 1e-12 && m[name]! <= high + 1e-12,
+        `${name} ${m[name]} in [${low}, ${high}]`,
+      );
+      assert.ok(high > low, `${name}: 12 items that differ give an interval of some width`);
+    }
+    for (const name of ['decode.ssim', 'decode.fid_phi', 'encode.pearson_voxel'])
+      assert.equal(intervals[name], undefined, `${name} is not a mean over items`);
+    assert.match(
+      html,
+      /data-metric="decode\.twoway_pcc"><td[^>]*>[^<]*<\/td><td class="num" data-value="[^"]+" data-low=/,
+    );
+    assert.match(html, /scores\.json/, 'the per-item scores are among the artifacts');
     assert.ok(m['encode.pearson']! > 0.3, `encoding r ${m['encode.pearson']} (chance ~0)`);
     assert.ok(m['encode.twoway']! > 0.7, `encoding 2-way ${m['encode.twoway']} (chance 0.5)`);
   },
@@ -200,8 +218,10 @@ test(
       assert.match(status.stdout, /verdict: regressed/);
       assert.match(status.stdout, /encode\.pearson: .* vs baseline/);
       // each metric with its definition, marked when it is not computed as the paper computes it
-      assert.match(status.stdout, /encode\.pearson = \S+ {2}\[not the paper's\] Pearson r/);
-      assert.match(status.stdout, /decode\.twoway_pcc = \S+ {2}\[paper\] 2-way identification/);
+      // each value with its interval: an item-mean metric's bootstrap interval [low, high]
+      assert.match(status.stdout, /encode\.pearson = \S+ \[\S+, \S+\] {2}\[not the paper's\] Pearson r/);
+      assert.match(status.stdout, /decode\.twoway_pcc = \S+ \[\S+, \S+\] {2}\[paper\] 2-way identification/);
+      assert.match(status.stdout, /decode\.ssim = \S+ {2}\[paper\] SSIM of the whole stacks/);
       const regressions = JSON.parse(runLea(['runs', '--regressions', '--json']).stdout) as Record_[];
       assert.deepEqual(
         regressions.map((r) => r.runId),

@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Rng } from '../lib/compute/rng.js';
+import { mean, overSamples } from '../lib/metrics/common.js';
+import { describeIntervals, itemMeans, metricIntervals } from '../lib/metrics/intervals.js';
 import { meanInterval, resampleIndices } from '../lib/stats/bootstrap.js';
 import { adjustPValues } from '../lib/stats/multiple.js';
 import { ndtr, ndtri } from '../lib/stats/normal.js';
@@ -132,5 +134,42 @@ describe('normal CDF and quantile equal scipy.special', () => {
     const [ref] = await oracle([{ kind: 'normal', z, p }]);
     z.forEach((v, i) => close(ndtr(v), (ref!.ndtr as number[])[i]!, 1e-13, `ndtr(${v})`));
     p.forEach((v, i) => close(ndtri(v), (ref!.ndtri as number[])[i]!, 1e-12, `ndtri(${v})`));
+  });
+});
+
+describe('metric intervals (lib/metrics/intervals.ts)', () => {
+  it('resample items with their samples: the interval of the item means, one draw of item sets for all metrics', () => {
+    const rng = new Rng(3, 'test/scores');
+    const items = 12;
+    const bySample = (shift: number) =>
+      Array.from({ length: 5 }, () =>
+        Array.from({ length: items }, (_, i) => i / items + shift * rng.uniform()),
+      );
+    const a = bySample(0.3);
+    const b = bySample(0.1);
+    const scores = overSamples(a.map((perItem) => ({ value: mean(perItem), chance: 0.5, perItem })));
+    assert.deepEqual(scores.perItemBySample, a, "overSamples keeps each sample's item scores");
+    const rows = [
+      { name: 'a', value: scores.value, chance: 0.5, perItem: a },
+      { name: 'b', value: 0, chance: null, perItem: b },
+      { name: 'stack', value: 0.4, chance: null },
+    ];
+    const settings = { method: 'bca' as const, resamples: 500, level: 0.9 };
+    const got = metricIntervals(rows, settings, 7);
+    assert.deepEqual(Object.keys(got), ['a', 'b'], 'a metric without item scores has no interval');
+    const indices = resampleIndices(items, 500, new Rng(7, 'metrics/bootstrap'));
+    assert.deepEqual(got.a, meanInterval(itemMeans(a), indices, settings));
+    assert.deepEqual(got.b, meanInterval(itemMeans(b), indices, settings));
+    assert.ok(got.a![0] < scores.value && scores.value < got.a![1]);
+    assert.deepEqual(
+      Array.from(
+        itemMeans([
+          [1, 2],
+          [3, 6],
+        ]),
+      ),
+      [2, 4],
+    );
+    assert.match(describeIntervals(settings, 7), /^90% BCa bootstrap over test items \(500 resamples/);
   });
 });

@@ -3,16 +3,21 @@
  * decoding metrics of the decoded samples (lib/metrics/decoding.ts), with the paper's networks when the
  * config's `metrics` section names imported weights, feature-level rows around the ridge with the
  * reference ridge from voxels (lib/metrics/alignment.ts), and encoding metrics on the predicted test fMRI.
- * The stage summary holds the values (what regression verdicts compare); metrics.json adds min, max and
- * chance for the report.
+ * The stage summary holds the values (what regression verdicts compare) and, under `intervals`, each item-mean
+ * metric's bootstrap interval (lib/metrics/intervals.ts); metrics.json adds min, max, chance and the interval
+ * for the report; scores.json keeps every item's score of every sample, keyed by the prepare stage's test item
+ * ids, so a later interval or paired test needs no re-run.
  */
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { STIMULI_FILE, type StimuliFile } from '../../lib/data/prepare.js';
 import { yieldToEventLoop } from '../../lib/compute/event-loop.js';
 import { alignmentMetrics } from '../../lib/metrics/alignment.js';
 import { itemsFrom, type MetricResult } from '../../lib/metrics/common.js';
 import { decodingMetrics, type MetricRow, type PaperNetworks } from '../../lib/metrics/decoding.js';
 import { METRIC_NETWORKS } from '../../lib/metrics/definitions.js';
+import { describeIntervals, metricIntervals } from '../../lib/metrics/intervals.js';
 import {
   encodingTwoWay,
   meanSquaredError,
@@ -37,7 +42,18 @@ const metricsConfig = z.object({
     cvAlphas: z.array(z.number()).optional(),
     cvFolds: z.number().int(),
   }),
+  intervals: z.object({
+    method: z.enum(['percentile', 'bca']),
+    resamples: z.number().int().min(1),
+    level: z.number().gt(0).lt(1),
+  }),
 });
+
+/** The per-item scores file: items in the order of the test arrays, scores [samples][items] per metric. */
+export interface ScoresFile {
+  items: string[];
+  scores: Record<string, number[][]>;
+}
 
 async function weightsInput(ctx: StageContext, input: keyof typeof METRIC_NETWORKS) {
   if (!ctx.inputs[input]) return undefined;
@@ -68,9 +84,10 @@ async function paperNetworks(ctx: StageContext, owned: { dispose(): void }[]): P
 
 export const metricsStage: StageImpl = {
   // 2: paper networks, stand-ins renamed, prototypes from training images only, measured chance, ref rows.
-  codeVersion: '2',
+  // 3: per-item scores (scores.json) and bootstrap intervals.
+  codeVersion: '3',
   async run(ctx, raw) {
-    const { seed, alignment, imageFeatures } = stageConfig(metricsConfig, raw, ctx.stage);
+    const { seed, alignment, imageFeatures, intervals } = stageConfig(metricsConfig, raw, ctx.stage);
     const prepared = await ctx.inputDir('prepared');
     const npy = async (input: string, file: string) => readNpy(join(await ctx.inputDir(input), file));
     const gt = await readImages(join(prepared, 'test_images.npy'));
@@ -117,14 +134,33 @@ export const metricsStage: StageImpl = {
 
     const measured = itemsFrom(await readNpy(join(prepared, 'test_fmri.npy')), 'test_fmri');
     const predicted = itemsFrom(await npy('encode', 'predicted_fmri_test.npy'), 'predicted_fmri_test');
-    const add = (name: string, r: MetricResult) => rows.push({ name, value: r.value, chance: r.chance });
+    const add = (name: string, r: MetricResult) =>
+      rows.push({ name, value: r.value, chance: r.chance, ...(r.perItem ? { perItem: [r.perItem] } : {}) });
     add('encode.pearson', perSamplePearson(predicted, measured));
     add('encode.pearson_voxel', perVoxelPearson(predicted, measured));
     add('encode.mse', meanSquaredError(predicted, measured));
     add('encode.twoway', encodingTwoWay(predicted, measured));
+    const bounds = metricIntervals(rows, intervals, seed);
+    const stimuli = JSON.parse(await readFile(join(prepared, STIMULI_FILE), 'utf8')) as StimuliFile;
+    const scores: ScoresFile = {
+      items: stimuli.test,
+      scores: Object.fromEntries(rows.filter((r) => r.perItem).map((r) => [r.name, r.perItem!])),
+    };
+    const table = rows.map(({ perItem: _, ...r }) => {
+      const b = bounds[r.name];
+      return b ? { ...r, low: b[0], high: b[1] } : r;
+    });
     return {
-      files: [{ path: 'metrics.json', bytes: Buffer.from(JSON.stringify(rows, null, 2)) }],
-      summary: Object.fromEntries(rows.map((r) => [r.name, r.value])),
+      files: [
+        { path: 'metrics.json', bytes: Buffer.from(JSON.stringify(table, null, 2)) },
+        { path: 'scores.json', bytes: Buffer.from(JSON.stringify(scores)) },
+      ],
+      summary: {
+        ...Object.fromEntries(rows.map((r) => [r.name, r.value])),
+        // strings: the workflow takes the numeric entries as the run's metrics
+        intervals: JSON.stringify(bounds),
+        'intervals.method': describeIntervals(intervals, seed),
+      },
     };
   },
 };

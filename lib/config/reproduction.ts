@@ -214,8 +214,16 @@ export const reproductionConfig = z
         lpips: z.strictObject({ backbone: weightsName, heads: weightsName }).optional(),
         /** torch-fidelity InceptionV3 (--kind fid-inception-v3): decode.fid */
         inception: weightsName.optional(),
+        /** The bootstrap over test items that gives each item-mean metric its interval (lib/metrics/intervals.ts). */
+        intervals: z
+          .strictObject({
+            method: z.enum(['percentile', 'bca']).default('percentile'),
+            resamples: z.number().int().min(100).max(1_000_000).default(2000),
+            level: z.number().gt(0).lt(1).default(0.95),
+          })
+          .prefault({}),
       })
-      .default({}),
+      .prefault({}),
     /** Temporal settings of the run's activities (defaults in lib/pipeline/plan.ts). */
     runtime: z
       .strictObject({

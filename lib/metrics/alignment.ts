@@ -46,7 +46,7 @@ async function encodingRows(input: AlignmentInput): Promise<MetricRow[]> {
   const zTest = items(matFromNdArray(input.latentsTest, 'latents_test'));
   const row = async (name: string, alpha: number): Promise<MetricRow> => {
     const r = perSamplePearson(items(await encodeAt(phi, z, phiTest, alpha)), zTest);
-    return { name, value: r.value, chance: r.chance };
+    return { name, value: r.value, chance: r.chance, perItem: [r.perItem] };
   };
   if (!cvAlphas) return [await row(`align.z_pearson@alpha${ridgeAlpha}`, ridgeAlpha)];
   const cv = await selectAlpha(phi, z, { alphas: cvAlphas, folds: cvFolds, fitIntercept: true });
@@ -62,7 +62,7 @@ export async function alignmentMetrics(input: AlignmentInput): Promise<MetricRow
   const phiTest = items(matFromNdArray(input.phiTest, 'features_test'));
   const row = (name: string, pred: Mat): MetricRow => {
     const r = featureTwoWay(items(pred), phiTest);
-    return { name, value: r.value, chance: r.chance };
+    return { name, value: r.value, chance: r.chance, perItem: [r.perItem] };
   };
   const rows = [
     row(

@@ -14,6 +14,8 @@ export interface MetricResult {
    * SSIM estimates it from a few cyclic shifts); null where no pairing defines one (FID, whole-stack SSIM).
    */
   chance: number | null;
+  /** Each test item's score, for a metric that is the mean over items (what an interval resamples). */
+  perItem?: number[];
 }
 
 /** A metric averaged over samples: value is the mean, with min, max and each sample's value. */
@@ -21,6 +23,8 @@ export interface SampledResult extends MetricResult {
   min: number;
   max: number;
   perSample: number[];
+  /** [samples][items], when every sample's result has its items' scores. */
+  perItemBySample?: number[][];
 }
 
 /** N items of equal shape, as float64 in C order. */
@@ -126,5 +130,8 @@ export function overSamples(results: MetricResult[]): SampledResult {
     min: Math.min(...values),
     max: Math.max(...values),
     perSample: values,
+    ...(results.every((r) => r.perItem && r.perItem.length === results[0]!.perItem!.length)
+      ? { perItemBySample: results.map((r) => r.perItem!) }
+      : {}),
   };
 }

@@ -31,6 +31,8 @@ export interface MetricRow {
   min?: number;
   max?: number;
   chance: number | null;
+  /** Item-mean metrics: each item's score, [samples][items] (one sample for metrics of no decoded sample). */
+  perItem?: number[][];
 }
 
 /** An image network's output for a batch: [N, D] rows. */
@@ -224,6 +226,13 @@ export async function decodingMetrics(input: DecodingInput): Promise<MetricRow[]
   }
   return [...per].map(([name, results]) => {
     const r = overSamples(results);
-    return { name, value: r.value, min: r.min, max: r.max, chance: r.chance };
+    return {
+      name,
+      value: r.value,
+      min: r.min,
+      max: r.max,
+      chance: r.chance,
+      ...(r.perItemBySample ? { perItem: r.perItemBySample } : {}),
+    };
   });
 }

@@ -276,7 +276,12 @@ export function buildPlan(cfg: ReproductionConfig, opts: PlanOptions = {}): Stag
           latents: 'latents',
           ridge: 'ridge',
         },
-        { seed, alignment: cfg.alignment, imageFeatures: models.imageFeatures },
+        {
+          seed,
+          alignment: cfg.alignment,
+          imageFeatures: models.imageFeatures,
+          intervals: cfg.metrics.intervals,
+        },
       ),
       { clip, ...metricNetworkNames(cfg.metrics) },
     ),

@@ -120,6 +120,9 @@ export interface RunRecord {
   /** Why a failed run failed, as the CLI prints it (the cause chain down to the stage's reason). */
   error?: string;
   metrics: Record<string, number>;
+  /** Each item-mean metric's bootstrap interval [low, high] (lib/metrics/intervals.ts), and how it was computed. */
+  metricIntervals?: Record<string, [number, number]>;
+  intervalMethod?: string;
   /** Each metric's one-line definition; `paper` only when computed as the paper computes it. */
   metricDefinitions?: Record<string, { definition: string; paper: boolean }>;
   verdict: 'pass' | 'regressed' | null;

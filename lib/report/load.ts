@@ -106,8 +106,11 @@ export const reportInputFileSchema = z.strictObject({
       min: jsonNumber.optional(),
       max: jsonNumber.optional(),
       chance: jsonNumber.optional(),
+      low: jsonNumber.optional(),
+      high: jsonNumber.optional(),
     }),
   ),
+  intervalMethod: z.string().optional(),
   baseline: z
     .strictObject({
       name: z.string(),
@@ -131,6 +134,7 @@ export function reportInputFiles(input: ReportInput): FileSource[] {
     metrics: input.metrics,
     baseline: input.baseline,
     verdict: input.verdict,
+    ...(input.intervalMethod ? { intervalMethod: input.intervalMethod } : {}),
     artifacts: input.artifacts,
   };
   const arrays = {

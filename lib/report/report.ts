@@ -51,6 +51,9 @@ export interface MetricValue {
   min?: number;
   max?: number;
   chance?: number;
+  /** The bootstrap interval over test items (item-mean metrics only). */
+  low?: number;
+  high?: number;
 }
 
 export interface BaselineValues {
@@ -77,6 +80,8 @@ export interface ReportInput {
   metrics: MetricValue[];
   baseline: BaselineValues | null;
   verdict: Verdict | null;
+  /** How the metrics' intervals were computed (absent: the run's metrics have none). */
+  intervalMethod?: string;
   artifacts: ArtifactEntry[];
   /** Where an artifact's key links to; without it keys are shown but not linked. */
   artifactUrl?: (key: string) => string;
@@ -265,6 +270,15 @@ function numCell(v: number | null | undefined, extraClass = ''): string {
   return `<td class="${cls}" data-value="${v}">${fmtNumber(v)}</td>`;
 }
 
+/** The value with its interval as a whisker beneath it, where the metric has one. */
+function valueCell(m: MetricValue): string {
+  if (m.low === undefined || m.high === undefined) return numCell(m.value);
+  return (
+    `<td class="num" data-value="${m.value}" data-low="${m.low}" data-high="${m.high}">${fmtNumber(m.value)}` +
+    `<br><span class="muted">[${fmtNumber(m.low)}, ${fmtNumber(m.high)}]</span></td>`
+  );
+}
+
 function rangeCell(m: MetricValue): string {
   if (m.min === undefined || m.max === undefined) return '<td class="num">–</td>';
   return `<td class="num" data-min="${m.min}" data-max="${m.max}">${fmtNumber(m.min)} – ${fmtNumber(m.max)}</td>`;
@@ -290,7 +304,7 @@ function metricsSection(input: ReportInput): string {
   const row = (name: string, m: MetricValue | undefined) => {
     const v = metricVerdict(name, verdict);
     const base = baseline ? baseline.values[name] : undefined;
-    const value = m ? numCell(m.value) : '<td class="num fail-text">missing</td>';
+    const value = m ? valueCell(m) : '<td class="num fail-text">missing</td>';
     return (
       `<tr${v.failed ? ' class="fail"' : ''} data-metric="${esc(name)}"><td class="mono name">${esc(name)}</td>${value}` +
       `${m ? rangeCell(m) : '<td class="num">–</td>'}${numCell(m?.chance)}${numCell(base)}<td>${v.html}</td>` +
@@ -313,7 +327,8 @@ function metricsSection(input: ReportInput): string {
     : '<p class="muted">No baseline.</p>\n';
   return (
     `<section id="metrics" class="first">\n<h2>Metrics</h2>\n` +
-    `<p>Value: mean over the ${samples} decoded samples (min – max across them where a metric is per sample).</p>\n` +
+    `<p>Value: mean over the ${samples} decoded samples (min – max across them where a metric is per sample)` +
+    `${input.intervalMethod ? `; beneath it, in brackets, its ${esc(input.intervalMethod)}` : ''}.</p>\n` +
     table('metrics', head, rows, 'No metric recorded.') +
     baseNote +
     (references.length
