@@ -8,8 +8,6 @@ import { Rng } from '../compute/rng.js';
 import { meanInterval, resampleIndices, type IntervalSettings } from '../stats/bootstrap.js';
 import type { MetricRow } from './decoding.js';
 
-export const DEFAULT_INTERVALS: IntervalSettings = { method: 'percentile', resamples: 2000, level: 0.95 };
-
 /** How an interval was computed, in words (the record, `lea status` and the report print it). */
 export function describeIntervals(s: IntervalSettings, seed: number): string {
   return (
