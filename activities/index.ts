@@ -5,6 +5,7 @@ import type { ArtifactStore } from '../lib/storage/artifact-store.js';
 import { createHelloActivities } from './hello.js';
 import { createJudgeActivities } from './judge.js';
 import { createReportActivities } from './report.js';
+import { createScoresActivities } from './scores.js';
 import { createStageActivities } from './stage-runner.js';
 
 export function createActivities(
@@ -17,5 +18,6 @@ export function createActivities(
     ...createStageActivities(store, settings),
     ...createJudgeActivities(store, client),
     ...createReportActivities(store),
+    ...createScoresActivities(store),
   };
 }

@@ -1,18 +1,25 @@
-/** The regression verdict of a finished run: its metrics against a baseline and the last good run. */
+/**
+ * The regression verdict of a finished run or suite: its metrics and per-item scores against a baseline, and
+ * against an earlier run (the baseline's pinned `run`, or the last good run of the same config), paired on items.
+ */
 import type { Client } from '@temporalio/client';
-import { judge, parseBaseline, type Verdict } from '../lib/pipeline/regression.js';
-import type { ArtifactStore } from '../lib/storage/artifact-store.js';
+import { BadInputError } from '../lib/errors.js';
+import { judge, parseBaseline, type ReferenceRun, type Verdict } from '../lib/pipeline/regression.js';
+import { readItemScores, scoresRefOf, type ScoredResult } from '../lib/pipeline/run-scores.js';
+import type { ArtifactRef, ArtifactStore } from '../lib/storage/artifact-store.js';
 
 export interface JudgeInput {
   runId: string;
   configName: string;
   metrics: Record<string, number>;
+  /** The artifact with the run's scores.json (its metrics stage output, or a suite's pooled scores). */
+  scores?: ArtifactRef;
   baseline: { source: string; text: string };
 }
 
 export function createJudgeActivities(store: ArtifactStore, client: () => Promise<Client>) {
-  /** The newest completed run of the same config whose verdict was pass, with its metrics. */
-  async function lastGood(configName: string, exclude: string) {
+  /** The newest completed run of the same config whose verdict was pass. */
+  async function lastGood(configName: string, exclude: string): Promise<string | undefined> {
     const c = await client();
     const query = `LeaConfig = '${configName.replaceAll("'", '')}' AND LeaVerdict = 'pass' AND ExecutionStatus = 'Completed'`;
     let best: { runId: string; started: number } | undefined;
@@ -21,15 +28,31 @@ export function createJudgeActivities(store: ArtifactStore, client: () => Promis
       const started = wf.startTime.getTime();
       if (!best || started > best.started) best = { runId: wf.workflowId, started };
     }
-    if (!best) return undefined;
-    const result = (await c.workflow.getHandle(best.runId).result()) as { metrics: Record<string, number> };
-    return { runId: best.runId, metrics: result.metrics };
+    return best?.runId;
+  }
+
+  async function reference(runId: string, pinned: boolean, source: string): Promise<ReferenceRun> {
+    const handle = (await client()).workflow.getHandle(runId);
+    const status = await handle.describe().then(
+      (d) => d.status.name,
+      () => 'NOT_FOUND',
+    );
+    if (status !== 'COMPLETED')
+      throw new BadInputError(
+        `${source}: run ${runId}: ${status.toLowerCase()}, not a completed run or suite`,
+      );
+    const result = (await handle.result()) as ScoredResult;
+    const items = await readItemScores(store, scoresRefOf(result));
+    return { runId, pinned, metrics: result.metrics, ...(items ? { items } : {}) };
   }
 
   return {
     async judgeRun(input: JudgeInput): Promise<Verdict> {
       const baseline = parseBaseline(input.baseline.text, input.baseline.source);
-      const verdict = judge(input.metrics, baseline, await lastGood(input.configName, input.runId));
+      const items = await readItemScores(store, input.scores);
+      const refId = baseline.run ?? (await lastGood(input.configName, input.runId));
+      const ref = refId ? await reference(refId, !!baseline.run, `${input.baseline.source}: run`) : undefined;
+      const verdict = judge({ metrics: input.metrics, ...(items ? { items } : {}) }, baseline, ref);
       await store.put(
         `runs/${input.runId}/verdict`,
         [

@@ -6,6 +6,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { intervalsOfSummary } from '../lib/metrics/intervals.js';
 import type { StageRecord } from '../lib/pipeline/run-record.js';
 import { parseBaseline, type Verdict } from '../lib/pipeline/regression.js';
 import { renderAndStoreReport, reportInputFiles, reportInputKey, reportKey } from '../lib/report/load.js';
@@ -36,8 +37,8 @@ export interface ReportRequest {
 const TRAINING_STAGES = ['mae', 'fmri-ae', 'tokenizer', 'maskgit'];
 
 function intervalMethodOf(stages: StageRecord[]): { intervalMethod?: string } {
-  const method = stages.find((s) => s.name === 'metrics')?.summary['intervals.method'];
-  return typeof method === 'string' ? { intervalMethod: method } : {};
+  const intervals = intervalsOfSummary(stages.find((s) => s.name === 'metrics')?.summary ?? {});
+  return intervals ? { intervalMethod: intervals.intervalMethod } : {};
 }
 
 export function createReportActivities(store: ArtifactStore) {

@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- --only ID,ID] [--rounds N]` (ids: matmul-512/1024/2048, step-small/medium/paper,
- * tiny-ops, ridge, paper-dry-run; a prefix such as `step` selects several): TensorFlow.js (backend chosen by
+ * tiny-ops, ridge, paper-dry-run, calibration; a prefix such as `step` selects several): TensorFlow.js (backend chosen by
  * lib/compute/backend.ts) against independent references, measured side by side in one run: the
  * reference (numpy / PyTorch CPU, bench/reference/server.py) and ours alternate round by round, and the
  * figure reported is the ratio of medians (ours / reference time), with the ratio of best times beside
@@ -233,6 +233,8 @@ const SCRIPTS = [
     args: (rounds: number) => ['--rounds', String(rounds)],
     byDefault: true,
   },
+  // a seed suite of 20 decodes on the embedded servers: only when named
+  { id: 'calibration', file: 'bench/calibration.ts', args: () => [], byDefault: false },
   // 10 GB of disk at its peak and about 6 minutes: only when named
   { id: 'paper-dry-run', file: 'bench/paper-dry-run.ts', args: () => [], byDefault: false },
 ];

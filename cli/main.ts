@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { BadInputError, causeChain } from '../lib/errors.js';
+import { registerCompareCommand } from './commands/compare.js';
 import { registerConfigCommands } from './commands/config.js';
 import { registerDataCommands } from './commands/data.js';
 import { registerDevCommands } from './commands/dev.js';
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   registerRidgeCommand(program);
   registerMetricsCommand(program);
   registerReportCommand(program);
+  registerCompareCommand(program);
   registerTrainCommand(program);
   registerWeightsCommands(program);
   registerWorkerCommand(program);

@@ -3,6 +3,7 @@
  * everything a run will read (config, stage plan, dataset manifest, baseline): `lea run`, `lea schedule create`
  * and `lea config validate` all call startSpec before anything is started, so they accept and refuse the same.
  */
+import type { Client } from '@temporalio/client';
 import { readFileSync } from 'node:fs';
 import type { ExperimentConfig } from '../lib/config/experiment.js';
 import { taskQueue, type InfraSettings } from '../lib/config/infra.js';
@@ -18,7 +19,7 @@ import { checkPlan } from '../lib/pipeline/run-record.js';
 import { codeVersion } from '../workers/code-version.js';
 import type { ReproductionInput } from '../workflows/reproduction.js';
 import type { SuiteInput } from '../workflows/suite.js';
-import { suiteName } from '../lib/pipeline/suite.js';
+import { seedMembers, suiteName } from '../lib/pipeline/suite.js';
 
 export interface StartSpec {
   workflowType: string;
@@ -75,9 +76,53 @@ function readBaseline(file: string | undefined): { source: string; text: string 
   return baseline;
 }
 
+/** `--seeds N`: each reproduction config as a seed suite of seeds seed, seed+1, ..., seed+N-1. */
+export function withSeeds(cfgs: ExperimentConfig[], configFiles: string[], n: number): ExperimentConfig[] {
+  return cfgs.map((cfg, i) => {
+    if (cfg.pipeline !== 'reproduction')
+      throw new BadInputError(`--seeds: ${configFiles[i]} is a '${cfg.pipeline}' config, not a reproduction`);
+    return { ...cfg, seeds: Array.from({ length: n }, (_, k) => cfg.seed + k) };
+  });
+}
+
 /**
- * What `lea run` and `lea schedule create` start: one config's run (`CONFIG-STAMP`), or for several a suite
- * (`suite-STAMP`).
+ * A baseline that pins a run compares with it when the run ends: it must exist and have completed now, or the
+ * run would fail at its verdict, hours in.
+ */
+export async function checkPinnedRun(client: Client, baselineFile: string | undefined): Promise<void> {
+  const baseline = readBaseline(baselineFile);
+  const pinned = baseline && parseBaseline(baseline.text, baseline.source).run;
+  if (!pinned) return;
+  const status = await client.workflow
+    .getHandle(pinned)
+    .describe()
+    .then(
+      (d) => d.status.name.toLowerCase(),
+      () => 'not found',
+    );
+  if (status !== 'completed')
+    throw new BadInputError(`${baselineFile}: run ${pinned}: ${status}, not a completed run or suite`);
+}
+
+/** One config to start: its file, and its seed when it is a member of a seed suite. */
+export interface ConfigEntry {
+  cfg: ExperimentConfig;
+  configFile: string;
+  seed?: number;
+}
+
+/** The configs given, a config with `seeds` expanded into one member per seed (lib/pipeline/suite.ts). */
+export function configEntries(cfgs: ExperimentConfig[], configFiles: string[]): ConfigEntry[] {
+  return cfgs.flatMap((cfg, i) => {
+    const configFile = configFiles[i]!;
+    if (cfg.pipeline !== 'reproduction' || !cfg.seeds) return [{ cfg, configFile }];
+    return seedMembers(cfg).map((m) => ({ cfg: m, configFile, seed: m.samplingSeed ?? m.seed }));
+  });
+}
+
+/**
+ * What `lea run` and `lea schedule create` start: one config's run (`CONFIG-STAMP`), or for several configs or
+ * seeds a suite (`suite-STAMP`).
  */
 export function runSpec(
   cfgs: ExperimentConfig[],
@@ -86,12 +131,10 @@ export function runSpec(
   opts: Omit<StartOptions, 'configFile'>,
   stamp: string,
 ): StartSpec & { runId: string } {
-  if (cfgs.length > 1) return suiteSpec(cfgs, configFiles, settings, opts, stamp);
-  const cfg = cfgs[0]!;
-  return {
-    ...startSpec(cfg, settings, { ...opts, configFile: configFiles[0]! }),
-    runId: `${cfg.name}-${stamp}`,
-  };
+  const entries = configEntries(cfgs, configFiles);
+  if (entries.length > 1 || entries[0]!.seed !== undefined) return suiteSpec(entries, settings, opts, stamp);
+  const { cfg, configFile } = entries[0]!;
+  return { ...startSpec(cfg, settings, { ...opts, configFile }), runId: `${cfg.name}-${stamp}` };
 }
 
 /**
@@ -99,29 +142,26 @@ export function runSpec(
  * baseline judges their mean. Its run id is `suite-STAMP`, its runs' `CONFIG-STAMP` (memberRunId).
  */
 export function suiteSpec(
-  cfgs: ExperimentConfig[],
-  configFiles: string[],
+  entries: ConfigEntry[],
   settings: InfraSettings,
   opts: Omit<StartOptions, 'configFile'>,
   stamp: string,
 ): StartSpec & { runId: string } {
   const names = new Set<string>();
-  cfgs.forEach((cfg, i) => {
+  for (const { cfg, configFile } of entries) {
     if (cfg.pipeline !== 'reproduction')
       throw new BadInputError(
-        `${configFiles[i]}: a suite runs reproduction configs, not pipeline '${cfg.pipeline}'`,
+        `${configFile}: a suite runs reproduction configs, not pipeline '${cfg.pipeline}'`,
       );
     if (names.has(cfg.name))
-      throw new BadInputError(`${configFiles[i]}: two configs of the suite are named '${cfg.name}'`);
+      throw new BadInputError(`${configFile}: two configs of the suite are named '${cfg.name}'`);
     names.add(cfg.name);
-  });
-  const members = cfgs.map(
-    (cfg, i) =>
-      startSpec(cfg, settings, {
-        configFile: configFiles[i]!,
-        ...(opts.force ? { force: opts.force } : {}),
-      }).args[0] as ReproductionInput,
-  );
+  }
+  const members = entries.map(({ cfg, configFile, seed }) => ({
+    ...(startSpec(cfg, settings, { configFile, ...(opts.force ? { force: opts.force } : {}) })
+      .args[0] as ReproductionInput),
+    ...(seed === undefined ? {} : { seed }),
+  }));
   const baseline = readBaseline(opts.baselineFile);
   const input: SuiteInput = {
     name: suiteName([...names]),
@@ -132,7 +172,11 @@ export function suiteSpec(
   return {
     workflowType: 'suiteWorkflow',
     args: [input],
-    memo: { config: configFiles.join(' '), name: input.name, pipeline: 'suite' },
+    memo: {
+      config: [...new Set(entries.map((e) => e.configFile))].join(' '),
+      name: input.name,
+      pipeline: 'suite',
+    },
     runId: `suite-${stamp}`,
   };
 }

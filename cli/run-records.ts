@@ -6,7 +6,8 @@ import { defaultPayloadConverter, type Client, type WorkflowHandle } from '@temp
 import proto from '@temporalio/proto';
 import { causeChain } from '../lib/errors.js';
 import { metricDefinitions } from '../lib/metrics/definitions.js';
-import { describeFailure } from '../lib/pipeline/regression.js';
+import { intervalsOfSummary } from '../lib/metrics/intervals.js';
+import { describeFailure, type Verdict } from '../lib/pipeline/regression.js';
 import {
   describeAttempt,
   pendingStage,
@@ -161,11 +162,23 @@ function stageRows(stages: StageRecord[], live: Map<string, LiveProgress>): RunR
 
 /** The metrics stage's intervals (runs from before metrics stage version 3 have none). */
 function intervalsOf(stages: StageRecord[]): Pick<RunRecord, 'metricIntervals' | 'intervalMethod'> {
-  const summary = stages.find((s) => s.name === 'metrics')?.summary ?? {};
-  if (typeof summary.intervals !== 'string') return {};
+  return intervalsOfSummary(stages.find((s) => s.name === 'metrics')?.summary ?? {}) ?? {};
+}
+
+/** What regressed, every comparison with its test, and how the tests were made. */
+function verdictLines(
+  verdict: Verdict | null,
+): Pick<RunRecord, 'regressions' | 'comparisons' | 'verdictMethod'> {
   return {
-    metricIntervals: JSON.parse(summary.intervals) as Record<string, [number, number]>,
-    intervalMethod: String(summary['intervals.method']),
+    regressions: (verdict?.failures ?? []).map(describeFailure),
+    ...(verdict?.checks
+      ? {
+          comparisons: verdict.checks.map(
+            (c) => `${c.regressed ? 'regressed' : 'ok'}  ${describeFailure(c)}`,
+          ),
+        }
+      : {}),
+    ...(verdict?.method ? { verdictMethod: verdict.method } : {}),
   };
 }
 
@@ -204,7 +217,7 @@ export async function runRecord(client: Client, runId: string): Promise<RunRecor
     record.metrics = result.metrics;
     Object.assign(record, intervalsOf(result.stages));
     record.verdict = result.verdict?.verdict ?? null;
-    record.regressions = (result.verdict?.failures ?? []).map(describeFailure);
+    Object.assign(record, verdictLines(result.verdict));
   } else if (status === 'running') {
     const polls = pollerCache(client);
     let stages: StageRecord[] | undefined;
@@ -239,7 +252,7 @@ export async function runRecord(client: Client, runId: string): Promise<RunRecor
 const QUERY_DEADLINE_MS = 5_000;
 
 interface SuiteMemo {
-  suite?: { runId: string; subject: string }[];
+  suite?: { runId: string; subject: string; seed?: number }[];
 }
 
 /** A suite's record: each member's own record (a member not started yet shows as such), and their mean. */
@@ -255,13 +268,20 @@ async function suiteRecord(
     members.push({
       ...(member ?? { ...record, runId: m.runId, config: '', stages: [], metrics: {}, verdict: null }),
       subject: m.subject,
+      ...(m.seed === undefined ? {} : { seed: m.seed }),
     });
   }
   record.members = members;
   record.metrics = meanMetrics(members);
   if (record.status === 'completed') {
     const result = (await handle.result()) as SuiteResult;
-    record.regressions = (result.verdict?.failures ?? []).map(describeFailure);
+    Object.assign(record, verdictLines(result.verdict));
+    if (result.sd) record.sd = result.sd;
+    if (result.metricIntervals)
+      Object.assign(record, {
+        metricIntervals: result.metricIntervals,
+        intervalMethod: result.intervalMethod,
+      });
   } else if (record.status === 'failed') {
     record.error = await handle.result().then(
       () => undefined,
@@ -321,10 +341,17 @@ function formatSuite(r: RunRecord): string {
   ];
   for (const m of members) lines.push(formatRecord(m).replace(/^/gm, '  '));
   if (r.error) lines.push(`  error: ${r.error}`);
-  const table = suiteText({ members, mean: r.metrics, baseline: null });
+  const table = suiteText({
+    members,
+    mean: r.metrics,
+    baseline: null,
+    ...(r.sd ? { sd: r.sd } : {}),
+    ...(r.metricIntervals ? { metricIntervals: r.metricIntervals } : {}),
+  });
   lines.push('', table.replace(/^/gm, '  '));
+  if (r.intervalMethod) lines.push(`  intervals: ${r.intervalMethod}`);
   if (r.verdict) lines.push(`  verdict of the mean: ${r.verdict}`);
-  for (const line of r.regressions ?? []) lines.push(`    ${line}`);
+  lines.push(...verdictText(r));
   return lines.join('\n');
 }
 
@@ -364,6 +391,13 @@ export function formatRecord(r: RunRecord): string {
     );
   }
   if (r.verdict) lines.push(`  verdict: ${r.verdict}`);
-  for (const line of r.regressions ?? []) lines.push(`    ${line}`);
+  lines.push(...verdictText(r));
   return lines.join('\n');
+}
+
+/** Each comparison with its test (what regressed alone, for verdicts from before the tests), and the method. */
+function verdictText(r: RunRecord): string[] {
+  const lines = (r.comparisons ?? r.regressions ?? []).map((line) => `    ${line}`);
+  if (r.verdictMethod) lines.push(`    tests: ${r.verdictMethod}`);
+  return lines;
 }

@@ -44,8 +44,10 @@ const sbj2 = [
   'data.roiPatch=[38, 38, 30, 30, 23, 23, 15, 45]',
 ];
 const suite = suiteSpec(
-  [loadExperimentConfig('configs/smoke.yaml', twoSubjects), loadExperimentConfig('configs/smoke.yaml', sbj2)],
-  ['configs/smoke.yaml', 'configs/smoke.yaml'],
+  [twoSubjects, sbj2].map((set) => ({
+    cfg: loadExperimentConfig('configs/smoke.yaml', set),
+    configFile: 'configs/smoke.yaml',
+  })),
   settings,
   { baselineFile },
   `record-${randomBytes(3).toString('hex')}`,

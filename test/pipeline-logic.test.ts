@@ -32,6 +32,9 @@ test('cache keys depend on config, inputs content and code version, not on key o
 const baseline: Baseline = {
   name: 'b',
   source: 'test',
+  alpha: 0.01,
+  correction: 'holm',
+  resamples: 10_000,
   metrics: {
     'decode.nway5': { value: 0.6, tolerance: 0.05, better: 'higher' },
     'decode.fid': { value: 10, tolerance: 1, better: 'lower' },
@@ -40,24 +43,28 @@ const baseline: Baseline = {
 };
 
 test('a run within tolerance passes; a worse metric regresses and is named', () => {
-  const ok = judge({ 'decode.nway5': 0.56, 'decode.fid': 10.9, 'encode.pearson': 0.2 }, baseline);
+  const ok = judge(
+    { metrics: { 'decode.nway5': 0.56, 'decode.fid': 10.9, 'encode.pearson': 0.2 } },
+    baseline,
+  );
   assert.equal(ok.verdict, 'pass');
   assert.deepEqual(ok.unfilled, ['encode.pearson']);
-  const better = judge({ 'decode.nway5': 0.9, 'decode.fid': 2 }, baseline);
+  const better = judge({ metrics: { 'decode.nway5': 0.9, 'decode.fid': 2 } }, baseline);
   assert.equal(better.verdict, 'pass', 'improvement is not a regression');
-  const bad = judge({ 'decode.nway5': 0.5, 'decode.fid': 10 }, baseline);
+  const bad = judge({ metrics: { 'decode.nway5': 0.5, 'decode.fid': 10 } }, baseline);
   assert.equal(bad.verdict, 'regressed');
   assert.equal(bad.failures.length, 1);
   assert.equal(bad.failures[0]!.metric, 'decode.nway5');
   assert.match(describeFailure(bad.failures[0]!), /decode\.nway5: 0\.5000 vs baseline 0\.6000 \(-0\.100/);
-  const missing = judge({ 'decode.nway5': 0.6 }, baseline);
+  const missing = judge({ metrics: { 'decode.nway5': 0.6 } }, baseline);
   assert.equal(missing.verdict, 'regressed');
   assert.match(describeFailure(missing.failures[0]!), /decode\.fid: missing/);
 });
 
 test('the last good run is compared with the same tolerances', () => {
-  const v = judge({ 'decode.nway5': 0.62, 'decode.fid': 10, 'encode.pearson': 0.1 }, baseline, {
+  const v = judge({ metrics: { 'decode.nway5': 0.62, 'decode.fid': 10, 'encode.pearson': 0.1 } }, baseline, {
     runId: 'prev',
+    pinned: false,
     metrics: { 'decode.nway5': 0.7, 'decode.fid': 10, 'encode.pearson': 0.3 },
   });
   assert.equal(v.verdict, 'regressed');

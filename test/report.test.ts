@@ -124,6 +124,9 @@ function makeInput(runId: string, seed: number): ReportInput {
   const baselineFile: Baseline = {
     name: 'synthetic-paper',
     source: 'hand-written for this test',
+    alpha: 0.01,
+    correction: 'holm',
+    resamples: 10_000,
     metrics: {
       'decode.nway5': { value: 0.4, tolerance: 0.05, better: 'higher' },
       'decode.nway16': { value: 0.25, tolerance: 0.02, better: 'higher' },
@@ -132,7 +135,7 @@ function makeInput(runId: string, seed: number): ReportInput {
       'decode.fid': { value: 120, tolerance: 5, better: 'lower' },
     },
   };
-  const verdict = judge(Object.fromEntries(metrics.map((m) => [m.name, m.value])), baselineFile);
+  const verdict = judge({ metrics: Object.fromEntries(metrics.map((m) => [m.name, m.value])) }, baselineFile);
   const stages = [
     { name: 'data', seconds: 3.2, cached: true },
     { name: 'train_fmri_ae', seconds: 412.5, cached: false, step: 2000, totalSteps: 2000, loss: 0.0213 },

@@ -39,6 +39,8 @@ export interface ReproductionInput {
   configFile: string;
   dataset: string;
   subject: string;
+  /** The run's seed when it is a member of a seed suite (its row label there). */
+  seed?: number;
   codeVersion: string;
   taskQueues: { cpu: string; gpu: string };
   plan: StagePlan[];
@@ -171,7 +173,14 @@ export async function reproductionWorkflow(input: ReproductionInput): Promise<Re
       startToCloseTimeout: '2 minutes',
       retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_ERRORS },
     });
-    const judged = await judgeRun({ runId, configName: input.configName, metrics, baseline: input.baseline });
+    const scores = records.get(input.metricsStage)?.output;
+    const judged = await judgeRun({
+      runId,
+      configName: input.configName,
+      metrics,
+      ...(scores ? { scores } : {}),
+      baseline: input.baseline,
+    });
     verdict = judged;
     upsertSearchAttributes({ LeaVerdict: [judged.verdict] });
   }

@@ -8,6 +8,7 @@
 import {
   ParentClosePolicy,
   isCancellation,
+  patched,
   proxyActivities,
   startChild,
   upsertMemo,
@@ -16,8 +17,11 @@ import {
 } from '@temporalio/workflow';
 import type { JudgeActivities } from '../activities/judge.js';
 import type { ReportActivities } from '../activities/report.js';
+import type { PooledScores, ScoresActivities } from '../activities/scores.js';
 import type { Verdict } from '../lib/pipeline/regression.js';
-import { meanMetrics, type SuiteMember } from '../lib/pipeline/suite.js';
+import { scoresRefOf } from '../lib/pipeline/run-scores.js';
+import { meanMetrics, sdMetrics, type SuiteMember } from '../lib/pipeline/suite.js';
+import type { IntervalSettings } from '../lib/stats/bootstrap.js';
 import type { ArtifactRef } from '../lib/storage/artifact-store.js';
 import {
   reproductionWorkflow,
@@ -41,6 +45,12 @@ export interface SuiteResult {
   members: SuiteMember[];
   /** The mean over the members (named as a run's metrics, so a later verdict compares it as a last good run). */
   metrics: Record<string, number>;
+  /** The standard deviation over the members (subjects, or seeds). */
+  sd?: Record<string, number>;
+  /** The members' scores pooled per test item (runs/<suite>/scores), and the mean's intervals over items. */
+  scores?: ArtifactRef | null;
+  metricIntervals?: Record<string, [number, number]>;
+  intervalMethod?: string;
   verdict: Verdict | null;
   report: ArtifactRef | null;
 }
@@ -55,6 +65,7 @@ export async function suiteWorkflow(input: SuiteInput): Promise<SuiteResult> {
     runId: memberRunId(suiteId, m.configName),
     configName: m.configName,
     subject: m.subject,
+    ...(m.seed === undefined ? {} : { seed: m.seed }),
     dataset: m.dataset,
     status: 'running',
     metrics: {},
@@ -66,9 +77,14 @@ export async function suiteWorkflow(input: SuiteInput): Promise<SuiteResult> {
     LeaSubject: [members.map((m) => m.subject).join('+')],
     LeaCodeVersion: [input.codeVersion],
   });
-  const suiteMemo = members.map(({ runId, subject }) => ({ runId, subject }));
+  const suiteMemo = members.map(({ runId, subject, seed }) => ({
+    runId,
+    subject,
+    ...(seed === undefined ? {} : { seed }),
+  }));
   upsertMemo({ suite: suiteMemo });
 
+  const scoresOf: (ArtifactRef | undefined)[] = [];
   // Members start together: the first to need a shared stage computes it, the others wait for its artifact.
   await Promise.all(
     input.members.map(async (runInput, i) => {
@@ -87,6 +103,7 @@ export async function suiteWorkflow(input: SuiteInput): Promise<SuiteResult> {
         });
         const result: ReproductionResult = await child.result();
         Object.assign(member, { status: 'completed', metrics: result.metrics });
+        scoresOf[i] = scoresRefOf(result);
       } catch (err) {
         if (isCancellation(err)) throw err;
         Object.assign(member, { status: 'failed', error: rootMessage(err) });
@@ -95,6 +112,22 @@ export async function suiteWorkflow(input: SuiteInput): Promise<SuiteResult> {
   );
 
   const mean = meanMetrics(members);
+  const sd = sdMetrics(members);
+  const scored = scoresOf.filter((r): r is ArtifactRef => r !== undefined);
+  let pooled: PooledScores | null = null;
+  // Suites recorded before pooled scores replay without this activity.
+  if (patched('suite-pooled-scores') && scored.length > 0) {
+    const { poolSuiteScores } = proxyActivities<ScoresActivities>({
+      startToCloseTimeout: '10 minutes',
+      retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_ERRORS },
+    });
+    const metricsPlan = input.members[0]!.plan.find((p) => p.name === input.members[0]!.metricsStage);
+    pooled = await poolSuiteScores({
+      suiteId,
+      runs: scored,
+      intervals: (metricsPlan?.config as { intervals: IntervalSettings }).intervals,
+    });
+  }
   let verdict: Verdict | null = null;
   if (input.baseline) {
     const { judgeRun } = proxyActivities<JudgeActivities>({
@@ -105,6 +138,7 @@ export async function suiteWorkflow(input: SuiteInput): Promise<SuiteResult> {
       runId: suiteId,
       configName: input.name,
       metrics: mean,
+      ...(pooled?.scores ? { scores: pooled.scores } : {}),
       baseline: input.baseline,
     });
     upsertSearchAttributes({ LeaVerdict: [verdict.verdict] });
@@ -120,6 +154,8 @@ export async function suiteWorkflow(input: SuiteInput): Promise<SuiteResult> {
     startedAt: workflowInfo().startTime.toISOString(),
     members,
     mean,
+    sd,
+    ...(pooled ? { metricIntervals: pooled.metricIntervals, intervalMethod: pooled.intervalMethod } : {}),
     verdict,
     ...(input.baseline ? { baseline: input.baseline } : {}),
   });
@@ -129,5 +165,12 @@ export async function suiteWorkflow(input: SuiteInput): Promise<SuiteResult> {
     throw new Error(
       `${failed.length} of ${members.length} runs failed: ${failed.map((m) => m.runId).join(', ')}`,
     );
-  return { members, metrics: mean, verdict, report };
+  return {
+    members,
+    metrics: mean,
+    sd,
+    ...pooled,
+    verdict,
+    report,
+  };
 }

@@ -61,7 +61,8 @@ async function outputs(ctx: StageContext, arrays: Record<string, NdArray>): Prom
   return files;
 }
 
-const featuresConfig = z.object({ seed: z.number().int(), model: z.unknown() });
+/** seed: the random-ReLU map's (absent for CLIP, which draws nothing). */
+const featuresConfig = z.object({ seed: z.number().int().default(0), model: z.unknown() });
 
 /** The extractor a stage's config names, with the imported CLIP weights when it is CLIP (input 'clip'). */
 export async function featureExtractor(

@@ -17,7 +17,8 @@ import { alignmentMetrics } from '../../lib/metrics/alignment.js';
 import { itemsFrom, type MetricResult } from '../../lib/metrics/common.js';
 import { decodingMetrics, type MetricRow, type PaperNetworks } from '../../lib/metrics/decoding.js';
 import { METRIC_NETWORKS } from '../../lib/metrics/definitions.js';
-import { describeIntervals, metricIntervals } from '../../lib/metrics/intervals.js';
+import { describeIntervals, intervalSummary, metricIntervals } from '../../lib/metrics/intervals.js';
+import { SCORES_FILE, type ScoresFile } from '../../lib/metrics/scores.js';
 import {
   encodingTwoWay,
   meanSquaredError,
@@ -34,7 +35,10 @@ import { stageConfig, type StageContext, type StageImpl } from '../stage-contrac
 import { featureExtractor, readImages } from './alignment.js';
 
 const metricsConfig = z.object({
+  /** The run's seed: the miniature's random feature map φ. */
   seed: z.number().int(),
+  /** The n-way trials' distractors and the bootstrap (absent: seed); a seed suite of scope sampling varies it. */
+  samplingSeed: z.number().int().optional(),
   /** The image features φ (models.imageFeatures) the stand-in metrics use, as the features stage made them. */
   imageFeatures: z.unknown(),
   alignment: z.object({
@@ -48,12 +52,6 @@ const metricsConfig = z.object({
     level: z.number().gt(0).lt(1),
   }),
 });
-
-/** The per-item scores file: items in the order of the test arrays, scores [samples][items] per metric. */
-export interface ScoresFile {
-  items: string[];
-  scores: Record<string, number[][]>;
-}
 
 async function weightsInput(ctx: StageContext, input: keyof typeof METRIC_NETWORKS) {
   if (!ctx.inputs[input]) return undefined;
@@ -87,7 +85,12 @@ export const metricsStage: StageImpl = {
   // 3: per-item scores (scores.json) and bootstrap intervals.
   codeVersion: '3',
   async run(ctx, raw) {
-    const { seed, alignment, imageFeatures, intervals } = stageConfig(metricsConfig, raw, ctx.stage);
+    const { seed, samplingSeed, alignment, imageFeatures, intervals } = stageConfig(
+      metricsConfig,
+      raw,
+      ctx.stage,
+    );
+    const trialSeed = samplingSeed ?? seed;
     const prepared = await ctx.inputDir('prepared');
     const npy = async (input: string, file: string) => readNpy(join(await ctx.inputDir(input), file));
     const gt = await readImages(join(prepared, 'test_images.npy'));
@@ -109,7 +112,7 @@ export const metricsStage: StageImpl = {
             prototypes: { images: await readImages(join(prepared, 'train_images.npy')), labels },
           }),
           networks: await paperNetworks(ctx, owned),
-          seed,
+          seed: trialSeed,
           afterSample: async (step, totalSteps) => {
             ctx.heartbeat({ step, totalSteps });
             await yieldToEventLoop(ctx.signal);
@@ -140,7 +143,7 @@ export const metricsStage: StageImpl = {
     add('encode.pearson_voxel', perVoxelPearson(predicted, measured));
     add('encode.mse', meanSquaredError(predicted, measured));
     add('encode.twoway', encodingTwoWay(predicted, measured));
-    const bounds = metricIntervals(rows, intervals, seed);
+    const bounds = metricIntervals(rows, intervals, trialSeed);
     const stimuli = JSON.parse(await readFile(join(prepared, STIMULI_FILE), 'utf8')) as StimuliFile;
     const scores: ScoresFile = {
       items: stimuli.test,
@@ -153,13 +156,11 @@ export const metricsStage: StageImpl = {
     return {
       files: [
         { path: 'metrics.json', bytes: Buffer.from(JSON.stringify(table, null, 2)) },
-        { path: 'scores.json', bytes: Buffer.from(JSON.stringify(scores)) },
+        { path: SCORES_FILE, bytes: Buffer.from(JSON.stringify(scores)) },
       ],
       summary: {
         ...Object.fromEntries(rows.map((r) => [r.name, r.value])),
-        // strings: the workflow takes the numeric entries as the run's metrics
-        intervals: JSON.stringify(bounds),
-        'intervals.method': describeIntervals(intervals, seed),
+        ...intervalSummary(bounds, describeIntervals(intervals, trialSeed)),
       },
     };
   },

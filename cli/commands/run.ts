@@ -10,7 +10,9 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadExperimentConfig } from '../../lib/config/experiment.js';
 import { dryRun } from '../dry-run.js';
-import { checkWeights, runSpec } from '../pipelines.js';
+import { checkPinnedRun, checkWeights, runSpec, withSeeds } from '../pipelines.js';
+import { positiveInt } from '../args.js';
+import { memberLabel } from '../../lib/pipeline/suite.js';
 import { watchProgress } from '../run-progress.js';
 import { noWorkerText, workerPolls } from '../task-queues.js';
 import { exitCodeOf, formatRecord, runRecord } from '../run-records.js';
@@ -27,6 +29,7 @@ interface RunOptions {
   localWorker: 'auto' | 'always' | 'never';
   force: string[];
   baseline?: string;
+  seeds?: number;
   verbose?: boolean;
 }
 
@@ -55,7 +58,7 @@ function planQueues(input: unknown): ('cpu' | 'gpu')[] {
 async function suiteStages(client: Client, suiteId: string) {
   const record = await client.withDeadline(Date.now() + 10_000, () => runRecord(client, suiteId));
   const stages = (record.members ?? []).flatMap((m) =>
-    m.stages.map((s) => ({ ...s, name: `${m.subject} ${s.name}` })),
+    m.stages.map((s) => ({ ...s, name: `${memberLabel(m)} ${s.name}` })),
   );
   return { ...record, stages };
 }
@@ -108,6 +111,11 @@ export function registerRunCommand(program: Command): void {
       'baseline file (expected metrics with tolerances) for a regression verdict (of the mean, for a suite)',
     )
     .option(
+      '--seeds <n>',
+      "run each config under n seeds (its seed, seed+1, ...) as one suite; the config's seedScope says what a seed re-draws",
+      positiveInt,
+    )
+    .option(
       '--verbose',
       "with --wait, print the in-process worker's Temporal SDK log on stderr (always in LEA_HOME/logs/worker.log)",
     )
@@ -117,7 +125,8 @@ export function registerRunCommand(program: Command): void {
         .default('auto'),
     )
     .action(async (configFiles: string[], opts: RunOptions) => {
-      const cfgs = configFiles.map((file) => loadExperimentConfig(file, opts.set));
+      const loaded = configFiles.map((file) => loadExperimentConfig(file, opts.set));
+      const cfgs = opts.seeds === undefined ? loaded : withSeeds(loaded, configFiles, opts.seeds);
       const settings = settingsFromEnv();
       if (opts.dryRun) {
         for (const [i, cfg] of cfgs.entries())
@@ -142,6 +151,7 @@ export function registerRunCommand(program: Command): void {
       for (const cfg of cfgs) await checkWeights(cfg, settings);
       const client = await connectClient(settings.temporal);
       try {
+        await checkPinnedRun(client, opts.baseline);
         const handle = await client.workflow.start(workflowType, {
           workflowId: runId,
           taskQueue: taskQueue(settings, 'cpu'),

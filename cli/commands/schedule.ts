@@ -5,7 +5,7 @@ import { loadExperimentConfig } from '../../lib/config/experiment.js';
 import { taskQueue } from '../../lib/config/infra.js';
 import { BadInputError } from '../../lib/errors.js';
 import { settingsFromEnv, withClient } from '../context.js';
-import { checkWeights, runSpec } from '../pipelines.js';
+import { checkPinnedRun, checkWeights, runSpec } from '../pipelines.js';
 
 export function registerScheduleCommands(program: Command): void {
   const schedule = program.command('schedule').description('scheduled regression runs (Temporal Schedules)');
@@ -36,6 +36,7 @@ export function registerScheduleCommands(program: Command): void {
       );
       return withClient(async (client) => {
         for (const cfg of cfgs) await checkWeights(cfg, settings);
+        await checkPinnedRun(client, opts.baseline);
         await client.schedule
           .create({
             scheduleId: name,

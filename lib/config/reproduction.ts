@@ -186,6 +186,18 @@ export const reproductionConfig = z
     description: z.string().optional(),
     pipeline: z.literal('reproduction'),
     seed: z.number().int().min(0).default(0),
+    /**
+     * A seed suite: the config runs once per seed, as one suite (`lea run CONFIG --seeds N` gives seed, seed+1,
+     * ...). Each run is named NAME-seedS; what a seed reaches is seedScope's (lib/pipeline/suite.ts seedMembers).
+     */
+    seeds: z
+      .array(z.number().int().min(0))
+      .min(1)
+      .refine((s) => new Set(s).size === s.length, 'seeds must differ')
+      .optional(),
+    seedScope: z.enum(['training', 'sampling']).default('training'),
+    /** Decoding's MaskGIT draws, the n-way distractors and the bootstrap (absent: seed); set by a sampling suite. */
+    samplingSeed: z.number().int().min(0).optional(),
     data,
     models: z.strictObject({ mae, fmriAe, imageFeatures, tokenizer, maskgit }),
     training,

@@ -7,42 +7,62 @@
 import { Rng } from '../compute/rng.js';
 import { meanInterval, resampleIndices, type IntervalSettings } from '../stats/bootstrap.js';
 import type { MetricRow } from './decoding.js';
+import { itemMeans } from './scores.js';
 
 /** How an interval was computed, in words (the record, `lea status` and the report print it). */
-export function describeIntervals(s: IntervalSettings, seed: number): string {
+export function describeIntervals(s: IntervalSettings, seed: number, over = 'test items'): string {
   return (
-    `${Math.round(s.level * 100)}% ${s.method === 'bca' ? 'BCa' : 'percentile'} bootstrap over test items ` +
+    `${Math.round(s.level * 100)}% ${s.method === 'bca' ? 'BCa' : 'percentile'} bootstrap over ${over} ` +
     `(${s.resamples} resamples, samples kept with their item, seed ${seed})`
   );
 }
 
-/** Each item's mean over samples: [samples][items] → [items]. */
-export function itemMeans(bySample: number[][]): Float64Array {
-  const items = bySample[0]!.length;
-  const out = new Float64Array(items);
-  for (let i = 0; i < items; i++) {
-    let s = 0;
-    for (const sample of bySample) s += sample[i]!;
-    out[i] = s / bySample.length;
+/** [low, high] of each metric from its item scores; all metrics share one draw of item sets. */
+export function itemIntervals(
+  scores: Record<string, Float64Array>,
+  settings: IntervalSettings,
+  seed: number,
+): Record<string, [number, number]> {
+  const scored = Object.entries(scores).filter(([, s]) => s.length >= 2);
+  if (scored.length === 0) return {};
+  const n = scored[0]![1].length;
+  const indices = resampleIndices(n, settings.resamples, new Rng(seed, 'metrics/bootstrap'));
+  const out: Record<string, [number, number]> = {};
+  for (const [name, s] of scored) {
+    if (s.length !== n) throw new Error(`internal: ${name} scores ${s.length} items, not ${n}`);
+    out[name] = meanInterval(s, indices, settings);
   }
   return out;
 }
 
-/** [low, high] of every row that holds per-item scores; all rows share one draw of item sets. */
+/** [low, high] of every row that holds per-item scores. */
 export function metricIntervals(
   rows: MetricRow[],
   settings: IntervalSettings,
   seed: number,
 ): Record<string, [number, number]> {
-  const scored = rows.filter((r) => r.perItem && r.perItem[0]!.length >= 2);
-  if (scored.length === 0) return {};
-  const n = scored[0]!.perItem![0]!.length;
-  const indices = resampleIndices(n, settings.resamples, new Rng(seed, 'metrics/bootstrap'));
-  const out: Record<string, [number, number]> = {};
-  for (const r of scored) {
-    if (r.perItem![0]!.length !== n)
-      throw new Error(`internal: ${r.name} scores ${r.perItem![0]!.length} items, not ${n}`);
-    out[r.name] = meanInterval(itemMeans(r.perItem!), indices, settings);
-  }
-  return out;
+  return itemIntervals(
+    Object.fromEntries(rows.filter((r) => r.perItem).map((r) => [r.name, itemMeans(r.perItem!)])),
+    settings,
+    seed,
+  );
+}
+
+/** The intervals as the metrics stage's summary holds them (strings: the run's metrics are its numbers). */
+export function intervalSummary(
+  bounds: Record<string, [number, number]>,
+  method: string,
+): Record<string, string> {
+  return { intervals: JSON.stringify(bounds), 'intervals.method': method };
+}
+
+/** The intervals of a metrics stage's summary (none before metrics stage version 3). */
+export function intervalsOfSummary(
+  summary: Record<string, unknown>,
+): { metricIntervals: Record<string, [number, number]>; intervalMethod: string } | undefined {
+  if (typeof summary.intervals !== 'string') return undefined;
+  return {
+    metricIntervals: JSON.parse(summary.intervals) as Record<string, [number, number]>,
+    intervalMethod: String(summary['intervals.method']),
+  };
 }

@@ -202,7 +202,13 @@ export function buildPlan(cfg: ReproductionConfig, opts: PlanOptions = {}): Stag
   );
   plan.push({
     ...withWeights(
-      stage('image-features', 'cpu', { images: 'images' }, { seed, model: models.imageFeatures }),
+      stage(
+        'image-features',
+        'cpu',
+        { images: 'images' },
+        // imported CLIP draws nothing: no seed, so every seed of a suite shares its features
+        { ...(models.imageFeatures.kind === 'clip' ? {} : { seed }), model: models.imageFeatures },
+      ),
       {
         clip,
       },
@@ -257,7 +263,7 @@ export function buildPlan(cfg: ReproductionConfig, opts: PlanOptions = {}): Stag
       'decode',
       'gpu',
       { prepared: 'prepare', ridge: 'ridge', maskgit: 'maskgit', tokenizer: 'tokenizer' },
-      { seed, ...cfg.decoding },
+      { seed: cfg.samplingSeed ?? seed, ...cfg.decoding },
     ),
   );
   plan.push(
@@ -278,6 +284,7 @@ export function buildPlan(cfg: ReproductionConfig, opts: PlanOptions = {}): Stag
         },
         {
           seed,
+          ...(cfg.samplingSeed === undefined ? {} : { samplingSeed: cfg.samplingSeed }),
           alignment: cfg.alignment,
           imageFeatures: models.imageFeatures,
           intervals: cfg.metrics.intervals,

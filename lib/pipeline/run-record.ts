@@ -128,8 +128,14 @@ export interface RunRecord {
   verdict: 'pass' | 'regressed' | null;
   /** What regressed, one line per metric (`lea status` always sets it; empty unless regressed). */
   regressions?: string[];
+  /** Every comparison of the verdict, `ok` or `regressed`, with its test, difference, interval and p-value. */
+  comparisons?: string[];
+  /** How the verdict's tests were made and corrected. */
+  verdictMethod?: string;
+  /** A suite: the standard deviation of each metric over its runs (subjects or seeds). */
+  sd?: Record<string, number>;
   /** A suite (workflows/suite.ts): its runs' records, each with its subject; `metrics` are their mean. */
-  members?: (RunRecord & { subject: string })[];
+  members?: (RunRecord & { subject: string; seed?: number })[];
 }
 
 /** A planned stage that has not started: what the workflow's records and `lea status` begin from. */

@@ -71,22 +71,31 @@ const runSchema = z.object({
   machine: z.string(),
 });
 
-const failureSchema = z.strictObject({
+const checkSchema = z.strictObject({
   metric: z.string(),
-  against: z.enum(['baseline', 'last-good']),
+  against: z.enum(['baseline', 'last-good', 'pinned-run']),
   expected: z.number(),
   actual: z.number().nullable(),
   delta: z.number().nullable(),
   tolerance: z.number(),
+  test: z.enum(['paired sign-flip', 'bootstrap', 'tolerance']).optional(),
+  interval: z.tuple([jsonNumber, jsonNumber]).optional(),
+  p: z.number().optional(),
+  pAdjusted: z.number().optional(),
+  items: z.number().int().optional(),
+  regressed: z.boolean().optional(),
 });
 
 const verdictSchema = z.strictObject({
   verdict: z.enum(['pass', 'regressed']),
-  failures: z.array(failureSchema),
+  failures: z.array(checkSchema),
+  checks: z.array(checkSchema).optional(),
   checked: z.array(z.string()),
   unfilled: z.array(z.string()),
   baseline: z.string(),
   lastGoodRunId: z.string().optional(),
+  pinnedRunId: z.string().optional(),
+  method: z.string().optional(),
 });
 
 /** report-input.json */

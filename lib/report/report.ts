@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { BadInputError } from '../errors.js';
 import { metricDefinition } from '../metrics/definitions.js';
 import { describeAttempt, type RunRecord } from '../pipeline/run-record.js';
-import type { Failure, Verdict } from '../pipeline/regression.js';
+import { AGAINST, describeTest, type Check, type Verdict } from '../pipeline/regression.js';
 import type { NdArray } from '../tensors/ndarray.js';
 import { esc, fmtDelta, fmtNumber, fmtSeconds } from './format.js';
 import { facts, imageGrid, keyHtml, page, table, type GridGroup, type Tile } from './html.js';
@@ -170,15 +170,20 @@ function stageSeconds(run: RunRecord): number {
 export function verdictBanner(verdict: Verdict | null): string {
   if (!verdict)
     return '<p class="verdict">No regression verdict: the run was not compared with a baseline.</p>\n';
-  const against = `baseline <b>${esc(verdict.baseline)}</b>${
-    verdict.lastGoodRunId ? ` and last good run <span class="mono">${esc(verdict.lastGoodRunId)}</span>` : ''
-  }`;
+  const run = verdict.pinnedRunId
+    ? ` and pinned run <span class="mono">${esc(verdict.pinnedRunId)}</span>`
+    : verdict.lastGoodRunId
+      ? ` and last good run <span class="mono">${esc(verdict.lastGoodRunId)}</span>`
+      : '';
+  const against = `baseline <b>${esc(verdict.baseline)}</b>${run}`;
+  const method = verdict.method ? `<p class="muted">Tests: ${esc(verdict.method)}.</p>\n` : '';
   const counts = `${verdict.checked.length} metric${verdict.checked.length === 1 ? '' : 's'} checked${
     verdict.unfilled.length ? `, ${verdict.unfilled.length} not filled in the baseline yet` : ''
   }`;
-  if (verdict.verdict === 'pass') return `<p class="verdict pass">Pass against ${against}: ${counts}.</p>\n`;
+  if (verdict.verdict === 'pass')
+    return `<p class="verdict pass">Pass against ${against}: ${counts}.</p>\n${method}`;
   const n = verdict.failures.length;
-  return `<p class="verdict fail">Regressed against ${against}: ${n} failure${n === 1 ? '' : 's'} (${counts}).</p>\n`;
+  return `<p class="verdict fail">Regressed against ${against}: ${n} failure${n === 1 ? '' : 's'} (${counts}).</p>\n${method}`;
 }
 
 function header(input: ReportInput): string {
@@ -240,23 +245,22 @@ function attemptList(run: RunRecord): string {
   return items.length ? `<h3>Retried stages</h3>\n<ul class="attempts">\n${items.join('\n')}\n</ul>\n` : '';
 }
 
-function failureText(f: Failure): string {
-  const against = f.against === 'baseline' ? 'baseline' : 'last good run';
-  if (f.actual === null) return `missing (${against} ${fmtNumber(f.expected)})`;
-  return `${against} ${fmtNumber(f.expected)}: ${fmtDelta(f.delta!)} (tolerance ${fmtNumber(f.tolerance)})`;
+function checkText(c: Check): string {
+  const against = AGAINST[c.against];
+  if (c.actual === null) return `missing (${against} ${fmtNumber(c.expected)})`;
+  const test = c.test ? `; ${describeTest(c)}` : '';
+  return `${against} ${fmtNumber(c.expected)}: ${fmtDelta(c.delta!)} (tolerance ${fmtNumber(c.tolerance)}${test})`;
 }
 
-/** What the verdict says about one metric, and whether that is a failure. */
+/** What the verdict says about one metric (each comparison with its test), and whether that is a failure. */
 function metricVerdict(name: string, verdict: Verdict | null): { html: string; failed: boolean } {
   if (!verdict) return { html: '', failed: false };
   const failures = verdict.failures.filter((f) => f.metric === name);
-  if (failures.length) {
-    return {
-      html: `<span class="fail-text">regressed</span><br>${failures.map((f) => esc(failureText(f))).join('<br>')}`,
-      failed: true,
-    };
-  }
-  if (verdict.checked.includes(name)) return { html: '<span class="pass-text">pass</span>', failed: false };
+  const checks = (verdict.checks ?? failures).filter((c) => c.metric === name);
+  const lines = checks.map((c) => esc(checkText(c))).join('<br>');
+  if (failures.length) return { html: `<span class="fail-text">regressed</span><br>${lines}`, failed: true };
+  if (verdict.checked.includes(name) || checks.length)
+    return { html: `<span class="pass-text">pass</span>${lines ? `<br>${lines}` : ''}`, failed: false };
   if (verdict.unfilled.includes(name))
     return { html: '<span class="muted">baseline not filled</span>', failed: false };
   return { html: '<span class="muted">not checked</span>', failed: false };

@@ -7,7 +7,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { metricDefinition } from '../metrics/definitions.js';
 import type { Verdict } from '../pipeline/regression.js';
-import type { SuiteMember } from '../pipeline/suite.js';
+import { memberLabel, type SuiteMember } from '../pipeline/suite.js';
 import { esc, fmtNumber } from './format.js';
 import { page, table } from './html.js';
 import { verdictBanner, type BaselineValues } from './report.js';
@@ -20,15 +20,19 @@ export interface SuiteReportInput {
   finishedAt: string;
   members: SuiteMember[];
   mean: Record<string, number>;
+  /** The standard deviation over the runs, and the mean's bootstrap interval over pooled test items. */
+  sd?: Record<string, number>;
+  metricIntervals?: Record<string, [number, number]>;
+  intervalMethod?: string;
   baseline: BaselineValues | null;
   verdict: Verdict | null;
 }
 
 export const SUITE_JSON = 'suite.json';
 
-/** What the table itself reads: each run's subject, status and metrics, their mean, the baseline. */
-type SuiteTable = Pick<SuiteReportInput, 'mean' | 'baseline'> & {
-  members: Pick<SuiteMember, 'subject' | 'status' | 'metrics'>[];
+/** What the table itself reads: each run's subject, status and metrics, their mean, sd and interval, the baseline. */
+type SuiteTable = Pick<SuiteReportInput, 'mean' | 'baseline' | 'sd' | 'metricIntervals'> & {
+  members: Pick<SuiteMember, 'subject' | 'seed' | 'status' | 'metrics'>[];
 };
 
 /** Metric columns: the paper's metrics first, then the others (stand-ins), each group by name. */
@@ -49,12 +53,25 @@ function coverage(input: SuiteTable, name: string): string {
   return n < done.length ? ` (${n} of ${done.length})` : '';
 }
 
+/** The mean's cell: the value, ± the sd over runs, and the interval beneath (data-* keep the full numbers). */
+function meanCell(input: SuiteTable, c: string, failed: boolean): string {
+  const v = input.mean[c];
+  if (v === undefined) return `<td class="num${failed ? ' fail' : ''}">–</td>`;
+  const sd = input.sd?.[c];
+  const ci = input.metricIntervals?.[c];
+  const data = `data-value="${v}"${sd === undefined ? '' : ` data-sd="${sd}"`}${ci ? ` data-low="${ci[0]}" data-high="${ci[1]}"` : ''}`;
+  return (
+    `<td class="num${failed ? ' fail' : ''}" ${data}>${fmtNumber(v)}${sd === undefined ? '' : ` ± ${fmtNumber(sd)}`}` +
+    `${ci ? `<br><span class="muted">[${fmtNumber(ci[0])}, ${fmtNumber(ci[1])}]</span>` : ''}</td>`
+  );
+}
+
 function suiteTableHtml(input: SuiteReportInput, cols: string[], cls: string): string {
   const failed = new Set((input.verdict?.failures ?? []).map((f) => f.metric));
-  const cell = (v: number | null | undefined, extra = '') =>
-    `<td class="num${extra}">${v === null || v === undefined ? '–' : fmtNumber(v)}</td>`;
+  const cell = (v: number | null | undefined) =>
+    `<td class="num">${v === null || v === undefined ? '–' : fmtNumber(v)}</td>`;
   const head =
-    '<th>subject</th><th>run</th>' +
+    '<th>run</th><th>id</th>' +
     cols
       .map((c) => {
         const d = metricDefinition(c);
@@ -64,13 +81,13 @@ function suiteTableHtml(input: SuiteReportInput, cols: string[], cls: string): s
       .join('');
   const rows = input.members.map(
     (m) =>
-      `<tr data-subject="${esc(m.subject)}"><td>${esc(m.subject)}</td><td class="mono">${esc(m.runId)}` +
+      `<tr data-subject="${esc(m.subject)}"${m.seed === undefined ? '' : ` data-seed="${m.seed}"`}><td>${esc(memberLabel(m))}</td><td class="mono">${esc(m.runId)}` +
       `${m.status === 'completed' ? '' : ` <span class="fail-text">${esc(m.status)}${m.error ? `: ${esc(m.error)}` : ''}</span>`}` +
       `<br><span class="muted">lea report ${esc(m.runId)}</span></td>${cols.map((c) => cell(m.metrics[c])).join('')}</tr>`,
   );
   rows.push(
-    `<tr class="mean" data-subject="mean"><td><b>mean</b></td><td>over ${input.members.filter((m) => m.status === 'completed').length} subjects</td>` +
-      cols.map((c) => cell(input.mean[c], failed.has(c) ? ' fail' : '')).join('') +
+    `<tr class="mean" data-subject="mean"><td><b>mean</b></td><td>over ${input.members.filter((m) => m.status === 'completed').length} runs</td>` +
+      cols.map((c) => meanCell(input, c, failed.has(c))).join('') +
       '</tr>',
   );
   if (input.baseline)
@@ -95,7 +112,12 @@ export function suiteHtml(input: SuiteReportInput): string {
     verdictBanner(input.verdict) +
     '<section id="metrics" class="first">\n<h2>Metrics by subject</h2>\n' +
     "<p>Each run's metrics (a run's own report gives definitions, ranges and chance levels); the mean is over " +
-    'the subjects whose run completed, and the verdict judges it against the baseline.</p>\n' +
+    'the runs that completed, ± their standard deviation (the spread over subjects or seeds), and the verdict ' +
+    'judges it against the baseline.</p>\n' +
+    (input.intervalMethod
+      ? `<p class="muted">Intervals beneath the mean: ${esc(input.intervalMethod)}. They cover the sampling of ` +
+        'test items only; the ± is the spread over runs.</p>\n'
+      : '') +
     suiteTableHtml(input, columns(input, false), 'suite') +
     (notes.length ? `<ul class="muted">${notes.join('')}</ul>\n` : '') +
     (input.baseline
@@ -114,15 +136,23 @@ export function suiteText(input: SuiteTable): string {
   const cols = [...columns(input, false), ...columns(input, true)];
   const heads = [
     'metric',
-    ...input.members.map((m) => m.subject),
+    ...input.members.map(memberLabel),
     'mean',
+    ...(input.sd ? ['sd'] : []),
+    ...(input.metricIntervals ? ['interval'] : []),
     ...(input.baseline ? ['baseline'] : []),
   ];
   const fmt = (v: number | null | undefined) => (v === null || v === undefined ? '–' : fmtNumber(v));
+  const ci = (c: string) => {
+    const b = input.metricIntervals?.[c];
+    return b ? `[${fmtNumber(b[0])}, ${fmtNumber(b[1])}]` : '–';
+  };
   const rows = cols.map((c) => [
     c,
     ...input.members.map((m) => fmt(m.metrics[c])),
     fmt(input.mean[c]) + coverage(input, c),
+    ...(input.sd ? [fmt(input.sd[c])] : []),
+    ...(input.metricIntervals ? [ci(c)] : []),
     ...(input.baseline ? [fmt(input.baseline.values[c])] : []),
   ]);
   const widths = heads.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
