@@ -11,7 +11,7 @@ import { Rng } from '../compute/rng.js';
 import type { ReproductionConfig } from '../config/reproduction.js';
 import { SYNTH_SCALES } from '../data/synth.js';
 import { FmriAutoencoder } from '../models/fmri-autoencoder.js';
-import type { ImageBatch } from '../models/image-features.js';
+import type { ImageBatch } from '../models/types.js';
 import { countParams } from '../models/layers.js';
 import { FmriMae } from '../models/mae.js';
 import { MaskGit } from '../models/maskgit.js';

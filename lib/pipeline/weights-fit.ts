@@ -4,7 +4,7 @@
  * run starts) and the stages (before they use the weights) ask the same question.
  */
 import type { ReproductionConfig } from '../config/reproduction.js';
-import type { WeightsRecord } from '../weights/import.js';
+import type { WeightsRecord } from '../models/types.js';
 import type { WeightsUse } from './plan.js';
 
 /** `field a (imported: b)` for each key whose values differ. */
