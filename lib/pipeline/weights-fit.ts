@@ -5,7 +5,13 @@
  */
 import type { ReproductionConfig } from '../config/reproduction.js';
 import type { WeightsRecord } from '../models/types.js';
-import type { WeightsUse } from './plan.js';
+
+/** One use of imported weights by a config: where it is named and which kind it must be. */
+export interface WeightsUse {
+  field: string;
+  name: string;
+  kind: string;
+}
 
 /** `field a (imported: b)` for each key whose values differ. */
 export function architectureMismatch(
