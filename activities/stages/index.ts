@@ -9,6 +9,7 @@ import {
   subjectFeaturesStage,
 } from './alignment.js';
 import { fetchStage, imagesStage, prepareStage, synthStage } from './data.js';
+import { TRAINABLE_STAGES } from '../../lib/train/registry.js';
 import { metricsStage } from './metrics.js';
 import { trainingStage } from './training.js';
 
@@ -17,10 +18,7 @@ export const STAGES: Record<string, StageImpl> = {
   synth: synthStage,
   prepare: prepareStage,
   images: imagesStage,
-  mae: trainingStage('mae', 'prepared'),
-  'fmri-ae': trainingStage('fmri-ae', 'prepared'),
-  tokenizer: trainingStage('tokenizer', 'images'),
-  maskgit: trainingStage('maskgit', 'images'),
+  ...Object.fromEntries(Object.values(TRAINABLE_STAGES).map((s) => [s.name, trainingStage(s.name, s.data)])),
   features: featuresStage,
   'subject-features': subjectFeaturesStage,
   latents: latentsStage,

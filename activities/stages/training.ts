@@ -1,4 +1,4 @@
-/** The trainable stages (mae, fmri-ae, tokenizer, maskgit): lib/train/stages.ts with artifact checkpoints. */
+/** The trainable stages (lib/train/registry.ts), run by lib/train/stages.ts with artifact checkpoints. */
 import { join } from 'node:path';
 import type { ReproductionConfig, Stage } from '../../lib/config/reproduction.js';
 import { ArtifactCheckpointStore } from '../../lib/train/checkpoint.js';

@@ -12,7 +12,8 @@
  * ground truth of item σ(i), one seeded derangement), which must land near chance.
  */
 import { Rng } from '../compute/rng.js';
-import type { ImageBatch, ImageFeatureExtractor } from '../models/image-features.js';
+import type { ImageFeatureExtractor } from '../models/image-features.js';
+import type { ImageBatch } from '../models/types.js';
 import type { NdArray } from '../tensors/ndarray.js';
 import { itemsOf, overSamples, type Items, type MetricResult } from './common.js';
 import { frechetDistance } from './fid.js';

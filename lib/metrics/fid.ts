@@ -8,7 +8,7 @@
  */
 import { EigenvalueDecomposition, Matrix } from 'ml-matrix';
 import { BadInputError } from '../errors.js';
-import type { ImageBatch } from '../models/image-features.js';
+import type { ImageBatch } from '../models/types.js';
 import type { InceptionResize, InceptionV3 } from '../models/inception-v3.js';
 import { itemsFrom, type Items, type MetricResult } from './common.js';
 

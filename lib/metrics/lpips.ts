@@ -10,7 +10,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { BadInputError } from '../errors.js';
 import { ALEXNET_CHANNELS, AlexNetFeatures } from '../models/alexnet.js';
-import type { ImageBatch } from '../models/image-features.js';
+import type { ImageBatch } from '../models/types.js';
 import type { NdArray } from '../tensors/ndarray.js';
 
 /** lpips' ScalingLayer constants (ImageNet mean/std re-expressed for [−1, 1] inputs). */

@@ -7,16 +7,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../compute/rng.js';
 import { BadInputError } from '../errors.js';
-import type { ImportedWeights } from '../weights/import.js';
+import type { ImageBatch, ImportedWeights } from './types.js';
 import { VisionTransformer, parseVitConfig } from './vit.js';
 
-/** uint8 images [count, height, width, 3], row-major (the prepared train_images.npy layout). */
-export interface ImageBatch {
-  data: Uint8Array;
-  count: number;
-  height: number;
-  width: number;
-}
+export type { ImageBatch } from './types.js';
 
 export interface ImageFeatureExtractor {
   readonly name: string;

@@ -14,7 +14,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { BadInputError } from '../errors.js';
 import { ndarray, type NdArray } from '../tensors/ndarray.js';
-import type { ImageBatch } from './image-features.js';
+import type { ImageBatch } from './types.js';
 
 export const INCEPTION_SIZE = 299;
 export const INCEPTION_BN_EPS = 1e-3;

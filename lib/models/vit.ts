@@ -16,7 +16,7 @@ import { z } from 'zod';
 import { BadInputError } from '../errors.js';
 import { resizeShorterAndCrop } from '../images/resize.js';
 import { ndarray, type NdArray } from '../tensors/ndarray.js';
-import type { ImageBatch } from './image-features.js';
+import type { ImageBatch } from './types.js';
 import { gelu, layerNorm } from './layers.js';
 
 const rgb = z.tuple([z.number(), z.number(), z.number()]);

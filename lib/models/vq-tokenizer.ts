@@ -20,7 +20,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../compute/rng.js';
-import type { ImageBatch } from './image-features.js';
+import type { ImageBatch } from './types.js';
 import { ParamBuilder, disposeParams, param, stopGradient, swish, type Params } from './layers.js';
 
 export interface ImageTokenizer {

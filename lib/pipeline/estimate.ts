@@ -8,17 +8,22 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../compute/rng.js';
-import type { ReproductionConfig } from '../config/reproduction.js';
+import type { ReproductionConfig, Stage } from '../config/reproduction.js';
 import { SYNTH_SCALES } from '../data/synth.js';
 import { FmriAutoencoder } from '../models/fmri-autoencoder.js';
-import type { ImageBatch } from '../models/image-features.js';
+import type { ImageBatch } from '../models/types.js';
 import { countParams } from '../models/layers.js';
 import { FmriMae } from '../models/mae.js';
 import { MaskGit } from '../models/maskgit.js';
 import { VisionTransformer, parseVitConfig, vitParamShapes, vitTokens } from '../models/vit.js';
 import { PatchTokenizer, VqGan, imagesToTensor, type ImageTokenizer } from '../models/vq-tokenizer.js';
 import { ndarray, type NdArray } from '../tensors/ndarray.js';
-import { fmriAeConfig, maeConfig, maskgitConfig, vqganConfig } from '../train/stages.js';
+import type { TrainSettings } from '../train/loop.js';
+import { TRAINABLE_STAGES } from '../train/registry.js';
+import { fmriAeConfig } from '../train/stages/fmri-ae.js';
+import { maeConfig } from '../train/stages/mae.js';
+import { maskgitConfig } from '../train/stages/maskgit.js';
+import { vqganConfig } from '../train/stages/tokenizer.js';
 import type { WeightsRecord } from '../weights/import.js';
 import type { StagePlan } from './run-record.js';
 
@@ -123,9 +128,9 @@ async function stepSeconds(
   }, reps);
 }
 
-function training(ctx: EstimateContext, section: 'mae' | 'fmriAe' | 'tokenizer') {
-  const t = ctx.cfg.training[section];
-  return t && 'iterations' in t ? t : undefined;
+/** The loop settings of a trainable stage the plan runs (lib/train/registry.ts): the plan has it, so it has them. */
+function loopSettings(plan: StagePlan, ctx: EstimateContext): TrainSettings {
+  return TRAINABLE_STAGES[plan.impl as Stage].settings(ctx.cfg)!;
 }
 
 function tokenizerFor(ctx: EstimateContext): ImageTokenizer {
@@ -156,43 +161,41 @@ function clipFor(ctx: EstimateContext): VisionTransformer | undefined {
   return new VisionTransformer(cfg, tensors, rec.name);
 }
 
-const fmriTraining =
-  (section: 'mae' | 'fmriAe'): Estimator =>
-  async (_plan, ctx) => {
-    const t = training(ctx, section)!;
-    const rng = new Rng(0, 'estimate');
-    const model =
-      section === 'mae'
-        ? new FmriMae(maeConfig(ctx.cfg), rng)
-        : new FmriAutoencoder(fmriAeConfig(ctx.cfg, ctx.data.roiSizes), rng);
-    try {
-      const x = tf.tensor2d(rng.fillNormal(new Float32Array(t.batchSize * ctx.data.voxels), 0, 1), [
-        t.batchSize,
-        ctx.data.voxels,
-      ]);
-      const loss = () => (model instanceof FmriMae ? model.loss(x, rng) : model.loss(x, x));
-      const secondsPerUnit = await stepSeconds(model.params, loss, ctx.reps);
-      x.dispose();
-      const tokens =
-        model instanceof FmriMae
-          ? model.kept(ctx.data.voxels) + 1
-          : ctx.data.roiSizes.length * ctx.cfg.models.fmriAe.tokensPerRoi + 1;
-      return {
-        parameters: countParams(model.params),
-        unit: `step (batch ${t.batchSize})`,
-        units: t.iterations,
-        flopsPerUnit: 6 * matrixParams(model.params) * tokens * t.batchSize,
-        secondsPerUnit,
-        seconds: secondsPerUnit * t.iterations,
-      };
-    } finally {
-      model.dispose();
-    }
-  };
+const fmriTraining: Estimator = async (plan, ctx) => {
+  const t = loopSettings(plan, ctx);
+  const rng = new Rng(0, 'estimate');
+  const model =
+    plan.impl === 'mae'
+      ? new FmriMae(maeConfig(ctx.cfg), rng)
+      : new FmriAutoencoder(fmriAeConfig(ctx.cfg, ctx.data.roiSizes), rng);
+  try {
+    const x = tf.tensor2d(rng.fillNormal(new Float32Array(t.batchSize * ctx.data.voxels), 0, 1), [
+      t.batchSize,
+      ctx.data.voxels,
+    ]);
+    const loss = () => (model instanceof FmriMae ? model.loss(x, rng) : model.loss(x, x));
+    const secondsPerUnit = await stepSeconds(model.params, loss, ctx.reps);
+    x.dispose();
+    const tokens =
+      model instanceof FmriMae
+        ? model.kept(ctx.data.voxels) + 1
+        : ctx.data.roiSizes.length * ctx.cfg.models.fmriAe.tokensPerRoi + 1;
+    return {
+      parameters: countParams(model.params),
+      unit: `step (batch ${t.batchSize})`,
+      units: t.iterations,
+      flopsPerUnit: 6 * matrixParams(model.params) * tokens * t.batchSize,
+      secondsPerUnit,
+      seconds: secondsPerUnit * t.iterations,
+    };
+  } finally {
+    model.dispose();
+  }
+};
 
 const ESTIMATORS: Record<string, Estimator> = {
-  mae: fmriTraining('mae'),
-  'fmri-ae': fmriTraining('fmriAe'),
+  mae: fmriTraining,
+  'fmri-ae': fmriTraining,
 
   async features(_plan, ctx) {
     const images = ctx.data.train + ctx.data.test;
@@ -216,11 +219,11 @@ const ESTIMATORS: Record<string, Estimator> = {
     }
   },
 
-  async tokenizer(_plan, ctx) {
+  async tokenizer(plan, ctx) {
     const t = ctx.cfg.models.tokenizer;
     if (t.kind === 'vqgan' && t.frozen) return { note: 'frozen: the imported VQGAN is stored as is' };
     if (t.kind === 'patch-kmeans') return { note: 'k-means on patches: seconds' };
-    const s = training(ctx, 'tokenizer')!;
+    const s = loopSettings(plan, ctx);
     const vq = new VqGan(vqganConfig(ctx.cfg), new Rng(0, 'estimate'));
     try {
       const images = randomImages(s.batchSize, ctx.data.imageSize);
@@ -241,13 +244,13 @@ const ESTIMATORS: Record<string, Estimator> = {
     }
   },
 
-  async maskgit(_plan, ctx) {
-    const t = ctx.cfg.training.maskgit;
+  async maskgit(plan, ctx) {
+    const t = loopSettings(plan, ctx);
     const tokenizer = tokenizerFor(ctx);
     const vit = clipFor(ctx);
     const model = maskgitFor(ctx, tokenizer);
     try {
-      const views = (t.flip ? 2 : 1) * ctx.data.train;
+      const views = (ctx.cfg.training.maskgit.flip ? 2 : 1) * ctx.data.train;
       const one = randomImages(1, ctx.data.imageSize);
       const prep =
         (await timed(() => void tokenizer.encode(one), ctx.reps)) +

@@ -1,5 +1,5 @@
 /**
- * Trained models back from their model.safetensors (lib/train/stages.ts saveModel: the weights, plus the
+ * Trained models back from their model.safetensors (lib/train/stage.ts saveModel: the weights, plus the
  * model's config in the metadata), for the inference stages: latents, decoding, encoding.
  */
 import { Rng } from '../compute/rng.js';
@@ -9,7 +9,7 @@ import { loadParamsStrict } from '../models/layers.js';
 import { MaskGit, type MaskGitConfig } from '../models/maskgit.js';
 import { PatchTokenizer, VqGan, type ImageTokenizer, type VqGanConfig } from '../models/vq-tokenizer.js';
 import { readSafetensors } from '../tensors/safetensors.js';
-import { MODEL_FORMAT } from '../train/stages.js';
+import { MODEL_FORMAT } from '../train/stage.js';
 
 async function readModel(path: string, stage: string) {
   const { tensors, metadata } = await readSafetensors(path);

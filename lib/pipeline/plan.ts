@@ -14,7 +14,10 @@
 import type { ReproductionConfig } from '../config/reproduction.js';
 import { BadInputError } from '../errors.js';
 import { METRIC_NETWORKS, metricNetworkNames } from '../metrics/definitions.js';
+import { TRAINABLE_STAGES } from '../train/registry.js';
+import type { TrainableStage } from '../train/stage.js';
 import type { StagePlan } from './run-record.js';
+import type { WeightsUse } from './weights-fit.js';
 
 export interface PlanOptions {
   /** The text of the dataset manifest, when the source is `fetch` (read by the caller). */
@@ -30,13 +33,6 @@ export const DEFAULT_RUNTIME = {
   /** How long a stage waits out one S3 outage before its attempt fails (attempts are for the stage's own faults). */
   dependencyWaitMinutes: 30,
 };
-
-/** One use of imported weights by a config: where it is named and which kind it must be. */
-export interface WeightsUse {
-  field: string;
-  name: string;
-  kind: string;
-}
 
 /** Every imported network a config uses (checked at submit time: present, of the right kind and size). */
 export function weightsUses(cfg: ReproductionConfig): WeightsUse[] {
@@ -96,24 +92,8 @@ export function buildPlan(cfg: ReproductionConfig, opts: PlanOptions = {}): Stag
     maxAttempts: rt.maxAttempts,
     dependencyWaitMinutes: rt.dependencyWaitMinutes,
   });
-  const { data, models, training, seed } = cfg;
+  const { data, models, seed } = cfg;
   const plan: StagePlan[] = [];
-  /**
-   * A training stage's config: the parts of the whole config that lib/train/stages.ts reads for it, and no
-   * others, so that e.g. a new MaskGIT learning rate does not retrain the autoencoder.
-   */
-  const trainingConfig = (m: Partial<ReproductionConfig['models']>, t: Record<string, unknown>) => ({
-    seed,
-    data: {
-      dataset: data.dataset,
-      subject: data.subject,
-      ...(data.roiPatch ? { roiPatch: data.roiPatch } : {}),
-    },
-    models: m,
-    training: t,
-  });
-  const includeTestFmri = { includeTestFmri: training.fmriAe.includeTestFmri };
-
   const src = data.source;
   if (src.kind === 'synthetic') {
     if (Number(/[0-9]+$/.exec(data.subject)![0]) > src.subjects)
@@ -167,27 +147,26 @@ export function buildPlan(cfg: ReproductionConfig, opts: PlanOptions = {}): Stag
   checkImageSize(cfg);
   const uses = Object.fromEntries(weightsUses(cfg).map((u) => [u.field, u.name]));
   const clip = uses['models.imageFeatures.weights'];
-  const aeNeeds: Record<string, string> = { prepared: 'prepare' };
-  const maeImported = uses['training.mae.initFrom'];
-  if (training.mae && !('initFrom' in training.mae)) {
-    const config = trainingConfig({ mae: models.mae }, { mae: training.mae, fmriAe: includeTestFmri });
-    plan.push(stage('mae', 'gpu', { prepared: 'prepare' }, config, true));
-    if (training.fmriAe.initFrom === 'mae') aeNeeds.mae = 'mae';
-  } else if (training.fmriAe.initFrom === 'mae' && !maeImported) {
-    throw new BadInputError('training.fmriAe.initFrom is mae, but training.mae is absent');
-  }
-  plan.push(
-    withWeights(
-      stage(
-        'fmri-ae',
-        'gpu',
-        aeNeeds,
-        trainingConfig({ fmriAe: models.fmriAe }, { fmriAe: training.fmriAe }),
-        true,
-      ),
-      { mae: training.fmriAe.initFrom === 'mae' ? maeImported : undefined },
-    ),
-  );
+  /**
+   * The trainable stages (lib/train/registry.ts) that train on `side`, in the table's order. A stage's config
+   * is the parts of the whole config it reads, and no others, so that e.g. a new MaskGIT learning rate does not
+   * retrain the autoencoder; an image-side stage names the dataset, never the subject (the images artifact says
+   * which).
+   */
+  const trainingStages = (side: TrainableStage['data']): StagePlan[] =>
+    Object.values(TRAINABLE_STAGES).flatMap((def) => {
+      const planned = def.data === side ? def.plan(cfg, uses) : undefined;
+      if (!planned) return [];
+      const { dataset, subject, roiPatch } = data;
+      const config = {
+        seed,
+        data: side === 'prepared' ? { dataset, subject, ...(roiPatch ? { roiPatch } : {}) } : { dataset },
+        ...planned.sections,
+      };
+      const needs = { [side]: side === 'prepared' ? 'prepare' : 'images', ...planned.earlier };
+      return [withWeights(stage(def.name, 'gpu', needs, config, true), planned.weights)];
+    });
+  plan.push(...trainingStages('prepared'));
   plan.push(
     stage(
       'images',
@@ -219,43 +198,7 @@ export function buildPlan(cfg: ReproductionConfig, opts: PlanOptions = {}): Stag
     ...stage('features', 'cpu', { features: 'image-features', prepared: 'prepare' }, {}),
     impl: 'subject-features',
   });
-  /** An image-side training stage's config: the dataset, never the subject (the images artifact says which). */
-  const imageSideConfig = (m: Partial<ReproductionConfig['models']>, t: Record<string, unknown>) => ({
-    seed,
-    data: { dataset: data.dataset },
-    models: m,
-    training: t,
-  });
-  plan.push(
-    withWeights(
-      stage(
-        'tokenizer',
-        'gpu',
-        { images: 'images' },
-        imageSideConfig(
-          { tokenizer: models.tokenizer },
-          training.tokenizer ? { tokenizer: training.tokenizer } : {},
-        ),
-        true,
-      ),
-      { vqgan: uses['models.tokenizer.weights'] },
-    ),
-  );
-  plan.push(
-    withWeights(
-      stage(
-        'maskgit',
-        'gpu',
-        { images: 'images', tokenizer: 'tokenizer' },
-        imageSideConfig(
-          { maskgit: models.maskgit, tokenizer: models.tokenizer, imageFeatures: models.imageFeatures },
-          { maskgit: training.maskgit },
-        ),
-        true,
-      ),
-      { clip, init: uses['models.maskgit.initFrom'] },
-    ),
-  );
+  plan.push(...trainingStages('images'));
   plan.push(stage('latents', 'gpu', { prepared: 'prepare', ae: 'fmri-ae' }, {}));
   plan.push(stage('ridge', 'cpu', { latents: 'latents', features: 'features' }, cfg.alignment));
   plan.push(

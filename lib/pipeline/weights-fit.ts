@@ -4,8 +4,14 @@
  * run starts) and the stages (before they use the weights) ask the same question.
  */
 import type { ReproductionConfig } from '../config/reproduction.js';
-import type { WeightsRecord } from '../weights/import.js';
-import type { WeightsUse } from './plan.js';
+import type { WeightsRecord } from '../models/types.js';
+
+/** One use of imported weights by a config: where it is named and which kind it must be. */
+export interface WeightsUse {
+  field: string;
+  name: string;
+  kind: string;
+}
 
 /** `field a (imported: b)` for each key whose values differ. */
 export function architectureMismatch(

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { BadInputError, IntegrityError } from '../errors.js';
 import { downloadFile } from '../data/download.js';
+import { WEIGHTS_FORMAT, type ImportedWeights, type WeightsRecord } from '../models/types.js';
 import { checkKey, hashFile, type ArtifactRef, type ArtifactStore } from '../storage/artifact-store.js';
 import type { NdArray } from '../tensors/ndarray.js';
 import { readSafetensors, writeSafetensors } from '../tensors/safetensors.js';
@@ -17,26 +18,11 @@ import { weightKind } from './kinds/index.js';
 import { openCheckpoint } from './open.js';
 import { formatFamily } from './source.js';
 
-export const WEIGHTS_FORMAT = 'lea-weights/1';
+export type { WeightsRecord } from '../models/types.js';
+
 const WEIGHTS_FILE = 'weights.safetensors';
 /** At most this many unused source tensor names are kept in the record (open_clip's text tower has ~400). */
 const UNUSED_LISTED = 50;
-
-export interface WeightsRecord {
-  format: typeof WEIGHTS_FORMAT;
-  name: string;
-  kind: string;
-  mappingVersion: number;
-  source: { file: string; sha256: string; size: number; format: string };
-  /** The architecture read from the file; rebuilds the network. */
-  config: Record<string, unknown>;
-  notes: Record<string, string | number | boolean>;
-  parameters: number;
-  tensors: number;
-  unused: { count: number; names: string[] };
-  /** Whether `--expect full` was checked against the kind's published sizes. */
-  checkedFullSize: boolean;
-}
 
 export interface ImportRequest extends ImportOptions {
   kind: string;
@@ -213,12 +199,6 @@ export async function loadWeights(
   const path = join(scratch, `${name}.safetensors`);
   await store.downloadFile(key, WEIGHTS_FILE, path);
   return readWeightsFile(path);
-}
-
-export interface ImportedWeights {
-  path: string;
-  record: WeightsRecord;
-  tensors: Map<string, NdArray>;
 }
 
 /** An imported network's file (a stage input's `weights.safetensors`), checked to be of `kind` when given. */

@@ -3,7 +3,7 @@
  * project's parameter names and layouts, which architecture the shapes imply, and how to run it. The table of
  * kinds is lib/weights/kinds/index.ts: a new kind is one file and one entry there.
  */
-import type { ImageBatch } from '../models/image-features.js';
+import type { ImageBatch } from '../models/types.js';
 import type { NdArray } from '../tensors/ndarray.js';
 import type { CheckpointFormat, CheckpointSource } from './source.js';
 

@@ -25,7 +25,7 @@
  */
 import { Rng } from '../../compute/rng.js';
 import { BadInputError } from '../../errors.js';
-import type { ImageBatch } from '../../models/image-features.js';
+import type { ImageBatch } from '../../models/types.js';
 import { loadParamsStrict } from '../../models/layers.js';
 import { VqGan, type VqGanConfig } from '../../models/vq-tokenizer.js';
 import { ndarray, type NdArray } from '../../tensors/ndarray.js';
