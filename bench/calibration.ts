@@ -48,7 +48,10 @@ const rows = Object.keys(members[0]!.metricIntervals ?? {})
       coverage: covering / members.length,
     };
   });
-const pooled = rows.reduce((s, row) => s + row.coverage, 0) / rows.length;
+// The figure: metrics a sampling seed moves (the ridge and encoding rows do not: their intervals cover trivially),
+// reference rows (shuffled pairing, voxel ridge) left out.
+const reached = rows.filter((row) => row.sdOverSeeds > 0 && !row.metric.startsWith('ref.'));
+const coverage = reached.reduce((s, row) => s + row.coverage, 0) / reached.length;
 const method = members[0]!.intervalMethod;
 
 console.log(
@@ -63,18 +66,32 @@ console.log(
 );
 for (const row of rows)
   console.log(
-    row.metric.padEnd(24) +
+    row.metric.padEnd(34) +
       row.seedsMean.toFixed(4).padStart(16) +
       row.sdOverSeeds.toFixed(4).padStart(15) +
       row.meanWidth.toFixed(4).padStart(12) +
       row.coverage.toFixed(2).padStart(10),
   );
-console.log(`coverage over all ${rows.length} metrics: ${pooled.toFixed(3)} (target: between 0.85 and 1)`);
+console.log(
+  `coverage over the ${reached.length} result metrics a sampling seed moves: ${coverage.toFixed(3)} ` +
+    '(target: between 0.85 and 1)',
+);
 console.log(`suite ${suite.runId}, ${((Date.now() - started) / 1000).toFixed(0)} s`);
 
 const dir = join(repoRoot, 'bench/results');
 mkdirSync(dir, { recursive: true });
 writeFileSync(
   join(dir, `calibration-${new Date().toISOString().replace(/[:.]/g, '-')}.json`),
-  JSON.stringify({ suite: suite.runId, seeds: members.length, method, coverage: pooled, rows }, null, 2),
+  JSON.stringify(
+    {
+      suite: suite.runId,
+      seeds: members.length,
+      method,
+      coverage,
+      reached: reached.map((r) => r.metric),
+      rows,
+    },
+    null,
+    2,
+  ),
 );

@@ -15,6 +15,7 @@ import { registerRidgeCommand } from './commands/ridge.js';
 import { registerRunCommand } from './commands/run.js';
 import { registerRunsCommands } from './commands/runs.js';
 import { registerScheduleCommands } from './commands/schedule.js';
+import { registerTensorboardCommand } from './commands/tensorboard.js';
 import { registerTrainCommand } from './commands/train.js';
 import { registerWeightsCommands } from './commands/weights.js';
 import { registerWorkerCommand } from './commands/worker.js';
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   registerMetricsCommand(program);
   registerReportCommand(program);
   registerCompareCommand(program);
+  registerTensorboardCommand(program);
   registerTrainCommand(program);
   registerWeightsCommands(program);
   registerWorkerCommand(program);

@@ -10,7 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { RunRecord } from '../lib/pipeline/run-record.js';
+import type { ReproductionResult } from '../workflows/reproduction.js';
 import { explain, repoRoot, runLea } from './helpers/lea.js';
+import { readEvents } from './helpers/oracle.js';
+import { testStore } from './helpers/store.js';
 
 const TEN_MINUTES = 600_000;
 type Record_ = RunRecord & { result?: unknown };
@@ -102,6 +105,40 @@ test(
     assert.ok(m['encode.twoway']! > 0.7, `encoding 2-way ${m['encode.twoway']} (chance 0.5)`);
   },
 );
+
+test('lea tensorboard: every step of fmri-ae and maskgit with the losses the run recorded, and the metrics', async () => {
+  const record = firstRun();
+  const logdir = join(mkdtempSync(join(tmpdir(), 'lea-tb-')), 'logdir');
+  const r = runLea(['tensorboard', record.runId, '--out', logdir]);
+  assert.equal(r.code, 0, explain(r));
+  assert.match(r.stdout, new RegExp(`tensorboard --logdir ${logdir}`));
+  const stages = (record.result as ReproductionResult).stages;
+  const store = testStore();
+  try {
+    for (const name of ['fmri-ae', 'maskgit']) {
+      const output = stages.find((s) => s.name === name)!.output!;
+      const losses = JSON.parse((await store.readBytes(output, 'losses.json')).toString()) as {
+        step: number;
+        loss: number;
+      }[];
+      const events = readEvents(join(logdir, record.runId, name));
+      assert.deepEqual(
+        events['train/loss']!.map(([step, value]) => [step, value]),
+        losses.map((p) => [p.step, Math.fround(p.loss)]),
+        `${name}: TensorBoard's loss curve is the recorded one, every step once`,
+      );
+      for (const tag of ['train/learning_rate', 'train/grad_norm'])
+        assert.equal(events[tag]!.length, losses.length, `${name} ${tag}`);
+      assert.ok(events['train/steps_per_second']!.length > 0);
+    }
+  } finally {
+    store.s3.destroy();
+  }
+  const metrics = readEvents(join(logdir, record.runId, 'metrics'));
+  assert.deepEqual(metrics['metrics/decode.twoway_pcc'], [
+    [0, Math.fround(record.metrics['decode.twoway_pcc']!), metrics['metrics/decode.twoway_pcc']![0]![2]],
+  ]);
+});
 
 test(
   'a second run of the same config trains nothing: every stage comes from the cache',

@@ -8,8 +8,9 @@ import { Client } from '@temporalio/client';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { formatRecord, runRecord } from '../cli/run-records.js';
 import { loadInfraSettings } from '../lib/config/infra.js';
@@ -17,6 +18,7 @@ import type { RunRecord, StageRecord } from '../lib/pipeline/run-record.js';
 import { connectClient } from '../workers/temporal-connection.js';
 import type { ReproductionResult } from '../workflows/reproduction.js';
 import { embeddedEnv, repoRoot, runLea } from './helpers/lea.js';
+import { readEvents } from './helpers/oracle.js';
 import { testStore } from './helpers/store.js';
 
 const TEN_MINUTES = 600_000;
@@ -139,6 +141,21 @@ test(
       assert.deepEqual(
         curve.map((p) => p.step),
         Array.from({ length: iterations }, (_, i) => i + 1),
+      );
+      // TensorBoard reads the same curve from the stage's event file: every step once, across the resume.
+      const logdir = mkdtempSync(join(tmpdir(), 'lea-tb-'));
+      const events = (await store.require(ae.output!)).files.filter((f) => f.path.startsWith('tensorboard/'));
+      assert.equal(events.length, 1);
+      await store.downloadFile(ae.output!, events[0]!.path, join(logdir, basename(events[0]!.path)));
+      const read = readEvents(logdir);
+      assert.deepEqual(
+        read['train/loss']!.map(([step, value]) => [step, value]),
+        curve.map((p) => [p.step, Math.fround(p.loss)]),
+      );
+      assert.deepEqual(
+        read['train/grad_norm']!.map(([step]) => step),
+        curve.map((p) => p.step),
+        'the checkpoint carried the gradient norms of the steps before the resume',
       );
 
       // Read before the forced run replaces the cache entry (and with it this reference's manifest).

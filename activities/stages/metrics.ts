@@ -27,6 +27,7 @@ import {
 } from '../../lib/metrics/encoding.js';
 import { Lpips } from '../../lib/metrics/lpips.js';
 import type { ImageFeatureConfig } from '../../lib/models/image-features.js';
+import { eventFile, eventFileName } from '../../lib/report/tensorboard.js';
 import { readNpy } from '../../lib/tensors/npy.js';
 import type { Network } from '../../lib/weights/kind.js';
 import { weightKind } from '../../lib/weights/kinds/index.js';
@@ -52,6 +53,13 @@ const metricsConfig = z.object({
     level: z.number().gt(0).lt(1),
   }),
 });
+
+/** The run's metrics as TensorBoard scalars at step 0 (`metrics/<name>`), so runs compare side by side there. */
+function metricScalars(rows: MetricRow[], wallTime: number) {
+  return rows
+    .filter((r) => Number.isFinite(r.value))
+    .map((r) => ({ tag: `metrics/${r.name}`, step: 0, value: r.value, wallTime }));
+}
 
 async function weightsInput(ctx: StageContext, input: keyof typeof METRIC_NETWORKS) {
   if (!ctx.inputs[input]) return undefined;
@@ -149,6 +157,7 @@ export const metricsStage: StageImpl = {
       items: stimuli.test,
       scores: Object.fromEntries(rows.filter((r) => r.perItem).map((r) => [r.name, r.perItem!])),
     };
+    const now = Date.now() / 1000;
     const table = rows.map(({ perItem: _, ...r }) => {
       const b = bounds[r.name];
       return b ? { ...r, low: b[0], high: b[1] } : r;
@@ -157,6 +166,7 @@ export const metricsStage: StageImpl = {
       files: [
         { path: 'metrics.json', bytes: Buffer.from(JSON.stringify(table, null, 2)) },
         { path: SCORES_FILE, bytes: Buffer.from(JSON.stringify(scores)) },
+        { path: eventFileName(now), bytes: eventFile(metricScalars(rows, now)) },
       ],
       summary: {
         ...Object.fromEntries(rows.map((r) => [r.name, r.value])),

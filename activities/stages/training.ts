@@ -2,6 +2,9 @@
 import { join } from 'node:path';
 import type { ReproductionConfig, Stage } from '../../lib/config/reproduction.js';
 import { ArtifactCheckpointStore } from '../../lib/train/checkpoint.js';
+import { eventFile, eventFileName } from '../../lib/report/tensorboard.js';
+import { lossCurve, trainingScalars, type StepTimes } from '../../lib/train/curves.js';
+import { TRAINABLE_STAGES } from '../../lib/train/registry.js';
 import { runStage } from '../../lib/train/stages.js';
 import { weightsFileIn } from '../../lib/weights/import.js';
 import type { StageContext, StageImpl } from '../stage-contract.js';
@@ -30,6 +33,8 @@ export function trainingStage(stage: Stage, dataInput: 'prepared' | 'images'): S
       // (lea resume), continues from the newest one instead of starting over.
       const checkpoints = new ArtifactCheckpointStore(ctx.store, ctx.checkpointPrefix);
       let progress: Record<string, number> = {};
+      const startedAt = Date.now() / 1000;
+      const stepTimes: StepTimes = new Float64Array(TRAINABLE_STAGES[stage].settings(cfg)?.iterations ?? 0);
       const result = await runStage(stage, cfg, {
         dataDir,
         outDir,
@@ -37,6 +42,7 @@ export function trainingStage(stage: Stage, dataInput: 'prepared' | 'images'): S
         weights,
         resume: true,
         onProgress: (p) => {
+          if (p.step > p.startStep) stepTimes[p.step - p.startStep - 1] = Date.now() / 1000;
           progress = {
             step: p.step,
             totalSteps: p.iterations,
@@ -51,18 +57,18 @@ export function trainingStage(stage: Stage, dataInput: 'prepared' | 'images'): S
         onNotice: (message) => ctx.heartbeat({ ...progress, notice: message }),
         signal: ctx.signal,
       });
+      const curve = lossCurve(result);
+      const settings = TRAINABLE_STAGES[stage].settings(cfg);
       const t = result.training;
-      const curve = t
-        ? // the steps before a resume come from its checkpoint, so the curve covers every step
-          Array.from([...t.earlierLosses, ...t.losses], (loss, i) => ({
-            step: t.startStep - t.earlierLosses.length + i + 1,
-            loss,
-          }))
-        : (result.kmeans ?? []).map((loss, i) => ({ step: i, loss }));
+      const scalars =
+        t && settings
+          ? trainingScalars(t, settings, stepTimes, startedAt)
+          : curve.map((p) => ({ tag: 'train/loss', step: p.step, value: p.loss, wallTime: startedAt }));
       return {
         files: [
           { path: 'model.safetensors', fromFile: result.modelPath },
           { path: 'losses.json', bytes: Buffer.from(JSON.stringify(curve)) },
+          { path: eventFileName(startedAt), bytes: eventFile(scalars) },
         ],
         summary: {
           parameters: result.parameters,

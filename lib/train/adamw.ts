@@ -61,6 +61,8 @@ export class AdamW {
   private readonly m: tf.Variable;
   private readonly v: tf.Variable;
   private t = 0;
+  /** ‖g‖² of the last update's gradient (kept for lastGradNorm; read only when asked). */
+  private lastNormSquared: tf.Scalar | undefined;
 
   constructor(
     private readonly params: Params,
@@ -112,11 +114,14 @@ export class AdamW {
       ),
     );
     const g2 = tf.square(g);
+    const normSquared = tf.keep(tf.sum<tf.Scalar>(g2));
+    this.lastNormSquared?.dispose();
+    this.lastNormSquared = normSquared;
     // Clipping scales g by s = min(1, max / (‖g‖ + 1e-6)) (torch.nn.utils.clip_grad_norm_), folded into
     // the moments' scalar factors: m ← β1·m + (1−β1)·s·g, v ← β2·v + (1−β2)·s²·g², with no device sync.
     const [mScale, vScale] = tf.tidy(() => {
       if (this.cfg.maxGradNorm === undefined) return [tf.scalar(1 - beta1), tf.scalar(1 - beta2)];
-      const s = tf.minimum(tf.div(this.cfg.maxGradNorm, tf.add(tf.sqrt(tf.sum(g2)), 1e-6)), 1);
+      const s = tf.minimum(tf.div(this.cfg.maxGradNorm, tf.add(tf.sqrt(normSquared), 1e-6)), 1);
       return [tf.mul(s, 1 - beta1), tf.mul(tf.square(s), 1 - beta2)];
     });
     tf.tidy(() => this.m.assign(tf.add(tf.mul(this.m, beta1), tf.mul(g, mScale))));
@@ -172,7 +177,13 @@ export class AdamW {
     });
   }
 
+  /** The global L2 norm of the last update's gradient, before clipping (a device sync; NaN before any). */
+  lastGradNorm(): number {
+    return this.lastNormSquared ? Math.sqrt(this.lastNormSquared.dataSync()[0]!) : NaN;
+  }
+
   dispose(): void {
+    this.lastNormSquared?.dispose();
     this.m.dispose();
     this.v.dispose();
     this.decayMask?.dispose();

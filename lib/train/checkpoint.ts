@@ -167,6 +167,8 @@ export interface TrainState {
   /** The losses of the steps up to `step` (the last ones; older checkpoints hold none), so a resumed stage
    * still reports its whole loss history. */
   losses?: Float32Array;
+  /** The global gradient norm of the same steps (absent in checkpoints from before it was recorded). */
+  gradNorms?: Float32Array;
 }
 
 function int64(values: number[], shape: number[]): NdArray {
@@ -214,8 +216,11 @@ export async function writeCheckpointFiles(
   });
   tensors.set('data_order.cursor', int64([state.dataOrder.cursor], []));
   tensors.set('data_order.epoch', int64([state.dataOrder.epoch], []));
-  if (state.losses)
-    tensors.set('losses', { dtype: 'float32', shape: [state.losses.length], data: state.losses });
+  for (const [name, history] of [
+    ['losses', state.losses],
+    ['grad_norms', state.gradNorms],
+  ] as const)
+    if (history) tensors.set(name, { dtype: 'float32', shape: [history.length], data: history });
   await writeSafetensors(join(dir, STATE_FILE), tensors, {
     ...meta,
     training: JSON.stringify(info.training),
@@ -282,11 +287,16 @@ export async function readCheckpointFiles(
   const perm = tensors.get('data_order.perm');
   if (!perm || perm.dtype !== 'int32') throw new BadInputError(`${statePath}: missing 'data_order.perm'`);
   const step = scalarOf(tensors, 'step', statePath);
-  const losses = tensors.get('losses');
-  if (losses && (losses.dtype !== 'float32' || losses.data.length > step))
-    throw new BadInputError(
-      `${statePath}: malformed 'losses' (${losses.dtype}, ${losses.data.length} for step ${step})`,
-    );
+  const history = (name: string) => {
+    const t = tensors.get(name);
+    if (t && (t.dtype !== 'float32' || t.data.length > step))
+      throw new BadInputError(
+        `${statePath}: malformed '${name}' (${t.dtype}, ${t.data.length} for step ${step})`,
+      );
+    return t?.data as Float32Array | undefined;
+  };
+  const losses = history('losses');
+  const gradNorms = history('grad_norms');
   return {
     state: {
       step,
@@ -297,7 +307,8 @@ export async function readCheckpointFiles(
         cursor: scalarOf(tensors, 'data_order.cursor', statePath),
         perm: perm.data as Int32Array,
       },
-      ...(losses ? { losses: losses.data as Float32Array } : {}),
+      ...(losses ? { losses } : {}),
+      ...(gradNorms ? { gradNorms } : {}),
     },
     training: JSON.parse(metadata.training ?? 'null') as unknown,
   };

@@ -56,6 +56,8 @@ export interface TrainProgress {
   iterations: number;
   loss: number;
   lr: number;
+  /** The global L2 norm of the step's gradient, before clipping. */
+  gradNorm: number;
   /** Over this call's steps so far. */
   stepsPerSecond: number;
   etaSeconds: number;
@@ -89,6 +91,9 @@ export interface TrainResult {
   losses: Float32Array;
   /** Losses of the steps before startStep, from the resumed checkpoint (the steps just before it). */
   earlierLosses: Float32Array;
+  /** The gradient norm of each step this call ran, and of the steps before it (from the checkpoint). */
+  gradNorms: Float32Array;
+  earlierGradNorms: Float32Array;
   resumedFrom?: CheckpointRef;
   lastCheckpoint?: CheckpointRef;
   seconds: number;
@@ -179,6 +184,7 @@ export async function train(
   let step = 0;
   let resumedFrom: CheckpointRef | undefined;
   let earlierLosses: Float32Array = new Float32Array(0);
+  let earlierGradNorms: Float32Array = new Float32Array(0);
   let lastCheckpoint: CheckpointRef | undefined;
   try {
     const existing = await opts.store?.latest();
@@ -199,6 +205,8 @@ export async function train(
         order.setState(state.dataOrder);
         step = state.step;
         earlierLosses = state.losses ?? earlierLosses;
+        // a checkpoint from before grad norms were recorded: NaN for its steps, so both histories align
+        earlierGradNorms = state.gradNorms ?? new Float32Array(earlierLosses.length).fill(NaN);
         if (!sameSettings(training, settings)) {
           opts.onNotice?.(
             `${stage}: the training settings differ from the checkpoint's; the continuation is not the uninterrupted run`,
@@ -211,6 +219,7 @@ export async function train(
     const startStep = step;
     const end = Math.min(settings.iterations, opts.until ?? settings.iterations);
     const losses = new Float32Array(Math.max(0, end - startStep));
+    const gradNorms = new Float32Array(losses.length);
     const save = async (loss: number): Promise<void> => {
       if (!opts.store) return;
       const dir = await opts.store.staging();
@@ -223,6 +232,7 @@ export async function train(
           rngs: { 'data-order': rngs['data-order'].getState(), augment: rngs.augment.getState() },
           dataOrder: order.getState(),
           losses: concat(earlierLosses, losses.subarray(0, step - startStep)),
+          gradNorms: concat(earlierGradNorms, gradNorms.subarray(0, step - startStep)),
         },
         { stage, model: task.model, training: settings },
       );
@@ -248,6 +258,8 @@ export async function train(
       lossTensor.dispose();
       if (!Number.isFinite(loss)) throw new Error(`${stage}: the loss is ${loss} at step ${step + 1}`);
       losses[step - startStep] = loss;
+      const gradNorm = opt.lastGradNorm();
+      gradNorms[step - startStep] = gradNorm;
       step += 1;
       const elapsed = (performance.now() - started) / 1000;
       const rate = (step - startStep) / Math.max(elapsed, 1e-9);
@@ -257,6 +269,7 @@ export async function train(
         iterations: settings.iterations,
         loss,
         lr,
+        gradNorm,
         stepsPerSecond: rate,
         etaSeconds: (end - step) / rate,
         startStep,
@@ -270,6 +283,8 @@ export async function train(
       startStep,
       losses,
       earlierLosses,
+      gradNorms,
+      earlierGradNorms,
       seconds: (performance.now() - started) / 1000,
       ...(resumedFrom ? { resumedFrom } : {}),
       ...(lastCheckpoint ? { lastCheckpoint } : {}),

@@ -29,3 +29,9 @@ export function runOracleFile(path: string, args: string[] = []): string {
     "runpy.run_path(sys.argv[0], run_name='__main__')";
   return runOracle(run, [path, ...args]);
 }
+
+/** The scalars of the TensorBoard event files in `dir`, as TensorBoard's EventAccumulator reads them. */
+export function readEvents(dir: string): Record<string, [step: number, value: number, wallTime: number][]> {
+  const script = fileURLToPath(new URL('../oracles/tensorboard_events.py', import.meta.url));
+  return JSON.parse(runOracleFile(script, [dir])) as ReturnType<typeof readEvents>;
+}

@@ -83,6 +83,7 @@ async function fitKmeans(
         iterations: t.iterations,
         loss: mse,
         lr: 0,
+        gradNorm: NaN, // k-means has no gradient
         stepsPerSecond: 0,
         etaSeconds: 0,
         startStep: 0,
