@@ -25,7 +25,7 @@ export interface CatalogueEntry {
 const MINDVIS_FIGSHARE =
   "MinD-Vis's README links its data and pretrained encoders as one figshare share page " +
   '(https://figshare.com/s/94cd778e6afafb00946e), which gives no stable per-file URL and no sha256: ' +
-  "pass the file's download link as --url (figshare lists only an MD5)";
+  "pass the file's download link as --url";
 
 export const CATALOGUE: readonly CatalogueEntry[] = [
   {
