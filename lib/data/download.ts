@@ -196,13 +196,11 @@ export async function fetchDataset(
   const files = resolveFiles(manifest, source, opts.baseUrl, opts.recordChecksums);
   // Only a file set whose every hash is known has a key before downloading.
   const known = files.flatMap((f) => (f.sha256 === null ? [] : [{ name: f.name, sha256: f.sha256 }]));
-  const existing =
-    known.length === files.length
-      ? await store.manifest(datasetArtifactKey(manifest.dataset, known))
-      : undefined;
-  if (existing) {
+  const key = known.length === files.length ? datasetArtifactKey(manifest.dataset, known) : undefined;
+  const existing = key === undefined ? undefined : await store.manifest(key);
+  if (key !== undefined && existing) {
     const ref = await store.put(
-      datasetArtifactKey(manifest.dataset, known),
+      key,
       existing.files.map((f) => ({ path: f.path, blob: f })),
     );
     const stored = existing.files.map((f) => ({ name: f.path, sha256: f.sha256, size: f.size }));

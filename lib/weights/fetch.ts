@@ -52,6 +52,7 @@ export async function fetchWeights(
     const got = await downloadFile(
       { name: entry.file, url, sha256: expected, ...(locked ? { size: locked.size } : {}) },
       dest,
+      { sourceS3: store.s3 },
     );
     const { record } = await importWeights(store, {
       kind: entry.kind,
