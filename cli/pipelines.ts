@@ -7,7 +7,7 @@ import type { Client } from '@temporalio/client';
 import { readFileSync } from 'node:fs';
 import type { ExperimentConfig } from '../lib/config/experiment.js';
 import { taskQueue, type InfraSettings } from '../lib/config/infra.js';
-import { loadDatasetManifest, resolveFiles } from '../lib/data/download.js';
+import { readDatasetManifest, resolveFiles } from '../lib/data/download.js';
 import { BadInputError } from '../lib/errors.js';
 import { buildPlan, weightsUses } from '../lib/pipeline/plan.js';
 import { weightsMisfit } from '../lib/pipeline/weights-fit.js';
@@ -190,9 +190,11 @@ export function startSpec(cfg: ExperimentConfig, settings: InfraSettings, opts: 
       const src = cfg.data.source;
       let manifestText: string | undefined;
       if (src.kind === 'fetch') {
-        manifestText = readText(src.manifest, 'dataset manifest');
-        // The fetch stage reads it on a worker; a mistake found there would cost a started run.
-        resolveFiles(loadDatasetManifest(src.manifest, manifestText), src.manifest, src.baseUrl);
+        // With its lock file's checksums filled in. The fetch stage reads it on a worker; a mistake found there
+        // would cost a started run.
+        const read = readDatasetManifest(src.manifest);
+        manifestText = read.text;
+        resolveFiles(read.manifest, src.manifest, src.baseUrl);
       }
       const plan = buildPlan(cfg, manifestText === undefined ? {} : { manifestText });
       const problem = checkPlan(plan);

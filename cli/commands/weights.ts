@@ -1,7 +1,8 @@
 /**
- * `lea weights import|list|show`: upstream networks (MaskGIT's tokenizer and transformer, open_clip ViT-H/14,
- * torchvision's ViT-H/14, MinD-Vis's MAE) imported once into the artifact store as `weights/<name>`, and
- * `lea embed`, which runs an imported network on images.
+ * `lea weights fetch|import|list|show`: upstream networks (MaskGIT's tokenizer and transformer, open_clip
+ * ViT-H/14, torchvision's ViT-H/14, MinD-Vis's MAE, the metrics' networks) fetched from the catalogue or imported
+ * from a file, once, into the artifact store as `weights/<name>`, and `lea embed`, which runs an imported network
+ * on images.
  */
 import type { Command } from 'commander';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -12,6 +13,8 @@ import { BadInputError } from '../../lib/errors.js';
 import type { ImageBatch } from '../../lib/models/image-features.js';
 import { ArtifactStore } from '../../lib/storage/artifact-store.js';
 import { readNpy, writeNpy } from '../../lib/tensors/npy.js';
+import { CATALOGUE, catalogueEntry, type CatalogueEntry } from '../../lib/weights/catalogue.js';
+import { fetchWeights } from '../../lib/weights/fetch.js';
 import { WEIGHT_KINDS, weightKind } from '../../lib/weights/kinds/index.js';
 import {
   importWeights,
@@ -60,6 +63,29 @@ interface ImportFlags {
   json?: boolean;
 }
 
+interface FetchFlags {
+  list?: boolean;
+  url?: string;
+  name?: string;
+  lock: string;
+  recordChecksums?: boolean;
+  force?: boolean;
+  json?: boolean;
+}
+
+function describeEntry(e: CatalogueEntry): string {
+  const checksum = !e.checksum
+    ? 'no published sha256'
+    : 'sha256' in e.checksum
+      ? `sha256 ${e.checksum.sha256}`
+      : `sha256 prefix ${e.checksum.sha256Prefix}`;
+  return [
+    `${e.name}: ${e.kind}${e.expectFull ? ' (--expect full)' : ''}, ${checksum}`,
+    `  url: ${e.url ?? '(none known: pass --url)'}`,
+    `  source: ${e.source}`,
+  ].join('\n');
+}
+
 interface EmbedFlags {
   weights: string;
   images: string;
@@ -82,6 +108,53 @@ async function readImages(path: string): Promise<ImageBatch> {
 
 export function registerWeightsCommands(program: Command): void {
   const weights = program.command('weights').description('import and inspect upstream pretrained networks');
+  weights
+    .command('fetch')
+    .description('download a network the paper configs name from the catalogue, verify it and import it')
+    .argument('[name]', `one of ${CATALOGUE.map((e) => e.name).join(', ')}`)
+    .option('--list', 'print the catalogue: each network, its URL, checksum and where they come from')
+    .option(
+      '--url <url>',
+      'download from here instead (https://, s3://, file://): a mirror, or a file with no public URL',
+    )
+    .option('--name <name>', "store under this name instead of the catalogue's")
+    .option('--lock <file>', 'checksums recorded by first downloads', 'configs/weights.lock.yaml')
+    .option(
+      '--record-checksums',
+      'record the full sha256 of a file whose publisher gives none, or a prefix, in the lock file (commit it)',
+    )
+    .option('--force', 'replace weights of that name made from a different file')
+    .option('--json', 'print the stored record (with --list: the catalogue) as JSON')
+    .action(async (name: string | undefined, flags: FetchFlags) => {
+      if (flags.list) {
+        console.log(
+          flags.json ? JSON.stringify(CATALOGUE, null, 2) : CATALOGUE.map(describeEntry).join('\n'),
+        );
+        return;
+      }
+      if (name === undefined) throw new BadInputError('name a network (lea weights fetch --list)');
+      const entry = catalogueEntry(name);
+      if (!entry) {
+        throw new BadInputError(
+          `'${name}' is not in the catalogue: one of ${CATALOGUE.map((e) => e.name).join(', ')} (or lea weights import)`,
+        );
+      }
+      await withStore(async (store, home) => {
+        const { record, recorded } = await fetchWeights(store, {
+          entry,
+          ...(flags.url ? { url: flags.url } : {}),
+          ...(flags.name ? { name: flags.name } : {}),
+          lockFile: flags.lock,
+          recordChecksums: flags.recordChecksums === true,
+          overwrite: flags.force === true,
+          downloadDir: join(home, 'downloads'),
+          log: (line) => console.error(`lea: ${line}`),
+        });
+        if (flags.json) console.log(JSON.stringify(record, null, 2));
+        else console.log(`stored weights/${record.name}\n${describe(record)}`);
+        if (recorded) console.error(`lea: recorded the sha256 of ${entry.file} in ${flags.lock} (commit it)`);
+      });
+    });
   weights
     .command('import')
     .description('map an upstream checkpoint onto the project layouts and store it as weights/NAME')

@@ -1,7 +1,8 @@
 /**
  * Fetching a dataset: every file listed in a dataset manifest (configs/datasets/*.yaml) is downloaded from an
  * https://, s3:// or file:// URL, resumed with a byte range after an interruption, verified (size, sha256,
- * format magic) and stored in the artifact store. The verified set becomes one artifact whose key derives from
+ * format magic) and stored in the artifact store. A file the manifest gives no sha256 for is verified against
+ * the manifest's lock file (lib/data/lock.ts), or, when asked to record checksums, recorded there. The verified set becomes one artifact whose key derives from
  * the files' hashes, so a second fetch of the same manifest is a no-op, and a file whose blob is already stored
  * is not downloaded again.
  *
@@ -17,7 +18,7 @@ import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { parse as parseYaml } from 'yaml';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { z } from 'zod';
 import { BadInputError, IntegrityError, errorMessage } from '../errors.js';
 import {
@@ -27,6 +28,7 @@ import {
   type FileSource,
 } from '../storage/artifact-store.js';
 import { isTransient } from '../storage/s3.js';
+import { lockFileOf, readLock, type ChecksumLock } from './lock.js';
 
 const fileEntry = z.strictObject({
   /** Path of the file inside the dataset folder the loaders read (e.g. `sbj_1.npz`). */
@@ -76,15 +78,58 @@ function requireText(file: string): string {
   }
 }
 
+/**
+ * A manifest read from disk with the checksums its lock file records filled in, and its text as the pipeline's
+ * fetch stage reads it (the file's own text when nothing was filled in). `unchecked`: the files the manifest
+ * itself gives no sha256 for, whose checksums belong in the lock.
+ */
+export function readDatasetManifest(file: string): {
+  manifest: DatasetManifest;
+  text: string;
+  lockFile: string;
+  lock: ChecksumLock;
+  unchecked: string[];
+} {
+  const text = requireText(file);
+  const own = loadDatasetManifest(file, text);
+  const lockFile = lockFileOf(file);
+  const lock = readLock(lockFile);
+  const unchecked = own.files.filter((f) => !f.sha256).map((f) => f.name);
+  const files = own.files.map((f) => {
+    const locked = f.sha256 ? undefined : lock[f.name];
+    return locked ? { ...f, sha256: locked.sha256, size: locked.size } : f;
+  });
+  const filled = files.some((f, i) => f !== own.files[i]);
+  const manifest = filled ? { ...own, files } : own;
+  return { manifest, text: filled ? stringifyYaml(manifest) : text, lockFile, lock, unchecked };
+}
+
 export interface RemoteFile {
   name: string;
   url: string;
-  sha256: string;
+  /** The expected sha256, or the leading hex digits a publisher gives (checked as a prefix); null: not known,
+   * taken from the download (a caller that records checksums). */
+  sha256: string | null;
   size?: number;
 }
 
-/** Resolves every entry to a URL and checks that the checksums a verified download needs are there. */
-export function resolveFiles(manifest: DatasetManifest, source: string, baseUrl?: string): RemoteFile[] {
+/** A downloaded file's full sha256 and size. */
+export interface VerifiedFile {
+  name: string;
+  sha256: string;
+  size: number;
+}
+
+/**
+ * Resolves every entry to a URL and checks that the checksums a verified download needs are there (unless
+ * `recordChecksums`: then a file without one is downloaded and its checksum returned for the lock file).
+ */
+export function resolveFiles(
+  manifest: DatasetManifest,
+  source: string,
+  baseUrl?: string,
+  recordChecksums = false,
+): RemoteFile[] {
   return manifest.files.map((f, i) => {
     const base = baseUrl ?? manifest.baseUrl;
     const url = f.url ?? (base ? new URL(f.name, base.endsWith('/') ? base : `${base}/`).href : undefined);
@@ -94,13 +139,14 @@ export function resolveFiles(manifest: DatasetManifest, source: string, baseUrl?
           `(manifest baseUrl or --base-url) of a folder that holds it`,
       );
     }
-    if (!f.sha256) {
+    if (!f.sha256 && !recordChecksums) {
       throw new BadInputError(
-        `${source}: files.${i} (${f.name}) has no sha256, so a download could not be verified: ` +
-          `compute it (sha256sum) from a trusted copy and fill it in`,
+        `${source}: files.${i} (${f.name}) has no sha256 in the manifest or in ${lockFileOf(source)}, so a ` +
+          `download could not be verified: fetch once with --record-checksums from a source you trust ` +
+          `(it writes the lock file; commit it), or fill the sha256 in from a trusted copy (sha256sum)`,
       );
     }
-    return { name: f.name, url, sha256: f.sha256, ...(f.size ? { size: f.size } : {}) };
+    return { name: f.name, url, sha256: f.sha256 ?? null, ...(f.size ? { size: f.size } : {}) };
   });
 }
 
@@ -120,6 +166,8 @@ export interface FetchOptions {
   sourceS3?: S3Client;
   onProgress?: FetchProgress;
   maxAttempts?: number;
+  /** Download files that have no checksum and return theirs (FetchResult.files) for the lock file. */
+  recordChecksums?: boolean;
 }
 
 export interface FetchResult {
@@ -127,10 +175,12 @@ export interface FetchResult {
   cached: boolean;
   downloaded: string[];
   reused: string[];
+  /** Every file's full sha256 and size, as stored. */
+  files: VerifiedFile[];
 }
 
 /** The artifact key of a manifest's verified file set: same files and hashes → same key. */
-export function datasetArtifactKey(dataset: string, files: RemoteFile[]): string {
+export function datasetArtifactKey(dataset: string, files: { name: string; sha256: string }[]): string {
   const digest = createHash('sha256')
     .update(JSON.stringify(files.map((f) => [f.name, f.sha256]).sort()))
     .digest('hex');
@@ -143,44 +193,50 @@ export async function fetchDataset(
   store: ArtifactStore,
   opts: FetchOptions,
 ): Promise<FetchResult> {
-  const files = resolveFiles(manifest, source, opts.baseUrl);
-  const key = datasetArtifactKey(manifest.dataset, files);
-  const existing = await store.manifest(key);
-  if (existing) {
+  const files = resolveFiles(manifest, source, opts.baseUrl, opts.recordChecksums);
+  // Only a file set whose every hash is known has a key before downloading.
+  const known = files.flatMap((f) => (f.sha256 === null ? [] : [{ name: f.name, sha256: f.sha256 }]));
+  const key = known.length === files.length ? datasetArtifactKey(manifest.dataset, known) : undefined;
+  const existing = key === undefined ? undefined : await store.manifest(key);
+  if (key !== undefined && existing) {
     const ref = await store.put(
       key,
       existing.files.map((f) => ({ path: f.path, blob: f })),
     );
-    return { ref, cached: true, downloaded: [], reused: files.map((f) => f.name) };
+    const stored = existing.files.map((f) => ({ name: f.path, sha256: f.sha256, size: f.size }));
+    return { ref, cached: true, downloaded: [], reused: files.map((f) => f.name), files: stored };
   }
   const sources: FileSource[] = [];
+  const verified: VerifiedFile[] = [];
   const downloaded: string[] = [];
   const reused: string[] = [];
   for (const [i, f] of files.entries()) {
-    if (f.size !== undefined && (await store.hasBlob(f.sha256, f.size))) {
+    if (f.sha256 !== null && f.size !== undefined && (await store.hasBlob(f.sha256, f.size))) {
       sources.push({ path: f.name, blob: { sha256: f.sha256, size: f.size } });
+      verified.push({ name: f.name, sha256: f.sha256, size: f.size });
       reused.push(f.name);
       continue;
     }
     const dest = join(opts.cacheDir, manifest.dataset, f.name);
-    await downloadFile(f, dest, {
-      sourceS3: opts.sourceS3,
-      maxAttempts: opts.maxAttempts,
-      onProgress: (bytes, total) =>
-        opts.onProgress?.({ file: f.name, bytes, total, fileIndex: i, files: files.length }),
-    });
-    const blob = await store.putBlobFile(dest);
-    sources.push({ path: f.name, blob });
+    verified.push(
+      await downloadFile(f, dest, {
+        sourceS3: opts.sourceS3,
+        maxAttempts: opts.maxAttempts,
+        onProgress: (bytes, total) =>
+          opts.onProgress?.({ file: f.name, bytes, total, fileIndex: i, files: files.length }),
+      }),
+    );
+    sources.push({ path: f.name, blob: await store.putBlobFile(dest) });
     downloaded.push(f.name);
     await rm(dest, { force: true });
   }
-  const ref = await store.put(key, sources, {
+  const ref = await store.put(datasetArtifactKey(manifest.dataset, verified), sources, {
     stage: 'fetch',
     dataset: manifest.dataset,
     manifest: source,
     urls: Object.fromEntries(files.map((f) => [f.name, f.url])),
   });
-  return { ref, cached: false, downloaded, reused };
+  return { ref, cached: false, downloaded, reused, files: verified };
 }
 
 interface DownloadOptions {
@@ -194,7 +250,7 @@ export async function downloadFile(
   file: RemoteFile,
   dest: string,
   opts: DownloadOptions = {},
-): Promise<void> {
+): Promise<VerifiedFile> {
   const partial = `${dest}.partial`;
   await mkdir(dirname(dest), { recursive: true });
   const attempts = opts.maxAttempts ?? 6;
@@ -224,13 +280,15 @@ export async function downloadFile(
       await sleep(Math.min(250 * 2 ** (attempt - 1), 8000));
     }
   }
+  let size: number;
   try {
-    await verify(file, partial, digest);
+    size = await verify(file, partial, digest);
   } catch (err) {
     await rm(partial, { force: true });
     throw err;
   }
   await rename(partial, dest);
+  return { name: file.name, sha256: digest, size };
 }
 
 async function hashExisting(partial: string, hash: Hash): Promise<number> {
@@ -376,16 +434,18 @@ const MAGIC: [RegExp, Uint8Array, string][] = [
   [/\.jpe?g$/i, new Uint8Array([0xff, 0xd8, 0xff]), 'a JPEG image'],
 ];
 
-async function verify(file: RemoteFile, path: string, sha256: string): Promise<void> {
+/** Checks size, checksum (a short one as a prefix) and format; returns the size. */
+async function verify(file: RemoteFile, path: string, sha256: string): Promise<number> {
   const { size } = await stat(path);
   if (file.size !== undefined && size !== file.size) {
     throw new IntegrityError(
-      `${file.name}: ${size < file.size ? 'truncated' : 'too long'}: got ${size} bytes, the manifest says ${file.size} (from ${file.url})`,
+      `${file.name}: ${size < file.size ? 'truncated' : 'too long'}: got ${size} bytes, expected ${file.size} (from ${file.url})`,
     );
   }
-  if (sha256 !== file.sha256) {
+  if (file.sha256 !== null && !sha256.startsWith(file.sha256)) {
+    const expected = file.sha256.length < 64 ? `a sha256 starting ${file.sha256}` : file.sha256;
     throw new IntegrityError(
-      `${file.name}: sha256 mismatch: expected ${file.sha256}, got ${sha256} (from ${file.url})`,
+      `${file.name}: sha256 mismatch: expected ${expected}, got ${sha256} (from ${file.url})`,
     );
   }
   const fh = await open(path, 'r');
@@ -407,4 +467,5 @@ async function verify(file: RemoteFile, path: string, sha256: string): Promise<v
       throw new BadInputError(`${file.name}: wrong format: not valid JSON (from ${file.url})`);
     }
   }
+  return size;
 }

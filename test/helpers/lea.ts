@@ -1,5 +1,5 @@
 /** Runs the real `lea` command in a child process, as a user would. */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
@@ -20,6 +20,19 @@ export function runLea(args: string[], env: NodeJS.ProcessEnv = process.env, tim
     timeout: timeoutMs,
   });
   return { code: r.status ?? -1, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** runLea without blocking the event loop: for commands that talk to a server this test process runs. */
+export function runLeaAsync(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<LeaResult> {
+  const child = spawn(process.execPath, ['bin/lea.js', ...args], { cwd: repoRoot, env });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code: code ?? -1, signal, stdout, stderr }));
+  });
 }
 
 /**
