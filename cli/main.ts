@@ -8,6 +8,7 @@ import { registerCompareCommand } from './commands/compare.js';
 import { registerConfigCommands } from './commands/config.js';
 import { registerDataCommands } from './commands/data.js';
 import { registerDevCommands } from './commands/dev.js';
+import { registerExportCommand } from './commands/export.js';
 import { registerGcCommand } from './commands/gc.js';
 import { registerMetricsCommand } from './commands/metrics.js';
 import { registerReportCommand } from './commands/report.js';
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
   registerReportCommand(program);
   registerCompareCommand(program);
   registerTensorboardCommand(program);
+  registerExportCommand(program);
   registerTrainCommand(program);
   registerWeightsCommands(program);
   registerWorkerCommand(program);

@@ -4,7 +4,7 @@
  */
 import { defaultPayloadConverter, type Client, type WorkflowHandle } from '@temporalio/client';
 import proto from '@temporalio/proto';
-import { causeChain } from '../lib/errors.js';
+import { BadInputError, causeChain } from '../lib/errors.js';
 import { metricDefinitions } from '../lib/metrics/definitions.js';
 import { intervalsOfSummary } from '../lib/metrics/intervals.js';
 import { describeFailure, type Verdict } from '../lib/pipeline/regression.js';
@@ -292,17 +292,26 @@ async function suiteRecord(
   return record;
 }
 
+/** The input a workflow was started with (a run's plan, a suite's members), from its first history event. */
+export async function startInput<T>(handle: WorkflowHandle): Promise<T | undefined> {
+  const history = await handle.fetchHistory();
+  const payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+  return payload ? defaultPayloadConverter.fromPayload<T>(payload) : undefined;
+}
+
 /** A run no worker has advanced yet: its plan's stages (from the workflow's input), all pending. */
 async function plannedStages(handle: WorkflowHandle): Promise<StageRecord[]> {
   try {
-    const history = await handle.fetchHistory();
-    const payload =
-      history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0] ?? undefined;
-    const input = payload ? defaultPayloadConverter.fromPayload<ReproductionInput>(payload) : undefined;
-    return (input?.plan ?? []).map(pendingStage);
+    return ((await startInput<ReproductionInput>(handle))?.plan ?? []).map(pendingStage);
   } catch {
     return [];
   }
+}
+
+/** An unknown run as a bad input (exit 2); any other error as it is. */
+export function runNotFound(runId: string, err: unknown): never {
+  if ((err as Error).name === 'WorkflowNotFoundError') throw new BadInputError(`no run '${runId}'`);
+  throw err;
 }
 
 export async function listRuns(client: Client, query?: string): Promise<RunRecord[]> {

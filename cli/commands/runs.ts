@@ -5,13 +5,8 @@ import { randomBytes } from 'node:crypto';
 import { taskQueue } from '../../lib/config/infra.js';
 import { BadInputError } from '../../lib/errors.js';
 import { settingsFromEnv, withClient } from '../context.js';
-import { formatRecord, listRuns, runRecord } from '../run-records.js';
+import { formatRecord, listRuns, runNotFound, runRecord } from '../run-records.js';
 import { noWorkerText, workerPolls } from '../task-queues.js';
-
-function notFound(runId: string, err: unknown): never {
-  if ((err as Error).name === 'WorkflowNotFoundError') throw new BadInputError(`no run '${runId}'`);
-  throw err;
-}
 
 export function registerRunsCommands(program: Command): void {
   program
@@ -21,7 +16,7 @@ export function registerRunsCommands(program: Command): void {
     .option('--json', 'print the run record as JSON')
     .action((runId: string, opts: { json?: boolean }) =>
       withClient(async (client) => {
-        const record = await runRecord(client, runId).catch((err) => notFound(runId, err));
+        const record = await runRecord(client, runId).catch((err) => runNotFound(runId, err));
         console.log(opts.json ? JSON.stringify(record, null, 2) : formatRecord(record));
       }),
     );
@@ -48,7 +43,7 @@ export function registerRunsCommands(program: Command): void {
     .action((runId: string) =>
       withClient(async (client) => {
         const handle = client.workflow.getHandle(runId);
-        const d = await handle.describe().catch((err) => notFound(runId, err));
+        const d = await handle.describe().catch((err) => runNotFound(runId, err));
         // Temporal accepts a cancel request for a closed workflow and ignores it: say so instead.
         if (d.status.name !== 'RUNNING') {
           throw new BadInputError(
@@ -74,7 +69,7 @@ export function registerRunsCommands(program: Command): void {
     .action((runId: string) =>
       withClient(async (client) => {
         const handle = client.workflow.getHandle(runId);
-        const d = await handle.describe().catch((err) => notFound(runId, err));
+        const d = await handle.describe().catch((err) => runNotFound(runId, err));
         if (d.status.name === 'RUNNING' || d.status.name === 'COMPLETED') {
           throw new BadInputError(
             `run '${runId}' is ${d.status.name.toLowerCase()}: only failed or cancelled runs resume`,
