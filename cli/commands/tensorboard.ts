@@ -15,6 +15,7 @@ import { ArtifactStore } from '../../lib/storage/artifact-store.js';
 import type { RunProgress } from '../../workflows/reproduction.js';
 import type { SuiteResult } from '../../workflows/suite.js';
 import { outputFolder } from '../args.js';
+import { runNotFound } from '../run-records.js';
 import { ensureServers, settingsFromEnv, withClient } from '../context.js';
 
 /** The runs a run id stands for (a suite: its runs) with the stages each has finished. */
@@ -23,10 +24,7 @@ async function finishedStages(
   runId: string,
 ): Promise<{ runId: string; stages: StageRecord[] }[]> {
   const handle = client.workflow.getHandle(runId);
-  const d = await handle.describe().catch((err: Error) => {
-    if (err.name === 'WorkflowNotFoundError') throw new BadInputError(`no run '${runId}'`);
-    throw err;
-  });
+  const d = await handle.describe().catch((err: unknown) => runNotFound(runId, err));
   if (d.type === 'suiteWorkflow') {
     const memo = (d.memo ?? {}) as { suite?: { runId: string }[] };
     const members =

@@ -55,20 +55,20 @@ class Proto {
     this.varint(BigInt((field << 3) | wire));
   }
 
-  double(field: number, v: number): this {
-    this.key(field, 1);
-    const b = new Uint8Array(8);
-    new DataView(b.buffer).setFloat64(0, v, true);
+  private fixed(field: number, wire: 1 | 5, size: 8 | 4, write: (view: DataView) => void): this {
+    this.key(field, wire);
+    const b = new Uint8Array(size);
+    write(new DataView(b.buffer));
     this.parts.push(b);
     return this;
   }
 
+  double(field: number, v: number): this {
+    return this.fixed(field, 1, 8, (d) => d.setFloat64(0, v, true));
+  }
+
   float(field: number, v: number): this {
-    this.key(field, 5);
-    const b = new Uint8Array(4);
-    new DataView(b.buffer).setFloat32(0, v, true);
-    this.parts.push(b);
-    return this;
+    return this.fixed(field, 5, 4, (d) => d.setFloat32(0, v, true));
   }
 
   int64(field: number, v: number): this {
