@@ -199,14 +199,15 @@ export class ItemTests {
     const finite = scores.filter(Number.isFinite);
     if (finite.length < 2) return { test: 'tolerance' };
     const reps = meanReplicates(finite, this.indices(finite.length));
-    const below = () => tailP(reps, (r) => r >= v - e.tolerance);
-    const above = () => tailP(reps, (r) => r <= v + e.tolerance);
+    // the share of replicates still as good as v allows: few means v lies beyond the run's interval
+    const reachesFromBelow = () => tailP(reps, (r) => r >= v - e.tolerance);
+    const reachesFromAbove = () => tailP(reps, (r) => r <= v + e.tolerance);
     const p =
       e.better === 'higher'
-        ? below()
+        ? reachesFromBelow()
         : e.better === 'lower'
-          ? above()
-          : Math.min(1, 2 * Math.min(below(), above()));
+          ? reachesFromAbove()
+          : Math.min(1, 2 * Math.min(reachesFromBelow(), reachesFromAbove()));
     const [low, high] = this.interval(finite);
     return { test: 'bootstrap', p, interval: [low - v, high - v], items: finite.length };
   }
