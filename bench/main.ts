@@ -1,12 +1,13 @@
 /**
  * `npm run bench [-- --only ID,ID] [--rounds N]` (ids: matmul-512/1024/2048, step-small/medium/paper,
- * tiny-ops, ridge, paper-dry-run, calibration; a prefix such as `step` selects several): TensorFlow.js (backend chosen by
- * lib/compute/backend.ts) against independent references, measured side by side in one run: the
+ * tiny-ops, ridge, paper-dry-run, calibration, kernel-counts; a prefix such as `step` selects several):
+ * TensorFlow.js (backend chosen by lib/compute/backend.ts) against independent references, measured side by side in one run: the
  * reference (numpy / PyTorch CPU, bench/reference/server.py) and ours alternate round by round, and the
  * figure reported is the ratio of medians (ours / reference time), with the ratio of best times beside
- * it. Prints a table and writes JSON to bench/results/. Not part of the tests. The references live in
- * .tools/bench-venv (tools/requirements-bench.txt), installed here on first use. SCRIPTS run in processes of
- * their own after the cases.
+ * it, and our backend kernel calls per timed call (bench/count-kernels.ts). Prints a table and writes JSON to
+ * bench/results/. Not part of the tests. The references live in .tools/bench-venv
+ * (tools/requirements-bench.txt), installed here on first use. SCRIPTS run in processes of their own after the
+ * cases.
  */
 import * as tf from '@tensorflow/tfjs';
 import { execFileSync, spawn } from 'node:child_process';
@@ -19,6 +20,7 @@ import { initCompute } from '../lib/compute/backend.js';
 import { Rng } from '../lib/compute/rng.js';
 import { encoderForward, initEncoder, type EncoderConfig } from '../lib/models/transformer.js';
 import { AdamW, lossAndGrads, type AdamWConfig } from '../lib/train/adamw.js';
+import { countKernels } from './count-kernels.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const venv = `${root}.tools/bench-venv`;
@@ -235,6 +237,8 @@ const SCRIPTS = [
   },
   // a seed suite of 20 decodes on the embedded servers: only when named
   { id: 'calibration', file: 'bench/calibration.ts', args: () => [], byDefault: false },
+  // the paper models' kernel calls per training step, counted at reduced widths (~3 GB, 20 s): only when named
+  { id: 'kernel-counts', file: 'bench/kernel-counts.ts', args: () => [], byDefault: false },
   // 10 GB of disk at its peak and about 6 minutes: only when named
   { id: 'paper-dry-run', file: 'bench/paper-dry-run.ts', args: () => [], byDefault: false },
 ];
@@ -292,6 +296,8 @@ async function runCases(cases: Case[], rounds: number): Promise<void> {
         ourSec.push((performance.now() - t0) / 1e3);
       }
     }
+    // one more call, untimed: profiling adds bookkeeping to every kernel
+    const kernels = await countKernels(ours.run);
     ours.dispose();
     await ref.request({ op: 'drop', id });
     const [o, rf] = [median(ourSec), median(refSec)];
@@ -312,6 +318,8 @@ async function runCases(cases: Case[], rounds: number): Promise<void> {
       ratio,
       bestRatio,
       ...(c.flops ? { oursGflops: c.flops / o / 1e9, referenceGflops: c.flops / rf / 1e9 } : {}),
+      kernels: kernels.total,
+      kernelsByName: kernels.byName,
       target: c.target?.text,
       met,
       samples: { ours: ourSec, reference: refSec },
@@ -322,7 +330,7 @@ async function runCases(cases: Case[], rounds: number): Promise<void> {
       : '';
     console.log(
       `${c.name.padEnd(20)} ours ${fmtTime(o).padStart(9)}  ref ${fmtTime(rf).padStart(9)}  ` +
-        `ratio ${ratio.toFixed(2).padStart(5)}x (best ${bestRatio.toFixed(2)}x)${extra}` +
+        `ratio ${ratio.toFixed(2).padStart(5)}x (best ${bestRatio.toFixed(2)}x)  ${String(kernels.total).padStart(5)} kernels${extra}` +
         `${c.target ? `  target ${c.target.text}: ${met ? 'met' : 'NOT met'}` : ''}`,
     );
   }

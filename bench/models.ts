@@ -13,19 +13,16 @@
  * process keeps what its allocator took: with less than ~24 GB free, run `--only ae` and `--only maskgit` as
  * separate processes.
  */
-import * as tf from '@tensorflow/tfjs';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { initCompute } from '../lib/compute/backend.js';
-import { Rng } from '../lib/compute/rng.js';
-import { FmriAutoencoder, dropVoxels } from '../lib/models/fmri-autoencoder.js';
-import { countParams, type Params } from '../lib/models/layers.js';
-import { MaskGit } from '../lib/models/maskgit.js';
-import { AdamW, lossAndGrads } from '../lib/train/adamw.js';
+import { countParams } from '../lib/models/layers.js';
+import { trainingStep } from '../lib/train/loop.js';
 import { paperAeConfig, paperMaskGitConfig } from '../test/helpers/paper.js';
+import { aeStep, maskGitStep, type ModelStep } from './model-steps.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const BATCH = 8;
@@ -46,80 +43,25 @@ function median(xs: number[]): number {
 }
 
 /** Times `steps` training steps after one warm-up step; the model is disposed afterwards. */
-function timeSteps(params: Params, opt: AdamW, loss: () => tf.Scalar, steps: number): number[] {
-  const run = () =>
-    tf.tidy(() => {
-      const r = lossAndGrads(params, loss);
-      opt.update(r.grads);
-      r.loss.dataSync();
-    });
-  run();
-  const seconds: number[] = [];
-  for (let i = 0; i < steps; i++) {
-    const t0 = performance.now();
-    run();
-    seconds.push((performance.now() - t0) / 1000);
-  }
-  return seconds;
-}
-
-function benchAe(steps: number): Omit<Row, 'stepsPerSecond'> {
-  const rng = new Rng(0, 'bench-ae');
-  const ae = new FmriAutoencoder(paperAeConfig(), rng);
-  const opt = new AdamW(ae.params, {
-    lr: 5e-5,
-    betas: [0.9, 0.95],
-    eps: 1e-8,
-    weightDecay: 0.01,
-    maxGradNorm: 0.1,
-  });
-  const k = ae.voxels;
-  const clean = rng.fillNormal(new Float32Array(BATCH * k));
+function timeSteps(model: string, s: ModelStep, steps: number): Omit<Row, 'stepsPerSecond'> {
   try {
-    const secondsPerStep = timeSteps(
-      ae.params,
-      opt,
-      () => {
-        const input = clean.slice();
-        dropVoxels(input, BATCH, k, 0.25, rng);
-        return ae.loss(tf.tensor2d(input, [BATCH, k]), tf.tensor2d(clean, [BATCH, k]));
-      },
-      steps,
-    );
-    return {
-      model: 'fMRI autoencoder, GOD sbj_1',
-      parameters: countParams(ae.params),
-      batch: BATCH,
-      tokens: ae.tokens + 1,
-      secondsPerStep,
-    };
+    trainingStep(s.params, s.opt, s.loss);
+    const secondsPerStep: number[] = [];
+    for (let i = 0; i < steps; i++) {
+      const t0 = performance.now();
+      trainingStep(s.params, s.opt, s.loss);
+      secondsPerStep.push((performance.now() - t0) / 1000);
+    }
+    return { model, parameters: countParams(s.params), batch: BATCH, tokens: s.tokens, secondsPerStep };
   } finally {
-    opt.dispose();
-    ae.dispose();
+    s.dispose();
   }
 }
 
-function benchMaskGit(steps: number): Omit<Row, 'stepsPerSecond'> {
-  const rng = new Rng(0, 'bench-maskgit');
-  const cfg = paperMaskGitConfig();
-  const mg = new MaskGit(cfg, rng);
-  const opt = new AdamW(mg.params, { lr: 5e-5, betas: [0.9, 0.95], eps: 1e-8, weightDecay: 0.01 });
-  const tokens = Int32Array.from({ length: BATCH * 256 }, () => rng.integer(0, 1024));
-  const feats = rng.fillNormal(new Float32Array(BATCH * 1024));
-  try {
-    const secondsPerStep = timeSteps(mg.params, opt, () => mg.loss(tokens, feats, BATCH, rng), steps);
-    return {
-      model: 'MaskGIT transformer',
-      parameters: countParams(mg.params),
-      batch: BATCH,
-      tokens: 257,
-      secondsPerStep,
-    };
-  } finally {
-    opt.dispose();
-    mg.dispose();
-  }
-}
+const benchAe = (steps: number) =>
+  timeSteps('fMRI autoencoder, GOD sbj_1', aeStep(paperAeConfig(), BATCH), steps);
+const benchMaskGit = (steps: number) =>
+  timeSteps('MaskGIT transformer', maskGitStep(paperMaskGitConfig(), BATCH), steps);
 
 /** The PyTorch encoder step of bench/reference/server.py at the autoencoder's size, or undefined without its venv. */
 async function referenceEncoderStep(steps: number): Promise<number[] | undefined> {

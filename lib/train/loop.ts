@@ -147,6 +147,21 @@ export class DataOrder {
   }
 }
 
+/**
+ * One update as train() runs it: loss, gradients, clipping and AdamW in one tidy, then the loss read back (the
+ * step's one device sync); returns the loss. bench/ times and counts this same function.
+ */
+export function trainingStep(params: Params, opt: AdamW, loss: () => tf.Scalar, lr?: number): number {
+  const lossTensor = tf.tidy(() => {
+    const r = lossAndGrads(params, loss);
+    opt.update(r.grads, lr);
+    return r.loss;
+  });
+  const value = lossTensor.dataSync()[0] as number;
+  lossTensor.dispose();
+  return value;
+}
+
 /** Learning rate of update `step` (1-based): linear warmup to `lr` at step `warmup`, then decay towards 0. */
 export function learningRate(s: TrainSettings, step: number): number {
   if (step <= s.warmup) return (s.lr * step) / s.warmup;
@@ -249,13 +264,7 @@ export async function train(
     while (step < end) {
       const batch = order.next(settings.batchSize);
       const lr = learningRate(settings, step + 1);
-      const lossTensor = tf.tidy(() => {
-        const { loss, grads } = lossAndGrads(params, () => task.loss(batch, rngs.augment));
-        opt.update(grads, lr);
-        return loss;
-      });
-      const loss = lossTensor.dataSync()[0] as number;
-      lossTensor.dispose();
+      const loss = trainingStep(params, opt, () => task.loss(batch, rngs.augment), lr);
       if (!Number.isFinite(loss)) throw new Error(`${stage}: the loss is ${loss} at step ${step + 1}`);
       losses[step - startStep] = loss;
       const gradNorm = opt.lastGradNorm();

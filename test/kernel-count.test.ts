@@ -1,0 +1,98 @@
+/**
+ * bench/count-kernels.ts: the count of a function whose kernels are known, and what bench/kernel-counts.ts relies
+ * on to count paper-structure steps at reduced sizes: a step's kernels do not change with width or tokens while
+ * the size-dependent choices of lib/models/transformer.ts come out as at the paper's size (from 2^18 weights an
+ * explicit transpose in the backward, from 2^16 entries column sums as a matmul), and do otherwise.
+ */
+import * as tf from '@tensorflow/tfjs';
+import assert from 'node:assert/strict';
+import { before, test } from 'node:test';
+import { countKernels, countStep, type StepKernels } from '../bench/count-kernels.js';
+import { aeStep, maskGitStep, type ModelStep } from '../bench/model-steps.js';
+import { initCompute } from '../lib/compute/backend.js';
+
+before(async () => {
+  await initCompute();
+});
+
+test('countKernels counts each dispatched kernel once, and a custom-gradient op only by the kernels it runs', async () => {
+  const a = tf.ones([2, 2]);
+  const double = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => ({
+    value: tf.mul(args[0] as tf.Tensor, 2),
+    gradFunc: (dy: tf.Tensor) => dy,
+  }));
+  const count = await countKernels(() => tf.tidy(() => double(tf.matMul(tf.add(a, a), a))).dispose());
+  assert.deepEqual(count, { total: 3, byName: { Add: 1, BatchMatMul: 1, Multiply: 1 } });
+  a.dispose();
+});
+
+async function stepKernels(s: ModelStep): Promise<StepKernels> {
+  try {
+    return await countStep(s.params, s.opt, s.loss);
+  } finally {
+    s.dispose();
+  }
+}
+
+/** One block each side, the paper's 16 heads and 8 ROIs; `width` is every width, MLP included. */
+const ae = (width: number, tokens: number, batch: number) =>
+  stepKernels(
+    aeStep(
+      {
+        roiSizes: [7, 5, 6, 4, 8, 5, 6, 7],
+        tokensPerRoi: tokens / 8,
+        width,
+        depth: 1,
+        heads: 16,
+        mlpRatio: 1,
+        latent: 32,
+        decoderWidth: width,
+        decoderDepth: 1,
+        decoderHeads: 16,
+        eps: 1e-5,
+      },
+      batch,
+    ),
+  );
+
+const maskGit = (width: number, tokens: number, batch: number) =>
+  stepKernels(
+    maskGitStep(
+      {
+        codes: 16,
+        classSlots: 3,
+        length: tokens,
+        featureDim: 8,
+        width,
+        depth: 1,
+        heads: 16,
+        mlpHidden: width,
+        dropout: 0.01,
+        minMaskRate: 0.5,
+        labelSmoothing: 0.1,
+      },
+      batch,
+    ),
+  );
+
+// At 64 tokens and batch 2 every [tokens·batch, width] column sum has the paper's 2^16 entries or more from width 512.
+test('fMRI autoencoder: the kernels of a step do not change from width 512 up or with tokens, but do below it and with batch', async () => {
+  const reference = await ae(512, 64, 2);
+  assert.deepEqual(await ae(768, 64, 2), reference);
+  assert.deepEqual(await ae(512, 128, 2), reference);
+  // below 2^18 weights the backward's dy·Wᵀ needs no explicit transpose, below 2^16 a column sum no matmul
+  const narrow = await ae(64, 64, 2);
+  assert.ok(narrow.step.total < reference.step.total, `${narrow.step.total} vs ${reference.step.total}`);
+  // broadcastTo runs Tile, whose gradient is one Slice and one Add per repeat: CLS and mask tokens, per example
+  const wider = await ae(512, 64, 3);
+  assert.equal(wider.step.total - reference.step.total, 4);
+  assert.ok(reference.forward > 0 && reference.backward > 0 && reference.update > 0);
+});
+
+test('MaskGIT: the kernels of a step depend on none of width, tokens and batch', async () => {
+  const reference = await maskGit(64, 8, 2);
+  assert.deepEqual(await maskGit(512, 8, 2), reference);
+  assert.deepEqual(await maskGit(64, 16, 2), reference);
+  assert.deepEqual(await maskGit(64, 8, 3), reference);
+  assert.ok(reference.forward > 0 && reference.backward > 0 && reference.update > 0);
+});
