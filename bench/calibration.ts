@@ -50,7 +50,8 @@ const rows = Object.keys(members[0]!.metricIntervals ?? {})
   });
 // The figure: metrics a sampling seed moves (the ridge and encoding rows do not: their intervals cover trivially),
 // reference rows (shuffled pairing, voxel ridge) left out.
-const reached = rows.filter((row) => row.sdOverSeeds > 0 && !row.metric.startsWith('ref.'));
+const moved = (metric: string) => members.some((m) => m.metrics[metric] !== members[0]!.metrics[metric]);
+const reached = rows.filter((row) => moved(row.metric) && !row.metric.startsWith('ref.'));
 const coverage = reached.reduce((s, row) => s + row.coverage, 0) / reached.length;
 const method = members[0]!.intervalMethod;
 
@@ -58,7 +59,7 @@ console.log(
   `calibration: ${members.length} seeds of the smoke config, seedScope sampling; intervals: ${method}`,
 );
 console.log(
-  'metric'.padEnd(24) +
+  'metric'.padEnd(34) +
     'mean over seeds'.padStart(16) +
     'sd over seeds'.padStart(15) +
     'mean width'.padStart(12) +
