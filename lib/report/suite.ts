@@ -110,7 +110,7 @@ export function suiteHtml(input: SuiteReportInput): string {
     `<p class="muted"><span class="mono">${esc(input.suiteId)}</span> · code ${esc(input.codeVersion)} · ` +
     `${esc(input.startedAt)} – ${esc(input.finishedAt)}</p>\n` +
     verdictBanner(input.verdict) +
-    '<section id="metrics" class="first">\n<h2>Metrics by subject</h2>\n' +
+    '<section id="metrics" class="first">\n<h2>Metrics by run (subject, seed)</h2>\n' +
     "<p>Each run's metrics (a run's own report gives definitions, ranges and chance levels); the mean is over " +
     'the runs that completed, ± their standard deviation (the spread over subjects or seeds), and the verdict ' +
     'judges it against the baseline.</p>\n' +
