@@ -17,6 +17,20 @@ export interface JudgeInput {
   baseline: { source: string; text: string };
 }
 
+/**
+ * The result of a run or suite that has completed; anything else (unknown, running, failed) is bad input named by
+ * `label`. What a verdict's pinned or last good run, `lea compare` and the submit-time check of a pinned run read.
+ */
+export async function completedResult<T>(client: Client, runId: string, label: string): Promise<T> {
+  const handle = client.workflow.getHandle(runId);
+  const status = await handle.describe().then(
+    (d) => d.status.name.toLowerCase(),
+    () => 'not found',
+  );
+  if (status !== 'completed') throw new BadInputError(`${label}: ${status}, not a completed run or suite`);
+  return (await handle.result()) as T;
+}
+
 export function createJudgeActivities(store: ArtifactStore, client: () => Promise<Client>) {
   /** The newest completed run of the same config whose verdict was pass. */
   async function lastGood(configName: string, exclude: string): Promise<string | undefined> {
@@ -32,16 +46,7 @@ export function createJudgeActivities(store: ArtifactStore, client: () => Promis
   }
 
   async function reference(runId: string, pinned: boolean, source: string): Promise<ReferenceRun> {
-    const handle = (await client()).workflow.getHandle(runId);
-    const status = await handle.describe().then(
-      (d) => d.status.name,
-      () => 'NOT_FOUND',
-    );
-    if (status !== 'COMPLETED')
-      throw new BadInputError(
-        `${source}: run ${runId}: ${status.toLowerCase()}, not a completed run or suite`,
-      );
-    const result = (await handle.result()) as ScoredResult;
+    const result = await completedResult<ScoredResult>(await client(), runId, `${source}: run ${runId}`);
     const items = await readItemScores(store, scoresRefOf(result));
     return { runId, pinned, metrics: result.metrics, ...(items ? { items } : {}) };
   }
@@ -51,7 +56,7 @@ export function createJudgeActivities(store: ArtifactStore, client: () => Promis
       const baseline = parseBaseline(input.baseline.text, input.baseline.source);
       const items = await readItemScores(store, input.scores);
       const refId = baseline.run ?? (await lastGood(input.configName, input.runId));
-      const ref = refId ? await reference(refId, !!baseline.run, `${input.baseline.source}: run`) : undefined;
+      const ref = refId ? await reference(refId, !!baseline.run, input.baseline.source) : undefined;
       const verdict = judge({ metrics: input.metrics, ...(items ? { items } : {}) }, baseline, ref);
       await store.put(
         `runs/${input.runId}/verdict`,

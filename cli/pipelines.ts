@@ -4,6 +4,7 @@
  * and `lea config validate` all call startSpec before anything is started, so they accept and refuse the same.
  */
 import type { Client } from '@temporalio/client';
+import { completedResult } from '../activities/judge.js';
 import { readFileSync } from 'node:fs';
 import type { ExperimentConfig } from '../lib/config/experiment.js';
 import { taskQueue, type InfraSettings } from '../lib/config/infra.js';
@@ -92,16 +93,7 @@ export function withSeeds(cfgs: ExperimentConfig[], configFiles: string[], n: nu
 export async function checkPinnedRun(client: Client, baselineFile: string | undefined): Promise<void> {
   const baseline = readBaseline(baselineFile);
   const pinned = baseline && parseBaseline(baseline.text, baseline.source).run;
-  if (!pinned) return;
-  const status = await client.workflow
-    .getHandle(pinned)
-    .describe()
-    .then(
-      (d) => d.status.name.toLowerCase(),
-      () => 'not found',
-    );
-  if (status !== 'completed')
-    throw new BadInputError(`${baselineFile}: run ${pinned}: ${status}, not a completed run or suite`);
+  if (pinned) await completedResult(client, pinned, `${baselineFile}: run ${pinned}`);
 }
 
 /** One config to start: its file, and its seed when it is a member of a seed suite. */

@@ -183,7 +183,7 @@ function verdictLines(
 }
 
 /** The `weights.<input>` entries the stage runner adds to a stage's summary. */
-function weightsOf(s: StageRecord): { weights?: Record<string, string> } {
+export function weightsOf(s: { summary?: Record<string, unknown> }): { weights?: Record<string, string> } {
   const used = Object.entries(s.summary ?? {}).filter(([k]) => k.startsWith('weights.'));
   return used.length ? { weights: Object.fromEntries(used.map(([k, v]) => [k.slice(8), String(v)])) } : {};
 }

@@ -4,6 +4,7 @@
  * whose outputs differ with what differs in each. `--json` prints the same as JSON.
  */
 import { Option, type Command } from 'commander';
+import { completedResult } from '../../activities/judge.js';
 import { BadInputError } from '../../lib/errors.js';
 import { intervalsOfSummary } from '../../lib/metrics/intervals.js';
 import {
@@ -20,6 +21,7 @@ import { fmtNumber } from '../../lib/report/format.js';
 import { CORRECTIONS, type Correction } from '../../lib/stats/multiple.js';
 import { ArtifactStore, type ArtifactRef } from '../../lib/storage/artifact-store.js';
 import { positiveInt } from '../args.js';
+import { weightsOf } from '../run-records.js';
 import { ensureServers, settingsFromEnv, withClient } from '../context.js';
 import type { Client } from '@temporalio/client';
 
@@ -39,16 +41,8 @@ interface FinishedResult {
   metricIntervals?: Record<string, [number, number]>;
 }
 
-async function finished(client: Client, runId: string): Promise<FinishedResult> {
-  const handle = client.workflow.getHandle(runId);
-  const status = await handle.describe().then(
-    (d) => d.status.name.toLowerCase(),
-    () => 'not found',
-  );
-  if (status !== 'completed')
-    throw new BadInputError(`run '${runId}': ${status}, not a completed run or suite`);
-  return (await handle.result()) as FinishedResult;
-}
+const finished = (client: Client, runId: string) =>
+  completedResult<FinishedResult>(client, runId, `run '${runId}'`);
 
 /** Each stage's provenance from its output's manifest (a suite: those of its first run). */
 async function provenance(
@@ -68,11 +62,7 @@ async function provenance(
         summary?: Record<string, unknown>;
         compute?: { backend?: string };
       };
-      const weights = Object.fromEntries(
-        Object.entries(meta.summary ?? {})
-          .filter(([k]) => k.startsWith('weights.'))
-          .map(([k, v]) => [k.slice(8), String(v)]),
-      );
+      const { weights = {} } = weightsOf(meta);
       return {
         name: s.name,
         key: s.output.key,
