@@ -8,10 +8,10 @@
  * a reference count, no native work, so the line gives the total without them as well.
  *
  * Counted at reduced sizes (about 3 GB at the peak, against 10-12 GB at the paper's): a count follows the
- * structure, not the sizes, except where lib/models/transformer.ts picks kernels by size (the fMRI autoencoder's
- * blocks: an explicit transpose in the backward from 2^18 weights, column sums as a matmul from 2^16 entries), so
- * its widths stay at 512, the smallest at which every such choice comes out as at the paper's size; and the
- * autoencoder's count grows with the batch (tfjs's Tile gradient), so the batch is the paper's.
+ * structure, not the sizes, except where lib/models/layers.ts's backward pieces pick kernels by size (an explicit
+ * transpose in the backward from 2^18 weights, column sums as an einsum from 2^16 entries), so widths stay at 512,
+ * the smallest at which every such choice comes out as at the paper's size; and the autoencoder's count grows with
+ * the batch (tfjs's Tile gradient), so the batch is the paper's.
  * test/kernel-count.test.ts checks all three.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -44,8 +44,8 @@ const models: { model: string; reduced: string; build: () => ModelStep }[] = [
   },
   {
     model: 'MaskGIT transformer',
-    reduced: 'width 768 -> 64, MLP 3072 -> 256, 256 -> 32 tokens',
-    build: () => maskGitStep({ ...paperMaskGit, width: 64, mlpHidden: 256, length: 32 }, BATCH),
+    reduced: 'width 768 -> 512, MLP 3072 -> 512, 256 -> 32 tokens',
+    build: () => maskGitStep({ ...paperMaskGit, width: 512, mlpHidden: 512, length: 32 }, BATCH),
   },
 ];
 

@@ -13,6 +13,18 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../compute/rng.js';
+import {
+  c,
+  geluBackward,
+  geluForward,
+  linear,
+  linearBackward,
+  lnBackward,
+  lnForward,
+  type Params,
+} from './layers.js';
+
+export type { Params } from './types.js';
 
 export interface EncoderConfig {
   depth: number;
@@ -48,8 +60,6 @@ export function encoderDecoderConfigs(s: EncoderDecoderShape): {
     decoder: { depth: s.decoderDepth, width: s.decoderWidth, heads: s.decoderHeads, mlpRatio, eps },
   };
 }
-
-export type Params = Map<string, tf.Variable>;
 
 /** Per-block parameter suffixes and shapes, in the order the block function takes them. */
 function blockShapes(cfg: EncoderConfig): [string, number[]][] {
@@ -106,126 +116,15 @@ export function initEncoder(cfg: EncoderConfig, rng: Rng, prefix = ''): Params {
   return params;
 }
 
-/** Scalar constants are uploaded once, not on every op that uses them. */
-const constants = new Map<number, tf.Scalar>();
-function c(value: number): tf.Scalar {
-  let s = constants.get(value);
-  if (!s) {
-    s = tf.keep(tf.scalar(value));
-    constants.set(value, s);
-  }
-  return s;
-}
-
-/**
- * Reductions as matmuls with constant vectors, cached per size. rowMeans: one matmul beat tfjs-node's
- * Mean (a cast plus an Eigen reduction) at every size measured, 128x64 to 1120x1024. columnSums: from
- * COLUMN_SUMS_BY_MATMUL elements up, ones[1, N] @ x is 4-6x faster than Eigen's column reduction;
- * below it the reshape it needs costs more than it saves.
- */
-const COLUMN_SUMS_BY_MATMUL = 1 << 16;
-const vectors = new Map<string, tf.Tensor2D>();
-function vector(shape: [number, number], value: number): tf.Tensor2D {
-  const key = `${shape}:${value}`;
-  let v = vectors.get(key);
-  if (!v) {
-    v = tf.keep(tf.fill(shape, value) as tf.Tensor2D);
-    vectors.set(key, v);
-  }
-  return v;
-}
-
-/** Mean of each row of x [N, D] -> [N, 1]. */
-function rowMeans(x: tf.Tensor): tf.Tensor {
-  const d = x.shape[1] as number;
-  return tf.matMul(x as tf.Tensor2D, vector([d, 1], 1 / d));
-}
-
-/** Σ over the rows of x [N, D] -> [D] (bias and layer-norm parameter gradients). */
-function columnSums(x: tf.Tensor): tf.Tensor {
-  const [n, d] = x.shape as [number, number];
-  if (x.size < COLUMN_SUMS_BY_MATMUL) return tf.sum(x, 0);
-  return tf.reshape(tf.matMul(vector([1, n], 1), x as tf.Tensor2D), [d]);
-}
-
-/** Layer norm over the last axis of x [N, D]; also returns x̂ [N, D] and 1/σ [N, 1] for the backward. */
-function lnForward(x: tf.Tensor, g: tf.Tensor, b: tf.Tensor, eps: number) {
-  const xc = tf.sub(x, rowMeans(x));
-  const rstd = tf.rsqrt(tf.add(rowMeans(tf.square(xc)), c(eps)));
-  const xhat = tf.mul(xc, rstd);
-  return { y: tf.add(tf.mul(xhat, g), b), xhat, rstd };
-}
-
-/** Gradients of layer norm: dx = (1/σ)·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)) with dx̂ = dy·g. */
-function lnBackward(dy: tf.Tensor, xhat: tf.Tensor, rstd: tf.Tensor, g: tf.Tensor) {
-  const dxhat = tf.mul(dy, g);
-  const centred = tf.sub(dxhat, rowMeans(dxhat));
-  const dx = tf.mul(tf.sub(centred, tf.mul(xhat, rowMeans(tf.mul(dxhat, xhat)))), rstd);
-  return { dx, dg: columnSums(tf.mul(dy, xhat)), db: columnSums(dy) };
-}
-
-/** y = x @ W + b for x [N, in], W [in, out], b [out]. */
-function linear(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor): tf.Tensor2D {
-  return tf.add(tf.matMul(x as tf.Tensor2D, w as tf.Tensor2D), b);
-}
-
-/**
- * From this many weights up, dy @ Wᵀ is faster as an explicit transpose and a plain matmul: Eigen's
- * transpose_b kernel was 20-30% slower at the paper's 1024-wide layers, while for small layers the
- * extra op costs more than it saves.
- */
-const TRANSPOSE_FIRST = 1 << 18;
-
-/** Gradients of linear: dx = dy @ Wᵀ, dW = xᵀ @ dy, db = Σ_rows dy. */
-function linearBackward(dy: tf.Tensor, x: tf.Tensor, w: tf.Tensor) {
-  const [d2, w2] = [dy as tf.Tensor2D, w as tf.Tensor2D];
-  return {
-    dx: w.size >= TRANSPOSE_FIRST ? tf.matMul(d2, tf.transpose(w2)) : tf.matMul(d2, w2, false, true),
-    dw: tf.matMul(x as tf.Tensor2D, d2, true, false),
-    db: columnSums(dy),
-  };
-}
-
-/** Exact GELU, u·Φ(u); returns Φ(u) too, which the backward reuses. */
-function geluForward(u: tf.Tensor) {
-  const cdf = tf.add(tf.mul(tf.erf(tf.mul(u, c(Math.SQRT1_2))), c(0.5)), c(0.5));
-  return { y: tf.mul(u, cdf), cdf };
-}
-
-/** d/du [u·Φ(u)] = Φ(u) + u·φ(u), φ(u) = exp(−u²/2)/√(2π). */
-function geluBackward(dy: tf.Tensor, u: tf.Tensor, cdf: tf.Tensor): tf.Tensor {
-  const pdf = tf.mul(tf.exp(tf.mul(tf.square(u), c(-0.5))), c(1 / Math.sqrt(2 * Math.PI)));
-  return tf.mul(dy, tf.add(cdf, tf.mul(u, pdf)));
-}
-
 type T = tf.Tensor;
 type BlockArgs = [x: tf.Tensor2D, T, T, T, T, T, T, T, T, T, T, T, T, save: tf.GradSaveFunc];
-type Saved = [
-  T,
-  T,
-  T,
-  tf.Tensor4D,
-  tf.Tensor4D,
-  tf.Tensor4D,
-  tf.Tensor4D,
-  T,
-  T,
-  T,
-  T,
-  T,
-  T,
-  T,
-  T,
-  T,
-  T,
-  T,
-  T,
-  T,
-];
+/** The activations a block's backward reads, in the order saved. */
+type Saved = [T, T, T, tf.Tensor4D, tf.Tensor4D, tf.Tensor4D, tf.Tensor4D, T, T, T, T, T, T, T];
 
 /**
  * One pre-LN block as a single differentiable op. x: [N = B·T, D] with `batch` sequences of equal length.
- * Inputs after x follow blockShapes(); the gradient function returns one gradient per input, same order.
+ * Inputs after x follow blockShapes() and must be variables (the backward reads them as they are, unsaved); the
+ * gradient function returns one gradient per input, same order.
  */
 function makeBlock(cfg: EncoderConfig, batch: number) {
   const heads = cfg.heads;
@@ -255,57 +154,16 @@ function makeBlock(cfg: EncoderConfig, batch: number) {
     const act = geluForward(u);
     const y = tf.add(x2, linear(act.y, w2, c2));
 
-    // activations, then the inputs the backward reads (saving keeps them alive whoever owns them)
-    save([
-      ln1.y,
-      ln1.xhat,
-      ln1.rstd,
-      qs,
-      k,
-      v,
-      p,
-      o,
-      ln2.y,
-      ln2.xhat,
-      ln2.rstd,
-      u,
-      act.cdf,
-      act.y,
-      g1,
-      wqkv,
-      wo,
-      g2,
-      w1,
-      w2,
-    ]);
+    // The parameters the backward reads are variables, alive through the backward, so they are read from
+    // this closure: saving them would cost one kernel each.
+    save([ln1.y, ln1.xhat, ln1.rstd, qs, k, v, p, o, ln2.y, ln2.xhat, ln2.rstd, u, act.cdf, act.y]);
     return {
       value: y,
       // tfjs runs gradFunc outside any scope: the tidy frees this block's temporaries now rather than
       // at the end of the whole backward pass (gigabytes at the paper's size).
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
         tf.tidy(() => {
-          const [
-            h1,
-            xhat1,
-            rstd1,
-            qsS,
-            kS,
-            vS,
-            pS,
-            oS,
-            h2,
-            xhat2,
-            rstd2,
-            uS,
-            cdf,
-            a,
-            g1,
-            wqkv,
-            wo,
-            g2,
-            w1,
-            w2,
-          ] = saved as Saved;
+          const [h1, xhat1, rstd1, qsS, kS, vS, pS, oS, h2, xhat2, rstd2, uS, cdf, a] = saved as Saved;
           // MLP branch
           const fc2 = linearBackward(dy, a, w2);
           const du = geluBackward(fc2.dx, uS, cdf);

@@ -3,7 +3,11 @@
  * model built from imported weights (CLIP features) takes them as ImportedWeights. Weight kinds depend on
  * models, never the reverse, so these types live in neither.
  */
+import type * as tf from '@tensorflow/tfjs';
 import type { NdArray } from '../tensors/ndarray.js';
+
+/** A model's trainable parameters by PyTorch name (see layers.ts for the storage layout). */
+export type Params = Map<string, tf.Variable>;
 
 /** uint8 images [count, height, width, 3], row-major (the prepared train_images.npy layout). */
 export interface ImageBatch {

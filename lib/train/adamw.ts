@@ -10,7 +10,7 @@
  * and then added, so a clipped step can differ from one summed in a single pass in float rounding.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Params } from '../models/transformer.js';
+import type { Params } from '../models/layers.js';
 
 export interface AdamWConfig {
   lr: number;
@@ -156,10 +156,13 @@ export class AdamW {
     // parameters are 600 MB, and one tidy around everything would hold several copies of them.
     const g = this.groups.map((group) => tf.tidy(() => stack(group.members.map(gradOf), group.trailing)));
     const g2 = g.map((x) => tf.square(x));
-    const normSquared = tf.tidy(() => {
-      const sums = g2.map((x) => tf.sum<tf.Scalar>(x));
-      return sums.length === 1 ? (sums[0] as tf.Scalar) : tf.addN(sums);
-    });
+    // kept: read after the caller's tidy has ended (lastGradNorm)
+    const normSquared = tf.keep(
+      tf.tidy(() => {
+        const sums = g2.map((x) => tf.sum<tf.Scalar>(x));
+        return sums.length === 1 ? (sums[0] as tf.Scalar) : tf.addN(sums);
+      }),
+    );
     this.lastNormSquared?.dispose();
     this.lastNormSquared = normSquared;
     // Clipping scales g by s = min(1, max / (‖g‖ + 1e-6)) (torch.nn.utils.clip_grad_norm_), folded into
