@@ -10,8 +10,8 @@ import { Rng } from '../lib/compute/rng.js';
 import type { Params } from '../lib/models/transformer.js';
 import { AdamW, type AdamWConfig } from '../lib/train/adamw.js';
 
-// Shapes that exercise every grouping: shared trailing shapes, a lone matrix and a lone 3-D tensor (flattened
-// into the vectors), vectors, a scalar.
+// Shapes that exercise every grouping: six matrices of one trailing shape (a group of their own), a lone matrix
+// and a lone 3-D tensor (flattened into the vectors), vectors, a scalar.
 const SHAPES: [string, number[]][] = [
   ['a.weight', [3, 5]],
   ['a.bias', [5]],
@@ -21,6 +21,7 @@ const SHAPES: [string, number[]][] = [
   ['conv', [3, 1, 4]],
   ['scale', []],
   ['d.weight', [6, 5]],
+  ...[1, 2, 3].map((rows): [string, number[]] => [`e${rows}.weight`, [rows, 5]]),
 ];
 
 function makeParams(seed: number): Params {

@@ -8,8 +8,9 @@
  *
  * Speed: on the native backend every op costs ~10 µs of dispatch, which dominates small models. Each
  * block is therefore one tf.customGrad with a hand-written backward (one qkv matmul, fused layer-norm,
- * softmax and GELU gradients, no reshapes for bias gradients): ~45 kernels forward and ~65 backward per
- * block, against ~55 and ~110 when tfjs differentiates the same forward op by op.
+ * softmax and GELU gradients, bias gradients as one einsum; layers.ts's pieces): 42 kernels forward and 61
+ * backward per block, plus 14 Identity calls that keep the activations the backward reads, against ~55 and
+ * ~110 when tfjs differentiates the same forward op by op.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../compute/rng.js';
