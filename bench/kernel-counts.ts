@@ -10,8 +10,8 @@
  * Counted at reduced sizes (about 3 GB at the peak, against 10-12 GB at the paper's): a count follows the
  * structure, not the sizes, except where lib/models/layers.ts's backward pieces pick kernels by size (an explicit
  * transpose in the backward from 2^18 weights, column sums as an einsum from 2^16 entries), so widths stay at 512,
- * the smallest at which every such choice comes out as at the paper's size; and the autoencoder's count grows with
- * the batch (tfjs's Tile gradient), so the batch is the paper's.
+ * the smallest at which every such choice comes out as at the paper's size. The batch is the paper's, though the
+ * count no longer depends on it.
  * test/kernel-count.test.ts checks all three.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';

@@ -52,6 +52,12 @@ export class FmriAutoencoder {
   private readonly decoderPos: tf.Tensor2D;
   /** Index tables of the ROI layout (see roiLayout). */
   private readonly layout: RoiLayout;
+  /**
+   * Per batch size: zeros [B, 1, D] and the decoder positions repeated [B, N, Dd], so the CLS and mask tokens
+   * broadcast over the batch in an Add, whose gradient is one Sum whatever the batch (tfjs runs broadcastTo as
+   * Tile, whose gradient is a Slice and an Add per example).
+   */
+  private readonly perBatch = new Map<number, { zeros: tf.Tensor3D; decoderPos: tf.Tensor3D }>();
 
   constructor(
     readonly cfg: FmriAeConfig,
@@ -87,6 +93,21 @@ export class FmriAutoencoder {
     this.pos = tf.tensor2d(sincosPositions(d, tokens).subarray(d), [tokens, d]);
     this.decoderPos = tf.tensor2d(sincosPositions(dd, tokens).subarray(dd), [tokens, dd]);
     this.layout = roiLayout(roiSizes);
+  }
+
+  private batchConstants(b: number): { zeros: tf.Tensor3D; decoderPos: tf.Tensor3D } {
+    let k = this.perBatch.get(b);
+    if (!k) {
+      const { width: d, decoderWidth: dd } = this.cfg;
+      k = {
+        zeros: tf.keep(tf.zeros([b, 1, d])),
+        decoderPos: tf.keep(
+          tf.tidy(() => tf.tile(tf.reshape(this.decoderPos, [1, this.tokens, dd]), [b, 1, 1])),
+        ),
+      };
+      this.perBatch.set(b, k);
+    }
+    return k;
   }
 
   get tokens(): number {
@@ -166,8 +187,7 @@ export class FmriAutoencoder {
     const [b] = x.shape;
     const d = this.cfg.width;
     const tokens = tf.add(this.embedRois(x), this.pos); // [B, N, D]
-    // broadcastTo, not tile: tfjs differentiates tile with one slice per repeat
-    const cls = tf.broadcastTo(param(this.params, 'cls_token'), [b, 1, d]); // CLS position is the zero row
+    const cls = tf.add(param(this.params, 'cls_token'), this.batchConstants(b).zeros); // CLS position is the zero row
     const h = encoderForward(this.params, this.encoder, tf.concat([cls, tokens], 1) as tf.Tensor3D);
     const clsOut = tf.reshape(tf.slice(h, [0, 0, 0], [b, 1, d]), [b, d]);
     return linear(clsOut, param(this.params, 'pred.weight'), param(this.params, 'pred.bias'));
@@ -182,7 +202,7 @@ export class FmriAutoencoder {
       linear(z, param(this.params, 'decoder_embed.weight'), param(this.params, 'decoder_embed.bias')),
       [b, 1, dd],
     );
-    const masks = tf.broadcastTo(tf.add(param(this.params, 'mask_token'), this.decoderPos), [b, n, dd]); // [B, N, Dd]
+    const masks = tf.add(param(this.params, 'mask_token'), this.batchConstants(b).decoderPos); // [B, N, Dd]
     const h = encoderForward(
       this.params,
       this.decoder,
@@ -205,6 +225,7 @@ export class FmriAutoencoder {
     disposeParams(this.params);
     this.pos.dispose();
     this.decoderPos.dispose();
+    for (const k of this.perBatch.values()) tf.dispose([k.zeros, k.decoderPos]);
   }
 }
 
