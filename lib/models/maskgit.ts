@@ -71,7 +71,7 @@ type Tensors<N extends number, R extends T[] = []> = R['length'] extends N ? R :
  * One post-LN BERT block (SelfAttention of the authors' code) as a single differentiable op with a
  * hand-written backward, over x [N = B·T, D]. Inputs after x, all parameters: query, key, value, proj (W [D, D],
  * b [D] each), norm1 g/b, linear1 W/b, linear2 W/b, norm2 g/b; one gradient each is returned, same order.
- * Against tfjs autodiff it cuts the op count ~3x and keeps 14 activations per block instead of every
+ * Against tfjs autodiff it cuts the op count ~3x and keeps 15 tensors per block instead of every
  * intermediate, which is what lets the paper-size model (batch 8, 257 positions, 24 blocks) train in memory.
  *   attention: q, k, v = x W_{q,k,v} + b per head; p = softmax(q kᵀ/√hd); o = (p ⊙ M_att) v
  *   y1 = LN1(x + (o W_o + b_o) ⊙ M_attn);  y = LN2(y1 + (GELU(y1 W_1 + c_1) W_2 + c_2) ⊙ M_mlp)
@@ -86,8 +86,8 @@ function postLnBlock(batch: number, heads: number, masks: BlockMasks) {
     const t = n / batch;
     const hd = d / heads;
     const scale = 1 / Math.sqrt(hd);
-    const wqkv = (): T => tf.concat([wq, wk, wv], 1); // [D, 3D]: one matmul for q, k and v
-    const qkv = linear(x, wqkv(), tf.concat([bq, bk, bv]));
+    const wqkv = tf.concat([wq, wk, wv], 1); // [D, 3D]: one matmul for q, k and v
+    const qkv = linear(x, wqkv, tf.concat([bq, bk, bv]));
     const heads5 = tf.transpose(tf.reshape(qkv, [batch, t, 3, heads, hd]), [2, 0, 3, 1, 4]);
     const [q, k, v] = tf.unstack(heads5) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
     const qs = tf.mul(q, scale);
@@ -102,7 +102,24 @@ function postLnBlock(batch: number, heads: number, masks: BlockMasks) {
     const act = geluForward(u);
     const m = linear(act.y, w2, c2);
     const ln2 = lnForward(tf.add(ln1.y, masks.mlp ? tf.mul(m, masks.mlp) : m), g2, b2, BLOCK_EPS);
-    const kept: T[] = [x, qs, k, v, p, o, ln1.y, ln1.xhat, ln1.rstd, u, act.cdf, act.y, ln2.xhat, ln2.rstd];
+    // wqkv too: keeping it is free (a reference), concatenating it again in the backward a copy of 3·D² floats
+    const kept: T[] = [
+      x,
+      qs,
+      k,
+      v,
+      p,
+      o,
+      ln1.y,
+      ln1.xhat,
+      ln1.rstd,
+      u,
+      act.cdf,
+      act.y,
+      ln2.xhat,
+      ln2.rstd,
+      wqkv,
+    ];
     if (masks.att && masks.attn && masks.mlp) kept.push(masks.att, masks.attn, masks.mlp);
     save(kept);
     return {
@@ -111,8 +128,26 @@ function postLnBlock(batch: number, heads: number, masks: BlockMasks) {
       // the whole backward pass ends (~0.5 GB per block at paper size)
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
         tf.tidy(() => {
-          const [xS, qsS, kS, vS, pS, oS, y1, xhat1, rstd1, uS, cdf, actY, xhat2, rstd2, mAtt, mAttn, mMlp] =
-            saved as [...Tensors<14>, ...Partial<Tensors<3>>];
+          const [
+            xS,
+            qsS,
+            kS,
+            vS,
+            pS,
+            oS,
+            y1,
+            xhat1,
+            rstd1,
+            uS,
+            cdf,
+            actY,
+            xhat2,
+            rstd2,
+            wqkvS,
+            mAtt,
+            mAttn,
+            mMlp,
+          ] = saved as [...Tensors<15>, ...Partial<Tensors<3>>];
           const n2 = lnBackward(dy, xhat2, rstd2, g2);
           const fc2 = linearBackward(mMlp ? tf.mul(n2.dx, mMlp) : n2.dx, actY, w2);
           const fc1 = linearBackward(geluBackward(fc2.dx, uS, cdf), y1, w1);
@@ -126,7 +161,7 @@ function postLnBlock(batch: number, heads: number, masks: BlockMasks) {
           const dq = tf.mul(tf.matMul(ds, kS), scale);
           const dk = tf.matMul(ds, qsS, true, false);
           const dqkv = tf.reshape(tf.transpose(tf.stack([dq, dk, dv]), [1, 3, 0, 2, 4]), [n, 3 * d]);
-          const qkvG = linearBackward(dqkv, xS, wqkv());
+          const qkvG = linearBackward(dqkv, xS, wqkvS);
           const [dwq, dwk, dwv] = tf.split(qkvG.dw, 3, 1);
           const [dbq, dbk, dbv] = tf.split(qkvG.db, 3);
           return [
