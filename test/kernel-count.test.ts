@@ -88,13 +88,14 @@ test('fMRI autoencoder: the kernels of a step do not change from width 512 up or
   assert.ok(reference.forward > 0 && reference.backward > 0 && reference.update > 0);
 });
 
-// 64 tokens and batch 2: 130 rows, so from width 512 every column sum has 2^16 entries or more, as at paper size.
+// 128 tokens and batch 2: 258 rows in the blocks and at least 128 masked rows in the head (half the tokens or
+// more are masked), so from width 512 every column sum has 2^16 entries or more, as at paper size.
 test('MaskGIT: the kernels of a step do not change from width 512 up or with tokens and batch, but do below it', async () => {
-  const reference = await maskGit(512, 64, 2);
-  assert.deepEqual(await maskGit(768, 64, 2), reference);
-  assert.deepEqual(await maskGit(512, 128, 2), reference);
-  assert.deepEqual(await maskGit(512, 64, 3), reference);
-  const narrow = await maskGit(64, 64, 2);
+  const reference = await maskGit(512, 128, 2);
+  assert.deepEqual(await maskGit(768, 128, 2), reference);
+  assert.deepEqual(await maskGit(512, 256, 2), reference);
+  assert.deepEqual(await maskGit(512, 128, 3), reference);
+  const narrow = await maskGit(64, 128, 2);
   assert.ok(narrow.step.total < reference.step.total, `${narrow.step.total} vs ${reference.step.total}`);
   assert.ok(reference.forward > 0 && reference.backward > 0 && reference.update > 0);
 });

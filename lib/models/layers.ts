@@ -283,7 +283,8 @@ function constant(shape: number[], value: number): tf.Tensor {
   const key = `${shape}:${value}`;
   let v = vectors.get(key);
   if (!v) {
-    v = tf.keep(tf.fill(shape, value));
+    // uploaded, not filled by a kernel: a new size (the masked rows of a MaskGIT batch vary) adds no kernel call
+    v = tf.keep(tf.tensor(new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(value), shape));
     vectors.set(key, v);
   }
   return v;
@@ -345,3 +346,33 @@ export function geluBackward(dy: tf.Tensor, u: tf.Tensor, cdf: tf.Tensor): tf.Te
   const pdf = tf.mul(tf.exp(tf.mul(tf.square(u), c(-0.5))), c(1 / Math.sqrt(2 * Math.PI)));
   return tf.mul(dy, tf.add(cdf, tf.mul(u, pdf)));
 }
+
+/** Layer norm over the last axis of x [N, D] as one differentiable op (lnForward / lnBackward). */
+export function layerNormOp(eps: number) {
+  return tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [x, g, b, save] = args as [tf.Tensor2D, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+    const ln = lnForward(x, g, b, eps);
+    save([ln.xhat, ln.rstd, g]);
+    return {
+      value: ln.y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+        tf.tidy(() => {
+          const [xhat, rstd, gS] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+          const r = lnBackward(dy, xhat, rstd, gS);
+          return [r.dx, r.dg, r.db];
+        }),
+    };
+  }) as (x: tf.Tensor2D, g: tf.Tensor, b: tf.Tensor) => tf.Tensor2D;
+}
+
+/** Exact GELU as one differentiable op (geluForward / geluBackward): about half the kernels of autodiff's. */
+export const geluOp = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const [u, save] = args as [tf.Tensor, tf.GradSaveFunc];
+  const act = geluForward(u);
+  save([u, act.cdf]);
+  return {
+    value: act.y,
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+      tf.tidy(() => geluBackward(dy, saved[0] as tf.Tensor, saved[1] as tf.Tensor)),
+  };
+}) as (u: tf.Tensor) => tf.Tensor;

@@ -18,10 +18,10 @@ import {
   disposeParams,
   dropout,
   dropoutMask,
-  gelu,
   geluBackward,
   geluForward,
-  layerNorm,
+  geluOp,
+  layerNormOp,
   linear,
   linearBackward,
   lnBackward,
@@ -270,11 +270,9 @@ export class MaskGit {
       d,
     ]);
     const z = tf.reshape(tf.gather(this.p('token_emb.weight'), ids), [b, l, d]);
-    const seq = tf.add(tf.concat([c, z], 1), this.p('de_pos_emb.weight'));
-    let h = tf.reshape(
-      dropout(layerNorm(seq, this.p('ln.weight'), this.p('ln.bias'), EMBED_EPS), this.cfg.dropout, rng),
-      [b * (l + 1), d],
-    ) as tf.Tensor2D;
+    const seq = tf.reshape(tf.add(tf.concat([c, z], 1), this.p('de_pos_emb.weight')), [b * (l + 1), d]);
+    const ln = layerNormOp(EMBED_EPS)(seq as tf.Tensor2D, this.p('ln.weight'), this.p('ln.bias'));
+    let h = dropout(ln, this.cfg.dropout, rng) as tf.Tensor2D;
     for (let i = 0; i < this.cfg.depth; i++) h = this.block(h, i, b, rng);
     return h;
   }
@@ -282,11 +280,10 @@ export class MaskGit {
   /** Tied-embedding head on rows of hidden states [M, D] → logits over the codes [M, codes]. */
   head(h: tf.Tensor2D): tf.Tensor2D {
     const { codes, width: d } = this.cfg;
-    const e = layerNorm(
-      gelu(linear(h, this.p('mlps.0.weight'), this.p('mlps.0.bias'))),
+    const e = layerNormOp(BLOCK_EPS)(
+      geluOp(linear(h, this.p('mlps.0.weight'), this.p('mlps.0.bias'))) as tf.Tensor2D,
       this.p('mlps.2.weight'),
       this.p('mlps.2.bias'),
-      BLOCK_EPS,
     );
     const table = tf.slice(this.p('token_emb.weight'), [0, 0], [codes, d]);
     return tf.add(

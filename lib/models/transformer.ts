@@ -18,6 +18,7 @@ import {
   c,
   geluBackward,
   geluForward,
+  layerNormOp,
   linear,
   linearBackward,
   lnBackward,
@@ -203,24 +204,6 @@ function makeBlock(cfg: EncoderConfig, batch: number) {
   });
 }
 
-/** Final layer norm as one differentiable op over x [N, D]. */
-function makeNorm(eps: number) {
-  return tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [x, g, b, save] = args as [tf.Tensor2D, T, T, tf.GradSaveFunc];
-    const ln = lnForward(x, g, b, eps);
-    save([ln.xhat, ln.rstd, g]);
-    return {
-      value: ln.y,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
-        tf.tidy(() => {
-          const [xhat, rstd, gS] = saved as [T, T, T];
-          const r = lnBackward(dy, xhat, rstd, gS);
-          return [r.dx, r.dg, r.db];
-        }),
-    };
-  });
-}
-
 /** Runs the encoder: x [B, T, D] -> [B, T, D]. Differentiable with respect to x and every parameter. */
 export function encoderForward(params: Params, cfg: EncoderConfig, x: tf.Tensor3D, prefix = ''): tf.Tensor3D {
   const [batch, t, d] = x.shape;
@@ -235,6 +218,6 @@ export function encoderForward(params: Params, cfg: EncoderConfig, x: tf.Tensor3
     const ps = blockShapes(cfg).map(([suffix]) => get(`blocks.${i}.${suffix}`));
     h = block(h, ...ps) as tf.Tensor2D;
   }
-  h = makeNorm(cfg.eps)(h, get('norm.weight'), get('norm.bias')) as tf.Tensor2D;
+  h = layerNormOp(cfg.eps)(h, get('norm.weight'), get('norm.bias'));
   return tf.reshape(h, [batch, t, d]);
 }
