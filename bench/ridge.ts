@@ -3,7 +3,7 @@
  * ([1200, 1024] → [1024] for GOD, [4803, 1024] → [1024] for BOLD5000, alpha 500, with and without an
  * intercept), lib/alignment/ridge.ts against scikit-learn's Ridge on the same float64 data, timed side by
  * side in one run: rounds alternate a batch of scikit-learn fits and a batch of ours, and the figures are
- * medians. Also prints the coefficient agreement. Target: at most 2x scikit-learn's time.
+ * medians. Also prints the coefficient agreement. Target: at most scikit-learn's time (issue 21).
  *
  * scikit-learn runs from the test-oracle venv (.tools/oracle-venv), because bench/main.ts's reference venv has no
  * scikit-learn and its cases are synchronous; it is installed here as `npm test` does (LEA_SETUP_ORACLES=1
@@ -48,7 +48,7 @@ const SHAPES = [
   { n: 4803, p: 1024, t: 1024 },
 ];
 const ALPHA = 500;
-const TARGET_RATIO = 2;
+const TARGET_RATIO = 1;
 
 function parseArgs(argv: string[]): { rounds: number; reps: number } {
   const out = { rounds: 3, reps: 3 };
