@@ -239,4 +239,13 @@ test('pooled scores pair by item id; sd over runs; stage differences name what c
   assert.equal(rows[0]!.test, 'paired sign-flip');
   assert.equal(rows[0]!.items, 2);
   assert.equal(rows[0]!.difference, 3);
+  // the same mean summed in another order differs by float rounding only: no difference
+  const [x, y] = [0.1 + 0.2 + 0.3, 0.3 + 0.2 + 0.1];
+  assert.notEqual(x, y);
+  const same = compareMetrics(
+    { runId: 'a', metrics: { m: x } },
+    { runId: 'b', metrics: { m: y } },
+    { alpha: 0.05, resamples: 1000, correction: 'holm' },
+  );
+  assert.equal(same[0]!.difference, 0);
 });

@@ -51,7 +51,7 @@ export function compareMetrics(
       b: vb ?? null,
       ...(a.metricIntervals?.[metric] ? { aInterval: a.metricIntervals[metric] } : {}),
       ...(b.metricIntervals?.[metric] ? { bInterval: b.metricIntervals[metric] } : {}),
-      difference: both ? vb - va : null,
+      difference: both ? differenceOf(va, vb) : null,
       test: test.test!,
       ...(test.interval ? { interval: test.interval } : {}),
       ...(test.p !== undefined ? { p: test.p, items: test.items } : {}),
@@ -75,6 +75,15 @@ export interface StageProvenance {
   /** weights.<input> → "name (kind, sha256 ...)" */
   weights?: Record<string, string>;
   backend?: string;
+}
+
+/**
+ * B − A; a difference within float64 rounding of the values (two means of the same scores summed in another order)
+ * is the 0 it stands for, not −5.551e−17.
+ */
+function differenceOf(a: number, b: number): number {
+  const d = b - a;
+  return Math.abs(d) <= 1e-12 * Math.max(Math.abs(a), Math.abs(b)) ? 0 : d;
 }
 
 /** Dotted paths where two JSON values differ, e.g. `decoding.samples: 5 → 1`. */
