@@ -6,7 +6,7 @@
  * scripts/test.sh starts.
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -17,6 +17,7 @@ import { prepareDataset } from '../lib/data/prepare.js';
 import { synthesize } from '../lib/data/synth.js';
 import { ArtifactCheckpointStore, checkpointName, type CheckpointRef } from '../lib/train/checkpoint.js';
 import { runStage } from '../lib/train/stages.js';
+import { readSafetensors, writeSafetensors } from '../lib/tensors/safetensors.js';
 import { repoRoot, runLea } from './helpers/lea.js';
 import { testStore, uniqueKey } from './helpers/store.js';
 
@@ -92,6 +93,21 @@ for (const [stage, key] of [
     assert.ok(readFileSync(join(a, stage, half)).equals(readFileSync(join(b, stage, half))));
   });
 }
+
+test('a checkpoint in the earlier format (lea-checkpoint/1) resumes as stored, with a notice on rounding', async () => {
+  // the resumed run's step-20 checkpoint, alone in a new folder and marked as written by the earlier code
+  const out = join(work, 'fmri-ae-earlier');
+  const name = join('checkpoints', checkpointName(20));
+  cpSync(join(work, 'fmri-ae-resumed', 'fmri-ae', name), join(out, 'fmri-ae', name), { recursive: true });
+  const modelPath = join(out, 'fmri-ae', name, 'model.safetensors');
+  const { tensors, metadata } = await readSafetensors(modelPath);
+  await writeSafetensors(modelPath, tensors, { ...metadata, format: 'lea-checkpoint/1' });
+  const r = lea('fmri-ae', out, overrides('fmriAe'), '--resume');
+  assert.match(ok(r), /20 steps resumed at step 20 to step 40/);
+  assert.match(r.stderr, /lea-checkpoint\/1.*float rounding/);
+  const straight = join(work, 'fmri-ae-straight', 'fmri-ae', 'model.safetensors');
+  assert.ok(readFileSync(join(out, 'fmri-ae', 'model.safetensors')).equals(readFileSync(straight)));
+});
 
 test('a checkpoint of another model config is refused naming the tensor; a fresh start over checkpoints is refused', () => {
   const out = join(work, 'fmri-ae-straight');

@@ -19,13 +19,23 @@ import type { NdArray } from '../tensors/ndarray.js';
 import { readSafetensors, writeSafetensors } from '../tensors/safetensors.js';
 import type { AdamWState } from './adamw.js';
 
-export const CHECKPOINT_FORMAT = 'lea-checkpoint/1';
+export const CHECKPOINT_FORMAT = 'lea-checkpoint/2';
+/**
+ * Earlier formats this code still resumes, each with why the continuation is not bit for bit what the code that
+ * wrote it would have computed. The files are laid out alike; what changed is the arithmetic after them.
+ */
+const OLDER_FORMATS: Record<string, string> = {
+  'lea-checkpoint/1':
+    'the checkpoint was written before the fused backward passes and the multi-tensor AdamW (lea-checkpoint/1); ' +
+    'it resumes exactly as stored, but the steps after it differ in float rounding from what the code that wrote ' +
+    'it would have computed (other gradient kernels, and a clipping norm summed per parameter group)',
+};
 export const MODEL_FILE = 'model.safetensors';
 export const STATE_FILE = 'train-state.safetensors';
 const META_FILE = 'checkpoint.json';
 
 export interface CheckpointMeta {
-  format: typeof CHECKPOINT_FORMAT;
+  format: string;
   stage: string;
   step: number;
   iterations: number;
@@ -243,10 +253,11 @@ export async function readCheckpointFiles(
   params: Params,
   stage: string,
   rngStreams: string[],
-): Promise<{ state: TrainState; training: unknown }> {
+): Promise<{ state: TrainState; training: unknown; notice?: string }> {
   const modelPath = join(dir, MODEL_FILE);
   const model = await readSafetensors(modelPath);
-  if (model.metadata.format !== CHECKPOINT_FORMAT || model.metadata.stage !== stage) {
+  const format = model.metadata.format ?? '';
+  if ((format !== CHECKPOINT_FORMAT && !(format in OLDER_FORMATS)) || model.metadata.stage !== stage) {
     throw new BadInputError(
       `${modelPath}: not a '${stage}' checkpoint (format ${model.metadata.format ?? 'none'}, stage ${model.metadata.stage ?? 'none'})`,
     );
@@ -311,5 +322,6 @@ export async function readCheckpointFiles(
       ...(gradNorms ? { gradNorms } : {}),
     },
     training: JSON.parse(metadata.training ?? 'null') as unknown,
+    ...(OLDER_FORMATS[format] ? { notice: OLDER_FORMATS[format] } : {}),
   };
 }

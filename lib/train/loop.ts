@@ -213,7 +213,10 @@ export async function train(
       resumedFrom = existing;
       const opened = await opts.store.open(existing);
       try {
-        const { state, training } = await readCheckpointFiles(opened.dir, params, stage, [...RNG_STREAMS]);
+        const { state, training, notice } = await readCheckpointFiles(opened.dir, params, stage, [
+          ...RNG_STREAMS,
+        ]);
+        if (notice) opts.onNotice?.(`${stage}: ${notice}`);
         opt.importState(state.optimizer);
         for (const name of RNG_STREAMS)
           rngs[name].setState(state.rngs[name] as NonNullable<(typeof state.rngs)[string]>);
