@@ -52,15 +52,16 @@ export function lossAndGrads(
 }
 
 /**
- * Parameters updated together: the same trailing shape (so they stack along the first axis with one concat
- * and come apart with one split, no reshapes) and the same weight-decay choice.
+ * Parameters updated together: the same trailing shape, so they stack along the first axis with one concat and
+ * come apart with one split, no reshapes.
  */
 interface Group {
   /** Indices into the optimizer's names, in name order. */
   members: number[];
   /** First-axis length of each member (its size for a vector). */
   rows: number[];
-  decays: boolean;
+  /** Weight decay on every member, on none, or per row of the stacked layout (1 decays, 0 not). */
+  decays: boolean | tf.Tensor;
   /** Trailing shape of the stacked layout ([] for vectors and flattened members). */
   trailing: number[];
   m: tf.Variable;
@@ -70,8 +71,8 @@ interface Group {
 /** Fewest parameters of one trailing shape that get a group of their own (see the constructor). */
 const MIN_GROUP = 6;
 
-function groupKey(shape: number[], decays: boolean): string {
-  return `${shape.slice(1).join('x')}|${decays}`;
+function groupKey(shape: number[]): string {
+  return shape.slice(1).join('x');
 }
 
 /**
@@ -85,6 +86,17 @@ function stack(tensors: tf.Tensor[], trailing: number[]): tf.Tensor {
       : tf.reshape(x, [-1, ...trailing]),
   );
   return laid.length === 1 ? (laid[0] as tf.Tensor) : tf.concat(laid, 0);
+}
+
+/** [Σ rows, 1, ...]: 1 on the rows of members that decay, 0 elsewhere (broadcast over the trailing shape). */
+function decayMask(rows: number[], decays: boolean[], trailing: number[]): tf.Tensor {
+  const mask = new Float32Array(rows.reduce((a, b) => a + b, 0));
+  let at = 0;
+  rows.forEach((n, k) => {
+    if (decays[k]) mask.fill(1, at, at + n);
+    at += n;
+  });
+  return tf.tensor(mask, [mask.length, ...trailing.map(() => 1)]);
 }
 
 export class AdamW {
@@ -108,27 +120,28 @@ export class AdamW {
     this.masked = decays.includes(false);
     // A group costs ~17 ops a step; a member flattened into the vectors costs 3 reshapes. Shapes shared by
     // fewer than MIN_GROUP parameters are therefore flattened (small models end with one flat group).
-    const keys = vars.map((x, i) => groupKey(x.shape, decays[i] as boolean));
+    const keys = vars.map((x) => groupKey(x.shape));
     const count = new Map<string, number>();
     for (const k of keys) count.set(k, (count.get(k) ?? 0) + 1);
-    const byKey = new Map<string, { members: number[]; rows: number[]; decays: boolean; shape: number[] }>();
+    const byKey = new Map<string, { members: number[]; rows: number[]; shape: number[] }>();
     vars.forEach((x, i) => {
       const flat = (count.get(keys[i] as string) as number) < MIN_GROUP;
-      const key = flat ? groupKey([x.size], decays[i] as boolean) : (keys[i] as string);
+      const key = flat ? groupKey([x.size]) : (keys[i] as string);
       let g = byKey.get(key);
       if (!g) {
-        g = { members: [], rows: [], decays: decays[i] as boolean, shape: flat ? [] : x.shape.slice(1) };
+        g = { members: [], rows: [], shape: flat ? [] : x.shape.slice(1) };
         byKey.set(key, g);
       }
       g.members.push(i);
       g.rows.push(flat || x.rank === 0 ? x.size : (x.shape[0] as number));
     });
-    this.groups = [...byKey.values()].map(({ members, rows, decays: d, shape }) => {
+    this.groups = [...byKey.values()].map(({ members, rows, shape }) => {
       const full = [rows.reduce((a, b) => a + b, 0), ...shape];
+      const d = members.map((i) => decays[i] as boolean);
       return {
         members,
         rows,
-        decays: d,
+        decays: d.every(Boolean) || !d.includes(true) ? d[0] === true : decayMask(rows, d, shape),
         trailing: shape,
         m: tf.tidy(() => tf.variable(tf.zeros(full), false)),
         v: tf.tidy(() => tf.variable(tf.zeros(full), false)),
@@ -196,7 +209,9 @@ export class AdamW {
           group.members.map((i) => vars[i] as tf.Variable),
           group.trailing,
         );
-        if (lrWd !== 0 && group.decays) p = tf.mul(p, keep);
+        // the mask's form, 1 − mask·lr·wd in float32, is the single-tensor update's rounding
+        if (lrWd !== 0 && group.decays === true) p = tf.mul(p, keep);
+        else if (lrWd !== 0 && group.decays) p = tf.mul(p, tf.sub(1, tf.mul(group.decays, lrWd)));
         const next = tf.sub(p, delta);
         const parts = group.members.length === 1 ? [next] : tf.split(next, group.rows, 0);
         group.members.forEach((i, k) => {
@@ -273,6 +288,9 @@ export class AdamW {
 
   dispose(): void {
     this.lastNormSquared?.dispose();
-    for (const group of this.groups) tf.dispose([group.m, group.v]);
+    for (const group of this.groups) {
+      tf.dispose([group.m, group.v]);
+      if (typeof group.decays !== 'boolean') group.decays.dispose();
+    }
   }
 }
