@@ -128,7 +128,7 @@ export class FmriAutoencoder {
     const { roiSizes, tokensPerRoi: t, width: d } = this.cfg;
     const r = roiSizes.length;
     const { window, roiOfVoxel } = this.layout;
-    const x3 = tf.reshape(tf.gather(tf.concat([x, tf.zeros([b, 1])], 1), window, 1), [b, k, 3]);
+    const x3 = tf.reshape(tf.gather(tf.concat([x, this.batchConstants(b).column], 1), window, 1), [b, k, 3]);
     const names = (suffix: string) => roiSizes.map((_, i) => `patch_embed.layers.${i}.${suffix}`);
     const inputs = ['0.weight', '0.bias', '1.weight', '1.bias']
       .flatMap(names)

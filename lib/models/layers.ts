@@ -1,7 +1,8 @@
 /**
  * What the models in lib/models share: parameter creation (PyTorch's initialisers, drawn from a seeded Rng),
  * a few differentiable layers written with tfjs ops (tfjs autodiff gives their gradients), fixed sin-cos
- * positions, dropout masks from the Rng, and moving named parameters in and out of safetensors arrays.
+ * positions, dropout masks from the Rng, moving named parameters in and out of safetensors arrays, and the
+ * pieces of hand-written backward passes the training models' fused ops are built from (at the end).
  *
  * Storage layout (all models): parameters keep PyTorch's names; Linear weights are stored [in, out] (as in
  * transformer.ts), convolution weights in tfjs layout [k, in, out] / [kh, kw, in, out], everything else

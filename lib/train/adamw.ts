@@ -3,9 +3,11 @@
  * gradient norm, over a named parameter map.
  *
  * Speed: per-op dispatch dominates small models, so the update is multi-tensor, like PyTorch's foreach
- * AdamW: parameters with the same trailing shape and weight-decay choice form a group whose gradients are
- * stacked with one concat, whose moments are kept stacked, and whose new values come apart with one split
- * (no reshapes). A step costs ~15 ops per group, a handful of groups per model, instead of ~12 per tensor.
+ * AdamW: parameters with the same trailing shape form a group whose gradients are stacked with one concat,
+ * whose moments are kept stacked, and whose new values come apart with one split (no reshapes); parameters of
+ * rarer shapes are flattened into one vector group. A step costs ~17 ops per group, a handful of groups per
+ * model, instead of ~12 per tensor (the paper's autoencoder: 112 kernel calls, against 495 for the earlier
+ * single flat vector with its reshapes).
  * The arithmetic per element is the single-tensor update's; only ‖g‖² (for clipping) is summed per group
  * and then added, so a clipped step can differ from one summed in a single pass in float rounding.
  */
