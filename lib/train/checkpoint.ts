@@ -24,12 +24,14 @@ export const CHECKPOINT_FORMAT = 'lea-checkpoint/2';
  * Earlier formats this code still resumes, each with why the continuation is not bit for bit what the code that
  * wrote it would have computed. The files are laid out alike; what changed is the arithmetic after them.
  */
-const OLDER_FORMATS: Record<string, string> = {
-  'lea-checkpoint/1':
+const OLDER_FORMATS = new Map<string, string>([
+  [
+    'lea-checkpoint/1',
     'the checkpoint was written before the fused backward passes and the multi-tensor AdamW (lea-checkpoint/1); ' +
-    'it resumes exactly as stored, but the steps after it differ in float rounding from what the code that wrote ' +
-    'it would have computed (other gradient kernels, and a clipping norm summed per parameter group)',
-};
+      'it resumes exactly as stored, but the steps after it differ in float rounding from what the code that wrote ' +
+      'it would have computed (other gradient kernels, and a clipping norm summed per parameter group)',
+  ],
+]);
 export const MODEL_FILE = 'model.safetensors';
 export const STATE_FILE = 'train-state.safetensors';
 const META_FILE = 'checkpoint.json';
@@ -257,7 +259,8 @@ export async function readCheckpointFiles(
   const modelPath = join(dir, MODEL_FILE);
   const model = await readSafetensors(modelPath);
   const format = model.metadata.format ?? '';
-  if ((format !== CHECKPOINT_FORMAT && !(format in OLDER_FORMATS)) || model.metadata.stage !== stage) {
+  const notice = OLDER_FORMATS.get(format);
+  if ((format !== CHECKPOINT_FORMAT && notice === undefined) || model.metadata.stage !== stage) {
     throw new BadInputError(
       `${modelPath}: not a '${stage}' checkpoint (format ${model.metadata.format ?? 'none'}, stage ${model.metadata.stage ?? 'none'})`,
     );
@@ -322,6 +325,6 @@ export async function readCheckpointFiles(
       ...(gradNorms ? { gradNorms } : {}),
     },
     training: JSON.parse(metadata.training ?? 'null') as unknown,
-    ...(OLDER_FORMATS[format] ? { notice: OLDER_FORMATS[format] } : {}),
+    ...(notice ? { notice } : {}),
   };
 }
