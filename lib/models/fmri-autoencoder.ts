@@ -15,6 +15,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../compute/rng.js';
 import {
   ParamBuilder,
+  columnSums,
   disposeParams,
   linear,
   param,
@@ -165,7 +166,7 @@ export class FmriAutoencoder {
               offset += n;
               return block;
             });
-            const dLinB = tf.split(tf.sum(dY, 0), r);
+            const dLinB = tf.split(columnSums(dY), r);
             const dConv = tf.transpose(
               tf.reshape(tf.matMul(dY as tf.Tensor2D, wS, false, true), [b, t, k]),
               [0, 2, 1],
@@ -244,7 +245,7 @@ export class FmriAutoencoder {
             return [
               tf.reshape(tf.transpose(tf.reshape(dRows, [b, t, r, dd]), [0, 2, 1, 3]), [b, r * t, dd]),
               ...dMapW,
-              ...tf.split(tf.sum(dY, 0), roiSizes),
+              ...tf.split(columnSums(dY), roiSizes),
               dPredW,
               tf.reshape(tf.sum(dy), [1]),
             ];

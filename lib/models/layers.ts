@@ -298,7 +298,7 @@ function rowMeans(x: tf.Tensor): tf.Tensor {
 }
 
 /** Σ over the rows of x [N, D] -> [D] (bias and layer-norm parameter gradients). */
-function columnSums(x: tf.Tensor): tf.Tensor {
+export function columnSums(x: tf.Tensor): tf.Tensor {
   if (x.size < COLUMN_SUMS_BY_EINSUM) return tf.sum(x, 0);
   return tf.einsum('n,nd->d', constant([x.shape[0] as number], 1), x);
 }
