@@ -75,27 +75,31 @@ const maskGit = (width: number, tokens: number, batch: number) =>
     ),
   );
 
-// At 64 tokens and batch 2 every [tokens·batch, width] column sum has the paper's 2^16 entries or more from width 512.
-test('fMRI autoencoder: the kernels of a step do not change from width 512 up or with tokens and batch, but do below it', async () => {
-  const reference = await ae(512, 64, 2);
-  assert.deepEqual(await ae(768, 64, 2), reference);
-  assert.deepEqual(await ae(512, 128, 2), reference);
-  // the CLS and mask tokens broadcast by an Add (one Sum in the backward), not Tile (a Slice and an Add per example)
-  assert.deepEqual(await ae(512, 64, 3), reference);
-  // below 2^18 weights the backward's dy·Wᵀ needs no explicit transpose
-  const narrow = await ae(64, 64, 2);
+/**
+ * A model's step at width 512 (`tokens` tokens, batch 2) has the kernels it has at width 768, at twice the tokens and
+ * with one more example, and more than at width 64: below 2^18 weights the backward's dy·Wᵀ needs no explicit
+ * transpose.
+ */
+async function checkSizeInvariance(
+  step: (width: number, tokens: number, batch: number) => Promise<StepKernels>,
+  tokens: number,
+): Promise<void> {
+  const reference = await step(512, tokens, 2);
+  assert.deepEqual(await step(768, tokens, 2), reference);
+  assert.deepEqual(await step(512, 2 * tokens, 2), reference);
+  assert.deepEqual(await step(512, tokens, 3), reference);
+  const narrow = await step(64, tokens, 2);
   assert.ok(narrow.step.total < reference.step.total, `${narrow.step.total} vs ${reference.step.total}`);
   assert.ok(reference.forward > 0 && reference.backward > 0 && reference.update > 0);
-});
+}
+
+// At 64 tokens and batch 2 every [tokens·batch, width] column sum has the paper's 2^16 entries or more from width
+// 512. The batch does not change the count: the CLS and mask tokens broadcast by an Add (one Sum in the backward),
+// not Tile (a Slice and an Add per example).
+test('fMRI autoencoder: the kernels of a step do not change from width 512 up or with tokens and batch, but do below it', () =>
+  checkSizeInvariance(ae, 64));
 
 // 128 tokens and batch 2: 258 rows in the blocks and at least 128 masked rows in the head (half the tokens or
 // more are masked), so from width 512 every column sum has 2^16 entries or more, as at paper size.
-test('MaskGIT: the kernels of a step do not change from width 512 up or with tokens and batch, but do below it', async () => {
-  const reference = await maskGit(512, 128, 2);
-  assert.deepEqual(await maskGit(768, 128, 2), reference);
-  assert.deepEqual(await maskGit(512, 256, 2), reference);
-  assert.deepEqual(await maskGit(512, 128, 3), reference);
-  const narrow = await maskGit(64, 128, 2);
-  assert.ok(narrow.step.total < reference.step.total, `${narrow.step.total} vs ${reference.step.total}`);
-  assert.ok(reference.forward > 0 && reference.backward > 0 && reference.update > 0);
-});
+test('MaskGIT: the kernels of a step do not change from width 512 up or with tokens and batch, but do below it', () =>
+  checkSizeInvariance(maskGit, 128));
