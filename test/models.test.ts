@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import { initCompute } from '../lib/compute/backend.js';
 import { Rng } from '../lib/compute/rng.js';
+import { tidyValues } from '../lib/compute/values.js';
 import { FmriAutoencoder, dropVoxels, type FmriAeConfig } from '../lib/models/fmri-autoencoder.js';
 import { RandomReluFeatures, flipHorizontal } from '../lib/models/image-features.js';
 import {
@@ -572,7 +573,7 @@ test('VQGAN: quantiser picks the nearest code; decoder and codebook gradients ma
   const z = tf.tidy(() => tf.reshape(vq.encoderForward(x), [8, 3]));
   const book = vq.params.get('quantizer.embedding.weight')?.arraySync() as number[][];
   const zs = z.arraySync() as number[][];
-  const ids = tf.tidy(() => Array.from(vq.quantise(z as tf.Tensor2D).ids.dataSync()));
+  const ids = Array.from(tidyValues<'int32'>(() => vq.quantise(z as tf.Tensor2D).ids));
   zs.forEach((row, i) => {
     const d = book.map((c) => c.reduce((s, v, j) => s + (v - (row[j] as number)) ** 2, 0));
     assert.equal(ids[i], d.indexOf(Math.min(...d)));

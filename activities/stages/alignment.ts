@@ -21,6 +21,7 @@ import { forEachChunk } from '../../lib/compute/event-loop.js';
 import { STIMULI_FILE, type StimuliFile } from '../../lib/data/prepare.js';
 import { BadInputError } from '../../lib/errors.js';
 import { Rng } from '../../lib/compute/rng.js';
+import { tidyValues } from '../../lib/compute/values.js';
 import {
   createImageFeatureExtractor,
   type ImageBatch,
@@ -167,7 +168,7 @@ async function encodeRows(
     n,
     ROWS_PER_FORWARD,
     (r, b) => {
-      const z = tf.tidy(() => ae.encode(tf.tensor2d(data.subarray(r * k, (r + b) * k), [b, k])).dataSync());
+      const z = tidyValues(() => ae.encode(tf.tensor2d(data.subarray(r * k, (r + b) * k), [b, k])));
       if (r === 0) out = new Float32Array(n * (z.length / b));
       out.set(z, r * (z.length / b));
     },
@@ -351,7 +352,7 @@ export const encodeStage: StageImpl = {
         map: { coef, intercept, alpha: Number(summaryOf(ctx, 'ridge').encodingAlpha), fitIntercept: true },
         latentTrain: zTrain,
         decode: async (latents, rows) =>
-          tf.tidy(() => ae.decode(tf.tensor2d(latents, [rows, zTrain.cols])).dataSync() as Float32Array),
+          tidyValues(() => ae.decode(tf.tensor2d(latents, [rows, zTrain.cols]))),
       });
       return {
         files: await outputs(ctx, {

@@ -13,6 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../compute/rng.js';
+import { tidyValues } from '../compute/values.js';
 import {
   ParamBuilder,
   disposeParams,
@@ -295,13 +296,13 @@ export class MaskGit {
   /** Inference logits [B·L·codes] (no dropout) for token ids [B·L] and features [B, F]. */
   logits(ids: Int32Array, features: Float32Array, batch: number): Float32Array {
     const { length: l, featureDim, width: d } = this.cfg;
-    return tf.tidy(() => {
+    return tidyValues(() => {
       const h = this.hidden(tf.tensor1d(ids, 'int32'), tf.tensor2d(features, [batch, featureDim]), undefined);
       const tokens = tf.reshape(tf.slice(tf.reshape(h, [batch, l + 1, d]), [0, 1, 0], [batch, l, d]), [
         batch * l,
         d,
       ]);
-      return Float32Array.from(this.head(tokens as tf.Tensor2D).dataSync());
+      return this.head(tokens as tf.Tensor2D);
     });
   }
 

@@ -20,6 +20,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../compute/rng.js';
+import { tidyValues } from '../compute/values.js';
 import type { ImageBatch } from './types.js';
 import { ParamBuilder, disposeParams, param, stopGradient, swish, type Params } from './layers.js';
 
@@ -227,16 +228,16 @@ export class VqGan implements ImageTokenizer {
   }
 
   encode(images: ImageBatch): Int32Array {
-    return tf.tidy(() => {
+    return tidyValues<'int32'>(() => {
       const z = this.encoderForward(imagesToTensor(images));
       const [b, h, w, c] = z.shape;
-      return Int32Array.from(this.quantise(tf.reshape(z, [b * h * w, c])).ids.dataSync());
+      return this.quantise(tf.reshape(z, [b * h * w, c])).ids;
     });
   }
 
   decode(ids: Int32Array, count: number, height: number, width: number): Float32Array {
     const [gh, gw] = this.grid(height, width);
-    return tf.tidy(() => {
+    return tidyValues(() => {
       const e = this.p('quantizer.embedding.weight');
       const zq = tf.reshape(tf.gather(e, tf.tensor1d(ids, 'int32')), [
         count,
@@ -244,7 +245,7 @@ export class VqGan implements ImageTokenizer {
         gw,
         this.cfg.chLatent,
       ]) as tf.Tensor4D;
-      return Float32Array.from(tf.clipByValue(this.decoderForward(zq), 0, 1).dataSync());
+      return tf.clipByValue(this.decoderForward(zq), 0, 1);
     });
   }
 
