@@ -88,7 +88,7 @@ for lib in sys.argv[2:]:
 stamp="$tfjs_gpu/deps/.from-$TF_WHEEL_SHA256"
 link_cuda() { ln -sfn "$nvidia_dir" "$tfjs_gpu/deps/nvidia"; }
 verify() { (. scripts/gpu-env.sh && TF_CPP_MIN_LOG_LEVEL=0 tfjs_verify "$pkg" "$cache/verify.log"); }
-if [ -f "$stamp" ] && link_cuda && result=$(verify); then
+if [ -f "$stamp" ] && link_cuda && result=$(verify) && [ "${result##* }" = functions ]; then
   log "$pkg already built against $TF_WHEEL_SPEC"
 else
   { tfjs_stage_deps "$cache/$TF_WHEEL_FILE" "$tfjs_gpu" && touch "$stamp" && link_cuda; } ||
@@ -103,7 +103,8 @@ fi
 check_cuda_libs || { log "a CUDA library in $nvidia_dir does not load (above)"; exit 1; }
 
 version=${result%% *}
-if [ "${result#* }" = gpu ]; then
+read -r _ device _ <<<"$result"
+if [ "$device" = gpu ]; then
   log "ready: $pkg runs on the GPU (libtensorflow $version, CUDA libraries from $cuda_venv)"
 else
   why=$(grep -m1 -iE 'cuda|gpu' "$cache/verify.log" | sed -E 's/^.*\] //' || true)

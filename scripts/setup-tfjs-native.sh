@@ -38,8 +38,10 @@ if [ "$installed" != "$TFJS_NODE_VERSION" ]; then
   exit 1
 fi
 
-if version=$(verify); then
-  log "native backend already works (libtensorflow $version)"
+# An addon built before the binding patch (eager-only) is rebuilt where the wheel route can patch it.
+if out=$(tfjs_verify @tensorflow/tfjs-node "$cache/verify.log") &&
+  { [ "${out##* }" = functions ] || [ "$(uname -s)-$(uname -m)" != Linux-x86_64 ]; }; then
+  log "native backend already works (libtensorflow ${out%% *}, ${out##* })"
   exit 0
 fi
 

@@ -46,11 +46,26 @@ PY
     rm -rf "$pkg/deps" && mv "$stage" "$pkg/deps"
 }
 
-# tfjs_build_addon PACKAGE_DIR: compiles the package's addon from source against its staged deps/.
+# tfjs_patch_binding PACKAGE_DIR: applies scripts/tfjs-binding-functions.patch to the package's binding sources
+# (once: a patched source is left as it is). The patch adds two calls to the addon: registerFunction (a serialized
+# FunctionDef into the eager context, which executeOp then runs like any op; lib/compute/tf-function.ts) and
+# getAllOpList (every op's argument names, which a FunctionDef's input references need).
+tfjs_patch_binding() {
+  local pkg=$1 patch_file
+  patch_file=$(readlink -f scripts/tfjs-binding-functions.patch)
+  grep -q 'lea-pipeline patch' "$pkg/binding/tfjs_binding.cc" && return 0
+  command -v patch >/dev/null || { log "patching the addon needs patch (Debian: apt-get install patch)"; return 1; }
+  log "patching the $(basename "$pkg") binding (registerFunction, getAllOpList)"
+  patch -d "$pkg" -p1 --forward --quiet <"$patch_file"
+}
+
+# tfjs_build_addon PACKAGE_DIR: patches the package's binding and compiles its addon from source against its
+# staged deps/.
 tfjs_build_addon() {
   local pkg=$1 node_prefix pre_gyp
   command -v g++ >/dev/null && command -v make >/dev/null ||
     { log "building the addon needs g++ and make (Debian: apt-get install g++ make)"; return 1; }
+  tfjs_patch_binding "$pkg" || return 1
   node_prefix=$(dirname "$(dirname "$(readlink -f "$(command -v node)")")") || return 1
   # Local Node headers spare node-gyp its own download of them.
   if [ -z "${npm_config_nodedir:-}" ] && [ -f "$node_prefix/include/node/node_api.h" ]; then
@@ -63,8 +78,9 @@ tfjs_build_addon() {
 }
 
 # tfjs_verify PACKAGE LOGFILE: loads PACKAGE (an installed tfjs-node flavour), checks that it is the current
-# backend and that an op gives the right result; prints "<libtensorflow version> <gpu|cpu>" (cpu: TensorFlow
-# lists no GPU device) and leaves the reason for a failure in LOGFILE.
+# backend and that an op gives the right result; prints "<libtensorflow version> <gpu|cpu> <functions|eager-only>"
+# (cpu: TensorFlow lists no GPU device; eager-only: an addon without tfjs_patch_binding's calls, e.g. tfjs-node's
+# own download, which runs every step op by op) and leaves the reason for a failure in LOGFILE.
 tfjs_verify() {
   local pkg=$1 logfile=$2
   mkdir -p "$(dirname "$logfile")" &&
@@ -73,6 +89,8 @@ tfjs_verify() {
     if (tf.getBackend() !== 'tensorflow') throw new Error('backend is ' + tf.getBackend());
     const s = tf.add(tf.tensor1d([1, 2]), 1).dataSync();
     if (s[0] !== 2 || s[1] !== 3) throw new Error('wrong result ' + s);
-    console.log(tf.backend().binding.TF_Version + ' ' + (tf.backend().isUsingGpuDevice ? 'gpu' : 'cpu'));
+    const b = tf.backend();
+    console.log(b.binding.TF_Version + ' ' + (b.isUsingGpuDevice ? 'gpu' : 'cpu') + ' ' +
+      (typeof b.binding.registerFunction === 'function' ? 'functions' : 'eager-only'));
   " 2>"$logfile"
 }
