@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Params } from '../lib/models/layers.js';
 import { lossAndGrads, type AdamW } from '../lib/train/adamw.js';
-import { trainingStep } from '../lib/train/loop.js';
+import { trainingStep } from '../lib/train/step.js';
 
 export interface KernelCount {
   total: number;

@@ -20,7 +20,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { initCompute } from '../lib/compute/backend.js';
 import { countParams } from '../lib/models/layers.js';
-import { trainingStep } from '../lib/train/loop.js';
+import { trainingStep } from '../lib/train/step.js';
 import { paperAeConfig, paperMaskGitConfig } from '../test/helpers/paper.js';
 import { aeStep, maskGitStep, type ModelStep } from './model-steps.js';
 

@@ -104,8 +104,8 @@ test('maskgit: the step-0 loss from an imported MaskGIT transformer is the PyTor
     // the stage's masking, drawn once: both sides see these positions
     const { input, masked } = model.maskTokens(tokens, BATCH, new Rng(3, 'step0/mask'));
     await writeNpy(join(dir, 'masked.npy'), { dtype: 'int32', shape: [masked.length], data: masked });
-    const loss = scalar(() => model.maskedLoss(input, masked, tokens, features, BATCH, undefined));
-    const scratch = scalar(() => fresh.maskedLoss(input, masked, tokens, features, BATCH, undefined));
+    const loss = scalar(() => model.stepLoss(model.stepInputs(input, masked, tokens, features, BATCH)));
+    const scratch = scalar(() => fresh.stepLoss(fresh.stepInputs(input, masked, tokens, features, BATCH)));
     const ref = (JSON.parse(runOracleFile(ORACLE, ['maskgit', dir, sizes])) as { loss: number }).loss;
     const err = relError(loss, ref);
     console.log(

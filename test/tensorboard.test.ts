@@ -57,6 +57,7 @@ test('a resumed stage: loss, learning rate and gradient norm at every step once,
     earlierGradNorms: range(101, 10),
     gradNorms: range(111, 20),
     seconds: 2,
+    compile: 'eager',
   };
   const times = Float64Array.from({ length: 20 }, (_, i) => 1000 + 0.5 * (i + 1));
   const dir = mkdtempSync(join(tmpdir(), 'lea-tb-'));

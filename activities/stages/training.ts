@@ -15,7 +15,7 @@ const MODEL_INPUTS = ['mae', 'tokenizer'] as const;
 /** `dataInput`: the subject's prepared folder (fMRI side) or the image set (image side), as plan.ts wires it. */
 export function trainingStage(stage: Stage, dataInput: 'prepared' | 'images'): StageImpl {
   return {
-    codeVersion: '1',
+    codeVersion: TRAINABLE_STAGES[stage].codeVersion,
     async run(ctx: StageContext, raw: unknown) {
       // The plan passes the config sections this stage reads (lib/pipeline/plan.ts trainingConfig), which
       // were validated as part of the whole config before the run started.

@@ -17,6 +17,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { createHash } from 'node:crypto';
+import type { CompileMode } from './compile-modes.js';
 import {
   decodeOpList,
   encodeFunctionDef,
@@ -27,9 +28,6 @@ import {
   type NodeDef,
   type OpDef,
 } from './tf-proto.js';
-
-export const COMPILE_MODES = ['xla', 'graph', 'eager'] as const;
-export type CompileMode = (typeof COMPILE_MODES)[number];
 
 /** The parts of tfjs-node's binding used here; registerFunction and getAllOpList come from the patch. */
 interface Binding {
@@ -66,7 +64,6 @@ interface OutputInfo {
 
 /** TensorFlow's DataType numbers of tfjs's dtypes. */
 const TF_DTYPE: Record<string, number> = { float32: 1, int32: 3, bool: 10 };
-const DTYPE_BYTES: Record<number, number> = { 1: 4, 2: 8, 3: 4, 4: 1, 9: 8, 10: 1 };
 
 function native(): NativeBackend | undefined {
   if (tf.getBackend() !== 'tensorflow') return undefined;
@@ -233,9 +230,7 @@ function checkSameProgram(a: Trace, b: Trace, label: string): void {
   if (structure(a) !== structure(b)) {
     const k = a.ops.findIndex((op, i) => JSON.stringify(op) !== JSON.stringify(b.ops[i]));
     const where =
-      k < 0
-        ? 'its outputs'
-        : `op ${k}: ${a.ops[k]?.op ?? 'none'} against ${b.ops[k]?.op ?? 'none'}`;
+      k < 0 ? 'its outputs' : `op ${k}: ${a.ops[k]?.op ?? 'none'} against ${b.ops[k]?.op ?? 'none'}`;
     throw new Error(`${label}: two calls ran different ops (first difference at ${where}); cannot compile`);
   }
   a.consts.forEach((c, index) => {
@@ -300,7 +295,8 @@ function nodeDef(
     at += count;
     if (arg.number_attr && !attr[arg.number_attr]) attr[arg.number_attr] = { i: count };
     if (arg.type_attr && !attr[arg.type_attr] && dtypes.length > 0) attr[arg.type_attr] = { type: dtypes[0] };
-    if (arg.type_list_attr && !attr[arg.type_list_attr]) attr[arg.type_list_attr] = { list: { type: dtypes } };
+    if (arg.type_list_attr && !attr[arg.type_list_attr])
+      attr[arg.type_list_attr] = { list: { type: dtypes } };
   });
   const outputArgs = def.output_arg ?? [];
   let out = 0;
@@ -358,7 +354,12 @@ function functionDef(binding: Binding, t: Trace, mode: 'xla' | 'graph'): Functio
     if (s.kind === 'op') ret[`out${i}`] = refOf(s);
     else {
       // an argument or a constant returned as it is: through an Identity, which a FunctionDef needs there
-      nodes.push({ name: `out${i}_identity`, op: 'Identity', input: [refOf(s)], attr: { T: { type: dtypeOf(s) } } });
+      nodes.push({
+        name: `out${i}_identity`,
+        op: 'Identity',
+        input: [refOf(s)],
+        attr: { T: { type: dtypeOf(s) } },
+      });
       ret[`out${i}`] = `out${i}_identity:output:0`;
     }
   });
@@ -391,7 +392,7 @@ export interface CompiledFunction {
 
 /**
  * Traces `fn` with `inputs[0]` and, when given, `inputs[1]` (the inputs of a second, different call; see the
- * file's comment), registers the program and returns it. `fn` must be pure: it reads its inputs and constants,
+ * file's comment) after one untraced warm-up call, registers the program and returns it. `fn` must be pure: it reads its inputs and constants,
  * assigns nothing, draws nothing, and returns new tensors (every output it wants back).
  */
 export function compileFunction(
@@ -401,6 +402,10 @@ export function compileFunction(
 ): CompiledFunction {
   const backend = native();
   if (!backend) throw new Error(`${opts.label}: ${compiledModeFor(opts.mode).reason}`);
+  // one untraced run first: a model may make and cache constants on its first call, which later calls reuse
+  tf.tidy(() => {
+    fn(inputs[0]);
+  });
   const first = trace(backend, fn, inputs[0], opts.label);
   if (inputs[1]) checkSameProgram(first, trace(backend, fn, inputs[1], opts.label), opts.label);
   const def = functionDef(backend.binding, first, opts.mode);

@@ -4,6 +4,7 @@
  * paper's and the authors' values, configs/smoke.yaml the miniature of spec §7. Strict: unknown keys are errors.
  */
 import { z } from 'zod';
+import { COMPILE_MODES } from '../compute/compile-modes.js';
 
 const posInt = z.number().int().min(1);
 /** The name of imported weights (`lea weights import --name`): the artifact `weights/<name>`. */
@@ -245,6 +246,12 @@ export const reproductionConfig = z
         maxAttempts: posInt,
         /** How long a stage waits for S3 to answer again before its attempt fails (default 30). */
         dependencyWaitMinutes: z.number().positive(),
+        /**
+         * How training steps run on the native backends (lib/train/step.ts; default graph): one TensorFlow
+         * function per step, XLA-compiled ('xla': fused kernels, other float rounding, a compile per stage) or not
+         * ('graph': the eager kernels, bit-identical to 'eager'), or op by op ('eager'; always so on wasm and cpu).
+         */
+        compile: z.enum(COMPILE_MODES),
       })
       .partial()
       .optional(),

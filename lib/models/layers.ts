@@ -226,12 +226,6 @@ export function dropoutMask<R extends tf.Rank>(shape: number[], rate: number, rn
   return tf.tensor(mask, shape as tf.ShapeMap[R]) as tf.Tensor<R>;
 }
 
-/** Inverted dropout drawn from `rng` (rate 0 or no rng: identity). */
-export function dropout(x: tf.Tensor, rate: number, rng: Rng | undefined): tf.Tensor {
-  if (rate <= 0 || !rng) return x;
-  return tf.mul(x, dropoutMask(x.shape, rate, rng));
-}
-
 /** Identity forward, zero gradient (tfjs has no stopGradient op). */
 export const stopGradient = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
   const x = args[0] as tf.Tensor;

@@ -42,6 +42,13 @@ export interface MaeConfig {
   eps: number;
 }
 
+/** A masking's row indices (FmriMae.masking), int32 tensors. */
+export interface MaeMasking {
+  keptRows: tf.Tensor1D;
+  decoderRows: tf.Tensor1D;
+  maskedRows: tf.Tensor1D;
+}
+
 export class FmriMae {
   readonly params: Params;
   private readonly encoder: EncoderConfig;
@@ -105,16 +112,51 @@ export class FmriMae {
   }
 
   /**
+   * Where each row comes from under a masking: `keep` [B·Lk] holds, per sample, the patch indices the encoder
+   * sees (Lk = kept(K)); the rest are masked. Host arithmetic on the draw, so a training step's tensor part reads
+   * these as inputs: keptRows [B·Lk] (rows of the [B·L] patch embeddings), decoderRows [B·L] (rows of the
+   * [B·Lk + 1] decoder tokens, index B·Lk being the mask token) and maskedRows (rows of [B·L] the loss covers).
+   */
+  masking(keep: Int32Array, b: number, k: number): MaeMasking {
+    const l = this.patches(k);
+    const lk = keep.length / b;
+    if (!Number.isInteger(lk) || lk > l)
+      throw new RangeError(`keep holds ${keep.length} indices for ${b}x${l} patches`);
+    const keptRows = new Int32Array(b * lk);
+    const decoderRows = new Int32Array(b * l).fill(b * lk);
+    const maskedRows: number[] = [];
+    for (let s = 0; s < b; s++) {
+      const seen = new Uint8Array(l);
+      for (let j = 0; j < lk; j++) {
+        const patch = keep[s * lk + j] as number;
+        keptRows[s * lk + j] = s * l + patch;
+        decoderRows[s * l + patch] = s * lk + j;
+        seen[patch] = 1;
+      }
+      for (let q = 0; q < l; q++) if (!seen[q]) maskedRows.push(s * l + q);
+    }
+    return {
+      keptRows: tf.tensor1d(keptRows, 'int32'),
+      decoderRows: tf.tensor1d(decoderRows, 'int32'),
+      maskedRows: tf.tensor1d(Int32Array.from(maskedRows), 'int32'),
+    };
+  }
+
+  /**
    * The encoder over the kept patches: x [B, K], `keep` [B·Lk] patch indices per sample (all L of them, in order,
    * for unmasked latents). Returns the latents [B, Lk+1, D] (CLS first) and the patches [B, L, p].
    */
   encode(x: tf.Tensor2D, keep: Int32Array): { latents: tf.Tensor3D; patches: tf.Tensor3D } {
     const [b, k] = x.shape;
+    return this.encodeRows(x, this.masking(keep, b, k).keptRows);
+  }
+
+  /** encode() with the kept rows [B·Lk] as a tensor (masking().keptRows). */
+  private encodeRows(x: tf.Tensor2D, keptRows: tf.Tensor1D): { latents: tf.Tensor3D; patches: tf.Tensor3D } {
+    const [b, k] = x.shape;
     const { patchSize: p, width: d } = this.cfg;
     const l = this.patches(k);
-    const lk = keep.length / b;
-    if (!Number.isInteger(lk) || lk > l)
-      throw new RangeError(`keep holds ${keep.length} indices for ${b}x${l} patches`);
+    const lk = keptRows.shape[0] / b;
     const patches = this.patchify(x);
     const w = tf.reshape(param(this.params, 'patch_embed.proj.weight'), [p, d]);
     const emb = tf.reshape(
@@ -128,9 +170,6 @@ export class FmriMae {
       ),
       [b * l, d],
     );
-    const keptRows = new Int32Array(b * lk);
-    for (let s = 0; s < b; s++)
-      for (let j = 0; j < lk; j++) keptRows[s * lk + j] = s * l + (keep[s * lk + j] as number);
     const visible = tf.reshape(tf.gather(emb, keptRows), [b, lk, d]);
     const cls = tf.broadcastTo(param(this.params, 'cls_token'), [b, 1, d]); // not tile: see fmri-autoencoder.ts
     const latents = encoderForward(this.params, this.encoder, tf.concat([cls, visible], 1) as tf.Tensor3D);
@@ -143,27 +182,19 @@ export class FmriMae {
    */
   forward(x: tf.Tensor2D, keep: Int32Array): { loss: tf.Scalar; pred: tf.Tensor3D } {
     const [b, k] = x.shape;
+    if (keep.length !== b * this.kept(k))
+      throw new RangeError(`keep holds ${keep.length} indices, expected ${b}x${this.kept(k)}`);
+    return this.forwardMasked(x, this.masking(keep, b, k));
+  }
+
+  /** forward() under a masking() of the host's: pure tensor code, a training step's tensor part. */
+  forwardMasked(x: tf.Tensor2D, m: MaeMasking): { loss: tf.Scalar; pred: tf.Tensor3D } {
+    const [b, k] = x.shape;
     const { patchSize: p, width: d, decoderWidth: dd } = this.cfg;
     const l = this.patches(k);
-    const lk = this.kept(k);
-    if (keep.length !== b * lk)
-      throw new RangeError(`keep holds ${keep.length} indices, expected ${b}x${lk}`);
+    const lk = m.keptRows.shape[0] / b;
     const pos = this.tables(l);
-    const { latents: h, patches } = this.encode(x, keep); // [B, Lk+1, D]
-
-    // where every decoder slot reads from
-    const decoderRows = new Int32Array(b * l).fill(b * lk); // index b·Lk is the mask token
-    const maskedRows: number[] = [];
-    for (let s = 0; s < b; s++) {
-      const seen = new Uint8Array(l);
-      for (let j = 0; j < lk; j++) {
-        const patch = keep[s * lk + j] as number;
-        decoderRows[s * l + patch] = s * lk + j;
-        seen[patch] = 1;
-      }
-      for (let q = 0; q < l; q++) if (!seen[q]) maskedRows.push(s * l + q);
-    }
-
+    const { latents: h, patches } = this.encodeRows(x, m.keptRows); // [B, Lk+1, D]
     const e = tf.reshape(
       linear(
         tf.reshape(h, [b * (lk + 1), d]),
@@ -176,7 +207,7 @@ export class FmriMae {
       tf.reshape(tf.slice(e, [0, 1, 0], [b, lk, dd]), [b * lk, dd]),
       tf.reshape(param(this.params, 'mask_token'), [1, dd]),
     ]);
-    const slots = tf.add(tf.reshape(tf.gather(tokens, decoderRows), [b, l, dd]), pos.dec); // [B, L, Dd]
+    const slots = tf.add(tf.reshape(tf.gather(tokens, m.decoderRows), [b, l, dd]), pos.dec); // [B, L, Dd]
     const g = encoderForward(
       this.params,
       this.decoder,
@@ -191,11 +222,10 @@ export class FmriMae {
       ),
       [b, l, p],
     );
-    const masked = Int32Array.from(maskedRows);
     const loss = tf.mean(
       tf.squaredDifference(
-        tf.gather(tf.reshape(pred, [b * l, p]), masked),
-        tf.gather(tf.reshape(patches, [b * l, p]), masked),
+        tf.gather(tf.reshape(pred, [b * l, p]), m.maskedRows),
+        tf.gather(tf.reshape(patches, [b * l, p]), m.maskedRows),
       ),
     );
     return { loss: loss as tf.Scalar, pred: pred as tf.Tensor3D };
@@ -208,6 +238,16 @@ export class FmriMae {
     const keep = new Int32Array(batch * lk);
     for (let s = 0; s < batch; s++) keep.set(rng.permutation(l).subarray(0, lk), s * lk);
     return keep;
+  }
+
+  /** A training step's host part: rows x [B, K] and the masking drawn from `rng`. */
+  drawStep(x: Float32Array, b: number, k: number, rng: Rng): { x: tf.Tensor2D } & MaeMasking {
+    return { x: tf.tensor2d(x, [b, k]), ...this.masking(this.drawKeep(b, k, rng), b, k) };
+  }
+
+  /** A training step's tensor part: the loss of drawStep's inputs. */
+  stepLoss(inputs: { x: tf.Tensor2D } & MaeMasking): tf.Scalar {
+    return this.forwardMasked(inputs.x, inputs).loss;
   }
 
   loss(x: tf.Tensor2D, rng: Rng): tf.Scalar {

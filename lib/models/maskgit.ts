@@ -17,7 +17,6 @@ import { tidyValues } from '../compute/values.js';
 import {
   ParamBuilder,
   disposeParams,
-  dropout,
   dropoutMask,
   geluBackward,
   geluForward,
@@ -53,6 +52,23 @@ export interface MaskGitConfig {
 
 const BLOCK_EPS = 1e-12;
 const EMBED_EPS = 1e-5; // `self.ln = nn.LayerNorm(D)`: PyTorch's default eps
+
+/** A training pass's dropout masks (MaskGit.drawDropout), already scaled by 1/(1 − rate). */
+export interface MaskGitDropout {
+  /** On the embedding's layer norm [B·T, D]. */
+  embed: tf.Tensor2D;
+  blocks: BlockMasks[];
+}
+
+/** What one training step reads (MaskGit.drawStep): the masked input and the targets, all [B·L], and features. */
+export interface MaskGitStep {
+  input: tf.Tensor1D;
+  target: tf.Tensor1D;
+  /** 1 at the masked positions, where the loss is taken; 0 elsewhere. */
+  weight: tf.Tensor1D;
+  features: tf.Tensor2D;
+  dropout?: MaskGitDropout;
+}
 
 /** A block's dropout masks, already scaled by 1/(1 − rate); absent at inference. */
 interface BlockMasks {
@@ -238,31 +254,39 @@ export class MaskGit {
     return param(this.params, name);
   }
 
-  /** One post-LN block over h [B·T, D]; `rng` set means training (dropout on). */
-  private block(h: tf.Tensor2D, i: number, batch: number, rng: Rng | undefined): tf.Tensor2D {
-    const { width: d, heads, dropout: rate } = this.cfg;
-    const t = h.shape[0] / batch;
-    const masks: BlockMasks =
-      rng && rate > 0
-        ? {
-            att: dropoutMask<tf.Rank.R4>([batch, heads, t, t], rate, rng),
-            attn: dropoutMask<tf.Rank.R2>([batch * t, d], rate, rng),
-            mlp: dropoutMask<tf.Rank.R2>([batch * t, d], rate, rng),
-          }
-        : {};
+  /** One post-LN block over h [B·T, D], with its dropout masks in training. */
+  private block(h: tf.Tensor2D, i: number, batch: number, masks: BlockMasks): tf.Tensor2D {
     const names = [
       ...['query', 'key', 'value', 'proj'].flatMap((n) => [`self_attn.${n}.weight`, `self_attn.${n}.bias`]),
       ...['norm1', 'linear1', 'linear2', 'norm2'].flatMap((n) => [`${n}.weight`, `${n}.bias`]),
     ];
     return postLnBlock(
       batch,
-      heads,
+      this.cfg.heads,
       masks,
     )(h, ...names.map((n) => this.p(`decoder.${i}.${n}`))) as tf.Tensor2D;
   }
 
-  /** Transformer body: ids [B·L] (int32), features [B, F] → hidden states [B·(L+1), D]. */
-  hidden(ids: tf.Tensor1D, features: tf.Tensor2D, rng: Rng | undefined): tf.Tensor2D {
+  /**
+   * Every dropout mask of one training pass, drawn from `rng` in the order the layers apply them: the
+   * embedding's, then per block the attention weights', the attention branch's and the MLP branch's. None when
+   * the rate is 0.
+   */
+  drawDropout(batch: number, rng: Rng): MaskGitDropout | undefined {
+    const { width: d, heads, dropout: rate, length: l } = this.cfg;
+    if (rate <= 0) return undefined;
+    const t = l + 1;
+    const embed = dropoutMask<tf.Rank.R2>([batch * t, d], rate, rng);
+    const blocks = Array.from({ length: this.cfg.depth }, () => ({
+      att: dropoutMask<tf.Rank.R4>([batch, heads, t, t], rate, rng),
+      attn: dropoutMask<tf.Rank.R2>([batch * t, d], rate, rng),
+      mlp: dropoutMask<tf.Rank.R2>([batch * t, d], rate, rng),
+    }));
+    return { embed, blocks };
+  }
+
+  /** Transformer body: ids [B·L] (int32), features [B, F] → hidden states [B·(L+1), D]; masks in training. */
+  hidden(ids: tf.Tensor1D, features: tf.Tensor2D, dropout?: MaskGitDropout): tf.Tensor2D {
     const { width: d, length: l } = this.cfg;
     const [b] = features.shape;
     const c = tf.reshape(linear(features, this.p('decoder_embed.weight'), this.p('decoder_embed.bias')), [
@@ -273,8 +297,8 @@ export class MaskGit {
     const z = tf.reshape(tf.gather(this.p('token_emb.weight'), ids), [b, l, d]);
     const seq = tf.reshape(tf.add(tf.concat([c, z], 1), this.p('de_pos_emb.weight')), [b * (l + 1), d]);
     const ln = layerNormOp(EMBED_EPS)(seq as tf.Tensor2D, this.p('ln.weight'), this.p('ln.bias'));
-    let h = dropout(ln, this.cfg.dropout, rng) as tf.Tensor2D;
-    for (let i = 0; i < this.cfg.depth; i++) h = this.block(h, i, b, rng);
+    let h = (dropout ? tf.mul(ln, dropout.embed) : ln) as tf.Tensor2D;
+    for (let i = 0; i < this.cfg.depth; i++) h = this.block(h, i, b, dropout?.blocks[i] ?? {});
     return h;
   }
 
@@ -297,7 +321,7 @@ export class MaskGit {
   logits(ids: Int32Array, features: Float32Array, batch: number): Float32Array {
     const { length: l, featureDim, width: d } = this.cfg;
     return tidyValues(() => {
-      const h = this.hidden(tf.tensor1d(ids, 'int32'), tf.tensor2d(features, [batch, featureDim]), undefined);
+      const h = this.hidden(tf.tensor1d(ids, 'int32'), tf.tensor2d(features, [batch, featureDim]));
       const tokens = tf.reshape(tf.slice(tf.reshape(h, [batch, l + 1, d]), [0, 1, 0], [batch, l, d]), [
         batch * l,
         d,
@@ -328,36 +352,54 @@ export class MaskGit {
     return { input, masked };
   }
 
-  /** Training loss: maskTokens' masking (rng's next draws), then maskedLoss with dropout from the same rng. */
-  loss(tokens: Int32Array, features: Float32Array, batch: number, rng: Rng): tf.Scalar {
+  /**
+   * A training step's host part: maskTokens' masking, then the dropout masks (rng's next draws in that order),
+   * with the batch's tokens [B·L] and features [B·F], uploaded.
+   */
+  drawStep(tokens: Int32Array, features: Float32Array, batch: number, rng: Rng): MaskGitStep {
     const { input, masked } = this.maskTokens(tokens, batch, rng);
-    return this.maskedLoss(input, masked, tokens, features, batch, rng);
+    const dropout = this.drawDropout(batch, rng);
+    return { ...this.stepInputs(input, masked, tokens, features, batch), ...(dropout ? { dropout } : {}) };
   }
 
-  /**
-   * Cross-entropy with label smoothing ε over the codes, i.e. against the target distribution
-   * (1 − ε)·onehot + ε/codes, averaged over the masked positions of the batch (`loss_all: False`), for a given
-   * masking (maskTokens' input ids and positions). `rng` undefined turns dropout off: a fixed masking without
-   * dropout is what a reference implementation can reproduce exactly.
-   */
-  maskedLoss(
+  /** A masking's step inputs without dropout: what a reference implementation can reproduce exactly. */
+  stepInputs(
     input: Int32Array,
     masked: Int32Array,
     tokens: Int32Array,
     features: Float32Array,
     batch: number,
-    rng: Rng | undefined,
-  ): tf.Scalar {
-    const { length: l, featureDim, codes, labelSmoothing: eps } = this.cfg;
-    const h = this.hidden(tf.tensor1d(input, 'int32'), tf.tensor2d(features, [batch, featureDim]), rng);
-    // hidden rows are [B, L+1]: masked position b·L + i sits at row b·(L+1) + i + 1
-    const rows = Int32Array.from(masked, (m) => m + Math.floor(m / l) + 1);
-    const logp = tf.logSoftmax(this.head(tf.gather(h, rows) as tf.Tensor2D));
-    const target = new Float32Array(masked.length * codes).fill(eps / codes);
-    masked.forEach((m, j) => {
-      target[j * codes + (tokens[m] as number)]! += 1 - eps;
-    });
-    return tf.neg(tf.mean(tf.sum(tf.mul(tf.tensor2d(target, [masked.length, codes]), logp), 1))) as tf.Scalar;
+  ): MaskGitStep {
+    const weight = new Float32Array(tokens.length);
+    for (const m of masked) weight[m] = 1;
+    return {
+      input: tf.tensor1d(input, 'int32'),
+      target: tf.tensor1d(tokens, 'int32'),
+      weight: tf.tensor1d(weight),
+      features: tf.tensor2d(features, [batch, this.cfg.featureDim]),
+    };
+  }
+
+  /**
+   * A training step's tensor part: cross-entropy with label smoothing ε over the codes, i.e. against
+   * (1 − ε)·onehot + ε/codes, averaged over the masked positions of the batch (`loss_all: False`). Every position
+   * goes through the head and the weights pick the masked ones, so the shapes do not depend on the drawn mask
+   * ratio (one compiled program for every step).
+   */
+  stepLoss(s: MaskGitStep): tf.Scalar {
+    const { length: l, codes, width: d, labelSmoothing: eps } = this.cfg;
+    const [b] = s.features.shape;
+    const h = tf.reshape(this.hidden(s.input, s.features, s.dropout), [b, l + 1, d]);
+    const rows = tf.reshape(tf.slice(h, [0, 1, 0], [b, l, d]), [b * l, d]); // the tokens' rows, [B·L, D]
+    const logp = tf.logSoftmax(this.head(rows as tf.Tensor2D));
+    const target = tf.add(tf.mul(tf.oneHot(s.target, codes), 1 - eps), eps / codes);
+    const nll = tf.neg(tf.sum(tf.mul(target, logp), 1)); // [B·L]
+    return tf.div(tf.sum(tf.mul(nll, s.weight)), tf.sum(s.weight)) as tf.Scalar;
+  }
+
+  /** Training loss: drawStep's draws, then stepLoss. */
+  loss(tokens: Int32Array, features: Float32Array, batch: number, rng: Rng): tf.Scalar {
+    return this.stepLoss(this.drawStep(tokens, features, batch, rng));
   }
 
   dispose(): void {

@@ -191,16 +191,18 @@ export class VqGan implements ImageTokenizer {
     return this.conv(swish(this.groupNorm(h, 'decoder.norm_out')) as tf.Tensor4D, 'decoder.conv_out', true);
   }
 
-  /** Nearest code by squared L2 distance: z [M, C] → ids [M] and their codes [M, C]. */
-  quantise(z: tf.Tensor2D): { ids: tf.Tensor1D; zq: tf.Tensor2D } {
-    const e = this.p('quantizer.embedding.weight') as tf.Tensor2D;
-    const d = tf.add(
+  /** Squared L2 distances of rows z [M, C] to every code [K, C] → [M, K]. */
+  private distances(z: tf.Tensor2D, e: tf.Tensor2D): tf.Tensor2D {
+    return tf.add(
       tf.sub(tf.sum(tf.square(z), 1, true), tf.mul(tf.matMul(z, e, false, true), 2)),
       tf.sum(tf.square(e), 1),
     );
-    // a fresh tensor, off the gradient tape: tfjs would otherwise try to differentiate gather's int32 indices
-    const ids = tf.tensor1d(tf.argMin(d, 1).dataSync() as Int32Array, 'int32');
-    return { ids, zq: tf.gather(e, ids) as tf.Tensor2D };
+  }
+
+  /** Nearest code by squared L2 distance: z [M, C] → ids [M]. */
+  quantise(z: tf.Tensor2D): tf.Tensor1D {
+    const e = this.p('quantizer.embedding.weight') as tf.Tensor2D;
+    return tf.argMin(this.distances(z, e), 1);
   }
 
   /**
@@ -211,7 +213,10 @@ export class VqGan implements ImageTokenizer {
     const z = this.encoderForward(x);
     const [b, h, w, c] = z.shape;
     const flat = tf.reshape(z, [b * h * w, c]) as tf.Tensor2D;
-    const { zq } = this.quantise(flat);
+    // the nearest codes as one-hot rows times the codebook: the same values as a gather, differentiable in the
+    // codebook, and computed on the device (a gather by ids would need them read back off the gradient tape)
+    const e = this.p('quantizer.embedding.weight') as tf.Tensor2D;
+    const zq = tf.matMul(tf.oneHot(tf.argMin(this.distances(flat, e), 1), this.cfg.codes), e);
     const codebook = tf.mean(tf.squaredDifference(stopGradient(flat), zq));
     const commit = tf.mean(tf.squaredDifference(flat, stopGradient(zq)));
     const st = tf.add(flat, stopGradient(tf.sub(zq, flat)));
@@ -231,7 +236,7 @@ export class VqGan implements ImageTokenizer {
     return tidyValues<'int32'>(() => {
       const z = this.encoderForward(imagesToTensor(images));
       const [b, h, w, c] = z.shape;
-      return this.quantise(tf.reshape(z, [b * h * w, c])).ids;
+      return this.quantise(tf.reshape(z, [b * h * w, c]));
     });
   }
 

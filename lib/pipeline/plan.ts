@@ -11,6 +11,7 @@
  * data.imageSide is per-dataset, so every subject of a dataset shares its artifacts. Training and sampling go
  * to the gpu queue, the rest to cpu.
  */
+import { DEFAULT_COMPILE } from '../compute/compile-modes.js';
 import type { ReproductionConfig } from '../config/reproduction.js';
 import { BadInputError } from '../errors.js';
 import { METRIC_NETWORKS, metricNetworkNames } from '../metrics/definitions.js';
@@ -162,6 +163,8 @@ export function buildPlan(cfg: ReproductionConfig, opts: PlanOptions = {}): Stag
         seed,
         data: side === 'prepared' ? { dataset, subject, ...(roiPatch ? { roiPatch } : {}) } : { dataset },
         ...planned.sections,
+        // how steps run is part of what a trained model is (xla rounds otherwise)
+        runtime: { compile: cfg.runtime?.compile ?? DEFAULT_COMPILE },
       };
       const needs = { [side]: side === 'prepared' ? 'prepare' : 'images', ...planned.earlier };
       return [withWeights(stage(def.name, 'gpu', needs, config, true), planned.weights)];

@@ -101,6 +101,15 @@ function decayMask(rows: number[], decays: boolean[], trailing: number[]): tf.Te
   return tf.tensor(mask, [mask.length, ...trailing.map(() => 1)]);
 }
 
+/** One update's new values (AdamW.next), in the optimizer's layout: parameters in name order, moments per group. */
+export interface AdamWUpdate {
+  params: tf.Tensor[];
+  m: tf.Tensor[];
+  v: tf.Tensor[];
+  /** ‖g‖² of the update's gradient, before clipping. */
+  normSquared: tf.Scalar;
+}
+
 export class AdamW {
   private readonly names: string[];
   private readonly sizes: number[];
@@ -156,14 +165,30 @@ export class AdamW {
   }
 
   /**
-   * One update from `grads` (keyed like the parameters; every parameter given to this optimizer needs
-   * one, so frozen parameters are simply left out of its map); `lr` overrides the configured rate.
+   * The step-dependent scalars of update `t` (by default the next) at rate `lr`, as float32 scalars: what changes
+   * from step to step, so a compiled step takes them as inputs rather than baking them in. [stepSize, epsHat,
+   * lrWd, keep], the bias corrections folded in: p ← p·keep − stepSize·m/(√v + epsHat), keep = 1 − lr·wd.
    */
-  update(grads: Map<string, tf.Tensor>, lr = this.cfg.lr): void {
+  stepScalars(lr = this.cfg.lr, t = this.t + 1): tf.Scalar[] {
     const [beta1, beta2] = this.cfg.betas;
-    const t = this.t + 1;
     const bc1 = 1 - beta1 ** t;
     const bc2 = 1 - beta2 ** t;
+    const lrWd = lr * this.cfg.weightDecay;
+    // float32 rounding as before groups: 1 − lr·wd in float32 arithmetic where a decay mask was used (the
+    // single-tensor update's rounding), else the float64 difference rounded once
+    const keep = this.masked ? Math.fround(1 - Math.fround(lrWd)) : 1 - lrWd;
+    return [(lr * Math.sqrt(bc2)) / bc1, this.cfg.eps * Math.sqrt(bc2), lrWd, keep].map((x) => tf.scalar(x));
+  }
+
+  /**
+   * The update as a pure function of the gradients (keyed like the parameters; every parameter given to this
+   * optimizer needs one, so frozen parameters are simply left out of its map) and stepScalars(): new parameter
+   * values (in name order), new moments (per group) and ‖g‖². Nothing is assigned (commit does that), so a
+   * compiled step can return these as its outputs.
+   */
+  next(grads: Map<string, tf.Tensor>, scalars: tf.Scalar[]): AdamWUpdate {
+    const [beta1, beta2] = this.cfg.betas;
+    const [stepSize, epsHat, lrWd, keep] = scalars as [tf.Scalar, tf.Scalar, tf.Scalar, tf.Scalar];
     const vars = this.names.map((n) => this.params.get(n) as tf.Variable);
     const gradOf = (i: number): tf.Tensor => {
       const grad = grads.get(this.names[i] as string);
@@ -174,15 +199,10 @@ export class AdamW {
     // parameters are 600 MB, and one tidy around everything would hold several copies of them.
     const g = this.groups.map((group) => tf.tidy(() => stack(group.members.map(gradOf), group.trailing)));
     const g2 = g.map((x) => tf.square(x));
-    // kept: read after the caller's tidy has ended (lastGradNorm)
-    const normSquared = tf.keep(
-      tf.tidy(() => {
-        const sums = g2.map((x) => tf.sum<tf.Scalar>(x));
-        return sums.length === 1 ? (sums[0] as tf.Scalar) : tf.addN(sums);
-      }),
-    );
-    this.lastNormSquared?.dispose();
-    this.lastNormSquared = normSquared;
+    const normSquared = tf.tidy(() => {
+      const sums = g2.map((x) => tf.sum<tf.Scalar>(x));
+      return sums.length === 1 ? (sums[0] as tf.Scalar) : tf.addN(sums);
+    });
     // Clipping scales g by s = min(1, max / (‖g‖ + 1e-6)) (torch.nn.utils.clip_grad_norm_), folded into
     // the moments' scalar factors: m ← β1·m + (1−β1)·s·g, v ← β2·v + (1−β2)·s²·g², with no device sync.
     const [mScale, vScale] = tf.tidy(() => {
@@ -190,39 +210,67 @@ export class AdamW {
       const s = tf.minimum(tf.div(this.cfg.maxGradNorm, tf.add(tf.sqrt(normSquared), 1e-6)), 1);
       return [tf.mul(s, 1 - beta1), tf.mul(tf.square(s), 1 - beta2)];
     });
-    this.t = t;
-    // p ← p·(1 − lr·wd) − lr·m̂/(√v̂ + eps), bias corrections folded into two scalars
-    const stepSize = (lr * Math.sqrt(bc2)) / bc1;
-    const lrWd = lr * this.cfg.weightDecay;
-    // float32 rounding as before groups: 1 − lr·wd in float32 arithmetic where a decay mask was used
-    const keep = this.masked ? Math.fround(1 - Math.fround(lrWd)) : 1 - lrWd;
+    const out: AdamWUpdate = { params: new Array<tf.Tensor>(this.names.length), m: [], v: [], normSquared };
     this.groups.forEach((group, j) => {
       const [gj, g2j] = [g[j] as tf.Tensor, g2[j] as tf.Tensor];
-      tf.tidy(() => group.m.assign(tf.add(tf.mul(group.m, beta1), tf.mul(gj, mScale))));
-      tf.tidy(() => group.v.assign(tf.add(tf.mul(group.v, beta2), tf.mul(g2j, vScale))));
+      const m = tf.tidy(() => tf.add(tf.mul(group.m, beta1), tf.mul(gj, mScale)));
+      const v = tf.tidy(() => tf.add(tf.mul(group.v, beta2), tf.mul(g2j, vScale)));
+      out.m.push(m);
+      out.v.push(v);
       g2j.dispose();
       if (!group.members.some((i) => grads.get(this.names[i] as string) === gj)) gj.dispose(); // not the caller's
-      tf.tidy(() => {
-        const delta = tf.div(
-          tf.mul(group.m, stepSize),
-          tf.add(tf.sqrt(group.v), this.cfg.eps * Math.sqrt(bc2)),
-        );
+      const parts = tf.tidy(() => {
+        const delta = tf.div(tf.mul(m, stepSize), tf.add(tf.sqrt(v), epsHat));
         let p = stack(
           group.members.map((i) => vars[i] as tf.Variable),
           group.trailing,
         );
         // the mask's form, 1 − mask·lr·wd in float32, is the single-tensor update's rounding
-        if (lrWd !== 0 && group.decays === true) p = tf.mul(p, keep);
-        else if (lrWd !== 0 && group.decays) p = tf.mul(p, tf.sub(1, tf.mul(group.decays, lrWd)));
-        const next = tf.sub(p, delta);
-        const parts = group.members.length === 1 ? [next] : tf.split(next, group.rows, 0);
-        group.members.forEach((i, k) => {
-          const [x, part] = [vars[i] as tf.Variable, parts[k] as tf.Tensor];
-          x.assign(part.rank === x.rank ? part : tf.reshape(part, x.shape));
+        if (this.cfg.weightDecay !== 0 && group.decays === true) p = tf.mul(p, keep);
+        else if (this.cfg.weightDecay !== 0 && group.decays)
+          p = tf.mul(p, tf.sub(1, tf.mul(group.decays, lrWd)));
+        const nextP = tf.sub(p, delta);
+        const split = group.members.length === 1 ? [nextP] : tf.split(nextP, group.rows, 0);
+        return group.members.map((i, k) => {
+          const [x, part] = [vars[i] as tf.Variable, split[k] as tf.Tensor];
+          return part.rank === x.rank ? part : tf.reshape(part, x.shape);
         });
       });
+      group.members.forEach((i, k) => (out.params[i] = parts[k] as tf.Tensor));
     });
     tf.dispose([mScale, vScale]);
+    return out;
+  }
+
+  /** Puts an update (next()'s, or a compiled step's outputs in that layout) in place; takes its tensors over. */
+  commit(u: AdamWUpdate): void {
+    this.names.forEach((n, i) => {
+      const x = this.params.get(n) as tf.Variable;
+      x.assign(u.params[i] as tf.Tensor);
+    });
+    this.groups.forEach((group, j) => {
+      group.m.assign(u.m[j] as tf.Tensor);
+      group.v.assign(u.v[j] as tf.Tensor);
+    });
+    tf.dispose([...u.params, ...u.m, ...u.v]);
+    this.lastNormSquared?.dispose();
+    this.lastNormSquared = u.normSquared;
+    this.t += 1;
+  }
+
+  /** One update from `grads` (see next()); `lr` overrides the configured rate. */
+  update(grads: Map<string, tf.Tensor>, lr = this.cfg.lr): void {
+    const scalars = this.stepScalars(lr);
+    // kept: the update's tensors outlive a caller's tidy (commit takes them over)
+    const u = this.next(grads, scalars);
+    tf.keep(u.normSquared);
+    this.commit(u);
+    tf.dispose(scalars);
+  }
+
+  /** The state tensors a compiled step reads and replaces, in next()'s output layout: moments per group. */
+  moments(): { m: tf.Variable[]; v: tf.Variable[] } {
+    return { m: this.groups.map((g) => g.m), v: this.groups.map((g) => g.v) };
   }
 
   /** Moments of every parameter in name order (the checkpoint's layout), from the groups. */

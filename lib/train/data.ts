@@ -13,7 +13,7 @@ import type { Params } from '../models/layers.js';
 import type { ImageBatch } from '../models/types.js';
 import type { NdArray } from '../tensors/ndarray.js';
 import { readNpy } from '../tensors/npy.js';
-import type { TrainTask } from './loop.js';
+import type { StepInputs, TrainTask } from './loop.js';
 
 export interface PreparedData {
   dir: string;
@@ -83,20 +83,21 @@ function gatherRows(src: Float32Array, width: number, batch: Int32Array): Float3
   return out;
 }
 
-/** A task over fMRI rows: `loss` gets each batch's rows, [b, k] row-major, and the loop's 'augment' stream. */
-export function fmriTask(
+/** A task over fMRI rows: `draw` gets each batch's rows, [b, k] row-major, and the loop's 'augment' stream. */
+export function fmriTask<I extends StepInputs>(
   stage: Stage,
   fmri: { rows: Float32Array; count: number; k: number },
   params: Params,
   model: unknown,
-  loss: (x: Float32Array, b: number, rng: Rng) => tf.Scalar,
-): TrainTask {
+  step: { draw: (x: Float32Array, b: number, rng: Rng) => I; loss: (inputs: I) => tf.Scalar },
+): TrainTask<I> {
   const { rows, count, k } = fmri;
   return {
     stage,
     params,
     examples: count,
     model,
-    loss: (batch, rng) => loss(gatherRows(rows, k, batch), batch.length, rng),
+    draw: (batch, rng) => step.draw(gatherRows(rows, k, batch), batch.length, rng),
+    loss: step.loss,
   };
 }

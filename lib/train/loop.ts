@@ -10,7 +10,8 @@ import { Rng } from '../compute/rng.js';
 import { yieldToEventLoop } from '../compute/event-loop.js';
 import { BadInputError } from '../errors.js';
 import type { Params } from '../models/layers.js';
-import { AdamW, lossAndGrads } from './adamw.js';
+import type { CompileMode } from '../compute/compile-modes.js';
+import { AdamW } from './adamw.js';
 import {
   CHECKPOINT_FORMAT,
   readCheckpointFiles,
@@ -20,6 +21,7 @@ import {
   type CheckpointStore,
   type DataOrderState,
 } from './checkpoint.js';
+import { StepRunner, type CompileInfo } from './step.js';
 
 export interface TrainSettings {
   lr: number;
@@ -38,14 +40,25 @@ export interface TrainSettings {
   checkpointEvery: number;
 }
 
-/** One stage's model and loss, as the loop sees them. */
-export interface TrainTask {
+/**
+ * What one training step reads besides the parameters: the batch's data and every random draw, uploaded; a
+ * record whose leaves are tensors (nested records and arrays allowed).
+ */
+export type StepInputs = object;
+
+/**
+ * One stage's model and loss, as the loop sees them. A step is split in two so that its tensor part can run as
+ * one compiled function (lib/train/step.ts): `draw` is the host part, `loss` pure tensor code.
+ */
+export interface TrainTask<I extends StepInputs = StepInputs> {
   stage: string;
   params: Params;
   /** Examples the data order permutes (batches hold their indices). */
   examples: number;
-  /** Loss of one batch; every random draw comes from `rng` (the stage's 'augment' stream). */
-  loss(batch: Int32Array, rng: Rng): tf.Scalar;
+  /** The batch's data and every random draw of the step (masks, dropout), from `rng` (the 'augment' stream). */
+  draw(batch: Int32Array, rng: Rng): I;
+  /** The loss of drawn inputs: tensor ops only (no draws, no reads back to JavaScript). */
+  loss(inputs: I): tf.Scalar;
   /** The model's structure, stored with each checkpoint. */
   model: unknown;
 }
@@ -79,6 +92,10 @@ export interface TrainOptions {
   onNotice?: (message: string) => void;
   /** Checked after every step: an abort (a cancelled or timed-out activity) stops training there. */
   signal?: AbortSignal;
+  /** How steps run (lib/train/step.ts; default eager): compiled where the backend can, else eagerly. */
+  compile?: CompileMode;
+  /** Once per compiled input shape, after its first call. */
+  onCompiled?: (info: CompileInfo) => void;
 }
 
 export interface TrainResult {
@@ -97,6 +114,8 @@ export interface TrainResult {
   resumedFrom?: CheckpointRef;
   lastCheckpoint?: CheckpointRef;
   seconds: number;
+  /** How the steps of this call ran (the requested mode, or eager where it could not). */
+  compile: CompileMode;
 }
 
 export const RNG_STREAMS = ['data-order', 'augment'] as const;
@@ -147,21 +166,6 @@ export class DataOrder {
   }
 }
 
-/**
- * One update as train() runs it: loss, gradients, clipping and AdamW in one tidy, then the loss read back (the
- * step's one device sync); returns the loss. bench/ times and counts this same function.
- */
-export function trainingStep(params: Params, opt: AdamW, loss: () => tf.Scalar, lr?: number): number {
-  const lossTensor = tf.tidy(() => {
-    const r = lossAndGrads(params, loss);
-    opt.update(r.grads, lr);
-    return r.loss;
-  });
-  const value = lossTensor.dataSync()[0] as number;
-  lossTensor.dispose();
-  return value;
-}
-
 /** Learning rate of update `step` (1-based): linear warmup to `lr` at step `warmup`, then decay towards 0. */
 export function learningRate(s: TrainSettings, step: number): number {
   if (step <= s.warmup) return (s.lr * step) / s.warmup;
@@ -195,6 +199,7 @@ export async function train(
       ? { decays: (name: string) => (params.get(name)?.rank ?? 0) >= 2 && !name.endsWith('bias') }
       : {}),
   });
+  const runner = new StepRunner(task, opt, opts.compile ?? 'eager', opts.onNotice, opts.onCompiled);
   const started = performance.now();
   let step = 0;
   let resumedFrom: CheckpointRef | undefined;
@@ -225,9 +230,16 @@ export async function train(
         earlierLosses = state.losses ?? earlierLosses;
         // a checkpoint from before grad norms were recorded: NaN for its steps, so both histories align
         earlierGradNorms = state.gradNorms ?? new Float32Array(earlierLosses.length).fill(NaN);
-        if (!sameSettings(training, settings)) {
+        // checkpoints before compiled steps name no mode: theirs was eager
+        const { compile: written = 'eager', ...writtenSettings } = training as { compile?: string };
+        if (!sameSettings(writtenSettings, settings)) {
           opts.onNotice?.(
             `${stage}: the training settings differ from the checkpoint's; the continuation is not the uninterrupted run`,
+          );
+        } else if (written !== runner.mode) {
+          opts.onNotice?.(
+            `${stage}: the checkpoint was written by ${written} steps and training continues with ${runner.mode} ` +
+              'steps, whose float rounding differs: the continuation is not the uninterrupted run',
           );
         }
       } finally {
@@ -252,7 +264,7 @@ export async function train(
           losses: concat(earlierLosses, losses.subarray(0, step - startStep)),
           gradNorms: concat(earlierGradNorms, gradNorms.subarray(0, step - startStep)),
         },
-        { stage, model: task.model, training: settings },
+        { stage, model: task.model, training: { ...settings, compile: runner.mode } },
       );
       const meta: CheckpointMeta = {
         format: CHECKPOINT_FORMAT,
@@ -264,10 +276,23 @@ export async function train(
       lastCheckpoint = await opts.store.commit(dir, meta);
       await opts.onCheckpoint?.(lastCheckpoint, meta);
     };
+    // another step's draws from copies of the streams, which are then put back: a compile's second trace
+    const probe = (): { inputs: object; lr: number } => {
+      const saved = { order: order.getState(), augment: rngs.augment.getState() };
+      try {
+        return {
+          inputs: task.draw(order.next(settings.batchSize), rngs.augment),
+          lr: learningRate(settings, step + 2),
+        };
+      } finally {
+        order.setState(saved.order);
+        rngs.augment.setState(saved.augment);
+      }
+    };
     while (step < end) {
       const batch = order.next(settings.batchSize);
       const lr = learningRate(settings, step + 1);
-      const loss = trainingStep(params, opt, () => task.loss(batch, rngs.augment), lr);
+      const loss = runner.run(task.draw(batch, rngs.augment), lr, probe);
       if (!Number.isFinite(loss)) throw new Error(`${stage}: the loss is ${loss} at step ${step + 1}`);
       losses[step - startStep] = loss;
       const gradNorm = opt.lastGradNorm();
@@ -298,6 +323,7 @@ export async function train(
       gradNorms,
       earlierGradNorms,
       seconds: (performance.now() - started) / 1000,
+      compile: runner.mode,
       ...(resumedFrom ? { resumedFrom } : {}),
       ...(lastCheckpoint ? { lastCheckpoint } : {}),
     };

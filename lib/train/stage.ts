@@ -59,6 +59,8 @@ export interface StagePlanning {
 
 export interface TrainableStage {
   readonly name: Stage;
+  /** Raised when the stage's code computes different numbers (a new version is a new cache key). */
+  readonly codeVersion: string;
   /**
    * What it trains on: a subject's prepared folder (fMRI side) or the dataset's image set (image side, shared by
    * every subject of the dataset, so its config names no subject).

@@ -6,6 +6,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { DEFAULT_COMPILE } from '../compute/compile-modes.js';
 import type { ReproductionConfig, Stage } from '../config/reproduction.js';
 import { countParams } from '../models/layers.js';
 import { LocalCheckpointStore } from './checkpoint.js';
@@ -33,7 +34,8 @@ export async function runStage(
   const { task, settings, transfer } = work;
   try {
     const store = opts.store ?? new LocalCheckpointStore(join(dir, 'checkpoints'));
-    const training = await train(task, settings, { ...opts, seed: cfg.seed, store });
+    const compile = cfg.runtime?.compile ?? DEFAULT_COMPILE;
+    const training = await train(task, settings, { ...opts, seed: cfg.seed, store, compile });
     await saveModel(modelPath, stage, task.params, task.model, training.step);
     const parameters = countParams(task.params);
     return { stage, training, modelPath, parameters, ...(transfer ? { transfer } : {}) };

@@ -58,6 +58,7 @@ export async function initialAutoencoder(
 
 export const fmriAeStage: TrainableStage = {
   name: 'fmri-ae',
+  codeVersion: '1',
   data: 'prepared',
   plan(cfg, uses) {
     const { models, training } = cfg;
@@ -87,10 +88,13 @@ export const fmriAeStage: TrainableStage = {
     }
     const rate = cfg.models.fmriAe.voxelDropRate;
     // clean: [b, k] rows; the input is a copy with voxels dropped (from the loop's stream), the target the rows
-    const task = fmriTask('fmri-ae', fmri, ae.params, ae.cfg, (clean, b, rng) => {
-      const corrupted = clean.slice();
-      dropVoxels(corrupted, b, fmri.k, rate, rng);
-      return ae.loss(tf.tensor2d(corrupted, [b, fmri.k]), tf.tensor2d(clean, [b, fmri.k]));
+    const task = fmriTask('fmri-ae', fmri, ae.params, ae.cfg, {
+      draw: (clean, b, rng) => {
+        const corrupted = clean.slice();
+        dropVoxels(corrupted, b, fmri.k, rate, rng);
+        return { input: tf.tensor2d(corrupted, [b, fmri.k]), target: tf.tensor2d(clean, [b, fmri.k]) };
+      },
+      loss: ({ input, target }) => ae.loss(input, target),
     });
     return {
       task,

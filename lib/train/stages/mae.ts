@@ -3,7 +3,6 @@
  * test fMRI). The paper reuses MinD-Vis's HCP-pretrained weights; HCP is not part of this project, so a config
  * either trains stage 0 here (training.mae holds loop settings) or imports those weights (training.mae.initFrom).
  */
-import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../../compute/rng.js';
 import type { ReproductionConfig } from '../../config/reproduction.js';
 import { BadInputError } from '../../errors.js';
@@ -24,6 +23,7 @@ export function maeSettings(cfg: ReproductionConfig): TrainSettings | undefined 
 
 export const maeStage: TrainableStage = {
   name: 'mae',
+  codeVersion: '1',
   data: 'prepared',
   plan({ models, training }) {
     if (!training.mae || 'initFrom' in training.mae) return undefined;
@@ -46,9 +46,10 @@ export const maeStage: TrainableStage = {
     const mc = maeConfig(cfg);
     const mae = new FmriMae(mc, new Rng(cfg.seed, 'mae/init'));
     // x: [b, k] rows → the masked-patch reconstruction loss (masking draws from the loop's stream)
-    const task = fmriTask('mae', fmri, mae.params, mc, (x, b, rng) =>
-      mae.loss(tf.tensor2d(x, [b, fmri.k]), rng),
-    );
+    const task = fmriTask('mae', fmri, mae.params, mc, {
+      draw: (x, b, rng) => mae.drawStep(x, b, fmri.k, rng),
+      loss: (inputs) => mae.stepLoss(inputs),
+    });
     return { task, settings, dispose: () => mae.dispose() };
   },
 };

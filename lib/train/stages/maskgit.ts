@@ -6,7 +6,7 @@ import { Rng } from '../../compute/rng.js';
 import { forEachChunk } from '../../compute/event-loop.js';
 import type { ReproductionConfig } from '../../config/reproduction.js';
 import { createImageFeatureExtractor, flipHorizontal } from '../../models/image-features.js';
-import { MaskGit, type MaskGitConfig } from '../../models/maskgit.js';
+import { MaskGit, type MaskGitConfig, type MaskGitStep } from '../../models/maskgit.js';
 import type { ImageBatch } from '../../models/types.js';
 import type { ImageTokenizer } from '../../models/vq-tokenizer.js';
 import { readWeightsFile } from '../../weights/import.js';
@@ -80,6 +80,8 @@ async function encodeInChunks(
 
 export const maskgitStage: TrainableStage = {
   name: 'maskgit',
+  // 2: the loss over every position, weighted to the masked ones (one compiled program for any mask ratio)
+  codeVersion: '2',
   data: 'images',
   plan: ({ models, training }, uses) => ({
     earlier: { tokenizer: 'tokenizer' },
@@ -108,13 +110,13 @@ export const maskgitStage: TrainableStage = {
       const { model, report } = await initialMaskGit(cfg, mc, opts);
       if (report) opts.onNotice?.(`maskgit: ${report}`);
       const { length, featureDim } = mc;
-      const task: TrainTask = {
+      const task: TrainTask<MaskGitStep> = {
         stage: 'maskgit',
         params: model.params,
         examples: images.count,
         model: mc,
         // each row from one view, drawn per row: tokens [b, length] and features [b, featureDim]
-        loss: (batch, rng) => {
+        draw: (batch, rng) => {
           const t = new Int32Array(batch.length * length);
           const f = new Float32Array(batch.length * featureDim);
           batch.forEach((r, i) => {
@@ -125,8 +127,9 @@ export const maskgitStage: TrainableStage = {
               i * featureDim,
             );
           });
-          return model.loss(t, f, batch.length, rng);
+          return model.drawStep(t, f, batch.length, rng);
         },
+        loss: (inputs) => model.stepLoss(inputs),
       };
       return { task, settings: settingsOf(cfg.training.maskgit), dispose: () => model.dispose() };
     } finally {

@@ -2,6 +2,7 @@
  * The image tokenizer on the dataset's training images: the patch tokenizer's k-means fit, MaskGIT's frozen
  * ImageNet VQGAN as imported (the paper's), or a VQGAN trained here (not frozen).
  */
+import type * as tf from '@tensorflow/tfjs';
 import { join } from 'node:path';
 import { Rng } from '../../compute/rng.js';
 import type { ReproductionConfig } from '../../config/reproduction.js';
@@ -132,6 +133,8 @@ function tokenizerSettings(cfg: ReproductionConfig): TrainSettings | undefined {
 
 export const tokenizerStage: TrainableStage = {
   name: 'tokenizer',
+  // 2: the codebook lookup as a one-hot product (no read back mid-step, so the step compiles)
+  codeVersion: '2',
   data: 'images',
   plan: ({ models, training }, uses) => ({
     earlier: {},
@@ -153,17 +156,18 @@ export const tokenizerStage: TrainableStage = {
       throw new BadInputError('models.tokenizer: a VQGAN that is not frozen needs training.tokenizer');
     const vq = new VqGan(vc, new Rng(cfg.seed, 'tokenizer/init'));
     const pixels = images.height * images.width * 3;
-    const task: TrainTask = {
+    const task: TrainTask<{ images: tf.Tensor4D }> = {
       stage: 'tokenizer',
       params: vq.params,
       examples: images.count,
       model: vc,
       // the batch's images [b, h, w, 3] → reconstruction + codebook + β·commitment
-      loss: (batch) => {
+      draw: (batch) => {
         const data = new Uint8Array(batch.length * pixels);
         batch.forEach((r, i) => data.set(images.data.subarray(r * pixels, (r + 1) * pixels), i * pixels));
-        return vq.losses(imagesToTensor({ ...images, data, count: batch.length })).total;
+        return { images: imagesToTensor({ ...images, data, count: batch.length }) };
       },
+      loss: ({ images: x }) => vq.losses(x).total,
     };
     return { task, settings, dispose: () => vq.dispose() };
   },
