@@ -8,6 +8,7 @@ import { completedResult } from '../activities/judge.js';
 import { readFileSync } from 'node:fs';
 import type { ExperimentConfig } from '../lib/config/experiment.js';
 import { taskQueue, type InfraSettings } from '../lib/config/infra.js';
+import { upstreamChoices } from '../lib/config/upstream-choices.js';
 import { readDatasetManifest, resolveFiles } from '../lib/data/download.js';
 import { BadInputError } from '../lib/errors.js';
 import { buildPlan, weightsUses } from '../lib/pipeline/plan.js';
@@ -210,7 +211,11 @@ export function startSpec(cfg: ExperimentConfig, settings: InfraSettings, opts: 
         metricsStage: 'metrics',
         ...(baseline ? { baseline } : {}),
       };
-      return { workflowType: 'reproductionWorkflow', args: [input], memo };
+      return {
+        workflowType: 'reproductionWorkflow',
+        args: [input],
+        memo: { ...memo, choices: upstreamChoices(cfg) },
+      };
     }
   }
 }

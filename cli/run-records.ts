@@ -194,6 +194,7 @@ export async function runRecord(client: Client, runId: string): Promise<RunRecor
   const status = STATUS[d.status.name] ?? 'unknown';
   const memo = (d.memo ?? {}) as {
     config?: string;
+    choices?: Record<string, string>;
     stages?: StageRecord[];
     metrics?: Record<string, number>;
     verdict?: string;
@@ -208,6 +209,7 @@ export async function runRecord(client: Client, runId: string): Promise<RunRecor
     metrics: memo.metrics ?? {},
     verdict: memo.verdict === 'pass' || memo.verdict === 'regressed' ? memo.verdict : null,
     regressions: [],
+    ...(memo.choices ? { choices: memo.choices } : {}),
   };
   if (d.type === 'suiteWorkflow') return suiteRecord(client, handle, record, memo as SuiteMemo);
   if (d.type !== 'reproductionWorkflow') return record;

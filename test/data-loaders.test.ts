@@ -34,8 +34,13 @@ after(async () => {
 });
 
 /** Compares a prepared folder with numpy's re-computation; returns the oracle's report. */
-function compare(script: string, dataset: string, prepared: string): Record<string, unknown> {
-  return JSON.parse(runOracle(script + COMPARE, [dataset, prepared])) as Record<string, unknown>;
+function compare(
+  script: string,
+  dataset: string,
+  prepared: string,
+  ...args: string[]
+): Record<string, unknown> {
+  return JSON.parse(runOracle(script + COMPARE, [dataset, prepared, ...args])) as Record<string, unknown>;
 }
 
 const COMPARE = `
@@ -55,10 +60,17 @@ report['meta_roi'] = meta['roiSizes']
 print(json.dumps(report))
 `;
 
-/** LEA's create_Kamitani_CLIP_dataset, with the spec's test normalisation (training scalars). */
+/**
+ * LEA's create_Kamitani_CLIP_dataset; sys.argv[3] names the test normalisation: upstream (LEA's own lines,
+ * normalize(tt, np.mean(tr), np.std(tr)) on the z-scored tr) or train-stats (the raw training scalars).
+ */
 const GOD_ORACLE = `
 import numpy as np, json, csv, os, sys
 path = sys.argv[1]
+def normalize(x, mean=None, std=None):
+    mean = np.mean(x) if mean is None else mean
+    std = np.std(x) if std is None else std
+    return (x - mean) / (std * 1.0)
 npz = dict(np.load(os.path.join(path, 'sbj_1.npz')))
 img = dict(np.load(os.path.join(path, 'images_256.npz')))
 temp = np.zeros_like(npz['VC'])
@@ -71,6 +83,11 @@ for k in list(npz.keys())[:10]:
 tr = np.concatenate(tr_list, axis=1).astype(np.float64)
 tt = np.concatenate(tt_list, axis=1).astype(np.float64)
 stats = (np.mean(tr), np.std(tr))
+if sys.argv[3] == 'upstream':
+    tr = normalize(tr)
+    tt = normalize(tt, np.mean(tr), np.std(tr))
+else:
+    tr, tt = normalize(tr), normalize(tt, *stats)
 class_index = json.load(open(os.path.join(path, 'imagenet_class_index.json')))
 wind = [[int(n[1:]) for n in v[:-1]] for v in class_index.values()]
 naive = {}
@@ -83,8 +100,8 @@ def labels(file):
     return np.array(out)
 train_lb = labels('imagenet_training_label.csv'); test_lb = labels('imagenet_testing_label.csv')
 expected = {
-    'train_fmri': (tr - stats[0]) / stats[1],
-    'test_fmri': (tt - stats[0]) / stats[1],
+    'train_fmri': tr,
+    'test_fmri': tt,
     'train_images': img['train_images'][npz['arr_3']],
     'test_images': img['test_images'],
     'train_labels': train_lb[npz['arr_3']],
@@ -151,7 +168,7 @@ describe('GOD loader on the synthetic world', () => {
     assert.deepEqual(meta.split, { train: 600, test: 12, testTrialsAveraged: 96 });
     assert.deepEqual(meta.image, { height: 16, width: 16, channels: 3 });
     assert.equal(meta.labels?.unmatchedImagenetClass, 0);
-    const r = compare(GOD_ORACLE, god(), out);
+    const r = compare(GOD_ORACLE, god(), out, 'upstream');
     checkReport(r, 1e-6);
     assert.equal(r.train_labels, 0);
     assert.equal(r.test_labels, 0);
@@ -180,6 +197,29 @@ describe('GOD loader on the synthetic world', () => {
     assert.equal(trainCats.size, 12);
     assert.equal(testCats.size, 4);
     assert.ok([...testCats].every((c) => !trainCats.has(c)));
+  });
+
+  it("test normalisation: upstream is LEA's code path, train-stats the raw training scalars, and they differ", async () => {
+    const prepared: Record<string, Float32Array> = {};
+    for (const rule of ['upstream', 'train-stats'] as const) {
+      const out = join(dir, `god-test-${rule}`);
+      const meta = await prepareDataset({
+        dataset: 'god',
+        path: god(),
+        subject: 'sbj_1',
+        out,
+        testNormalisation: rule,
+      });
+      // the fixture's training matrix is not z-scored already, or the two rules would agree
+      assert.ok(Math.abs(meta.normalisation.mean) > 0.2, `training mean ${meta.normalisation.mean}`);
+      assert.equal(meta.normalisation.test?.rule, rule);
+      checkReport(compare(GOD_ORACLE, god(), out, rule), 1e-6);
+      prepared[rule] = (await readNpy(join(out, 'test_fmri.npy'))).data as Float32Array;
+    }
+    const up = prepared.upstream!;
+    const ts = prepared['train-stats']!;
+    const gap = Math.max(...up.map((v, i) => Math.abs(v - ts[i]!)));
+    assert.ok(gap > 0.1, `the rules' test fMRI differ by at most ${gap}`);
   });
 
   it('meta.json records every source with its sha256', async () => {

@@ -312,10 +312,26 @@ const smallMae: MaeConfig = {
 
 test('MAE: wrap padding, 75% masking per sample, loss on masked patches only, gradients match finite differences', () => {
   const rng = new Rng(6);
-  const mae = new FmriMae(smallMae, rng);
+  const mae = new FmriMae(smallMae, rng, 'minimal');
   perturb(mae.params, rng);
   const k = 37; // not a multiple of 4: 3 voxels wrap around, 10 patches, 2 kept
   assert.equal(mae.patches(k), 10);
+  // MinD-Vis's pad_to_patch_size agrees on 37 voxels but adds a whole wrapped patch to 36
+  const mindvis = new FmriMae(smallMae, new Rng(6), 'mindvis');
+  assert.equal(mindvis.patches(k), 10);
+  assert.equal(mae.patches(36), 9);
+  assert.equal(mindvis.patches(36), 10);
+  const x36 = tf.tensor2d(
+    Float32Array.from({ length: 72 }, (_, i) => i),
+    [2, 36],
+  );
+  assert.deepEqual(
+    Array.from(mindvis.patchify(x36).dataSync().subarray(36, 40)),
+    [0, 1, 2, 3],
+    'the extra patch repeats the first voxels',
+  );
+  x36.dispose();
+  mindvis.dispose();
   assert.equal(mae.kept(k), 2);
   const xv = rng.fillNormal(new Float32Array(3 * k));
   const x = tf.tensor2d(xv, [3, k]);
@@ -354,7 +370,11 @@ test('MAE: wrap padding, 75% masking per sample, loss on masked patches only, gr
 
 test('MAE weights load into the autoencoder by name and shape; what did not load is listed', () => {
   const rng = new Rng(8);
-  const mae = new FmriMae({ ...smallMae, width: smallAe.width, decoderWidth: smallAe.decoderWidth }, rng);
+  const mae = new FmriMae(
+    { ...smallMae, width: smallAe.width, decoderWidth: smallAe.decoderWidth },
+    rng,
+    'minimal',
+  );
   const ae = new FmriAutoencoder(smallAe, rng);
   const before = paramsToArrays(ae.params);
   const report = loadMaeIntoAutoencoder(ae, paramsToArrays(mae.params));

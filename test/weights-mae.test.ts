@@ -58,7 +58,8 @@ test('MinD-Vis MAE .pth: config read as data, never constructed; latents, predic
   assert.ok((imported.notes.posEmbedMaxDeviationFromSinCos as number) < 1e-6);
   assert.deepEqual(imported.unused, []);
 
-  const mae = new FmriMae(imported.config as unknown as MaeConfig, new Rng(0, 'load'));
+  // the reference's 40 voxels are 10 whole patches: MinD-Vis pads in its dataset, its MAE module never does
+  const mae = new FmriMae(imported.config as unknown as MaeConfig, new Rng(0, 'load'), 'minimal');
   loadParamsStrict(mae.params, imported.tensors, 'fmri_encoder.pth');
   const read = async (n: string) => (await readNpy(join(dir, `${n}.npy`))).data;
   const x = tf.tensor2d((await read('x')) as Float32Array, [3, 40]);

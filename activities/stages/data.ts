@@ -3,6 +3,7 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { fetchDataset, loadDatasetManifest } from '../../lib/data/download.js';
+import { TEST_NORMALISATIONS } from '../../lib/config/upstream-choices.js';
 import { prepareDataset, prepareImages } from '../../lib/data/prepare.js';
 import { synthesize } from '../../lib/data/synth.js';
 import { stageConfig, type StageContext, type StageImpl, type StageResult } from '../stage-contract.js';
@@ -43,6 +44,7 @@ const prepareConfig = z.strictObject({
   subject: z.string().min(1),
   imageSize: z.number().int().positive().optional(),
   roiPatch: z.array(z.number().int().positive()).min(1).optional(),
+  testNormalisation: z.enum(TEST_NORMALISATIONS).optional(),
 });
 
 /** Loads one subject from the raw dataset artifact, splits and z-scores it (lib/data/prepare). */

@@ -1,6 +1,7 @@
 /** `lea data synth|prepare`: the synthetic world and the model-ready split of one subject (local folders). */
 import { stat } from 'node:fs/promises';
 import type { Command } from 'commander';
+import { TEST_NORMALISATIONS, type TestNormalisation } from '../../lib/config/upstream-choices.js';
 import { BadInputError } from '../../lib/errors.js';
 import type { DatasetName } from '../../lib/data/common.js';
 import { prepareDataset } from '../../lib/data/prepare.js';
@@ -61,19 +62,43 @@ export function registerDataCommands(program: Command): void {
     .requiredOption('--path <dir>', 'dataset folder (MinD-Vis layout)')
     .requiredOption('--subject <id>', 'sbj_N (GOD) or CSIn (BOLD5000)')
     .requiredOption('--out <dir>', 'output folder (absent or empty)')
-    .action(async (opts: { dataset: string; path: string; subject: string; out: string }) => {
-      const dataset = oneOf<DatasetName>('--dataset', opts.dataset, DATASETS);
-      if (!SUBJECT_PATTERN[dataset].test(opts.subject)) {
-        throw new BadInputError(
-          `--subject for ${dataset} must match ${SUBJECT_PATTERN[dataset].source}, got '${opts.subject}'`,
+    .option(
+      '--test-normalisation <rule>',
+      `GOD's test fMRI: ${TEST_NORMALISATIONS.join('|')} (upstream: LEA's code, left in raw units)`,
+      'upstream',
+    )
+    .action(
+      async (opts: {
+        dataset: string;
+        path: string;
+        subject: string;
+        out: string;
+        testNormalisation: string;
+      }) => {
+        const dataset = oneOf<DatasetName>('--dataset', opts.dataset, DATASETS);
+        const testNormalisation = oneOf<TestNormalisation>(
+          '--test-normalisation',
+          opts.testNormalisation,
+          TEST_NORMALISATIONS,
         );
-      }
-      const s = await stat(opts.path).catch(() => undefined);
-      if (!s?.isDirectory()) throw new BadInputError(`--path ${opts.path} is not a directory`);
-      const meta = await prepareDataset({ dataset, path: opts.path, subject: opts.subject, out: opts.out });
-      console.log(
-        `prepared ${dataset} ${meta.subject}: K=${meta.K} (ROIs ${meta.roiSizes.join('+')}), train ${meta.split.train}, test ${meta.split.test}; ` +
-          `z-scored with mean ${meta.normalisation.mean.toPrecision(6)}, std ${meta.normalisation.std.toPrecision(6)}; wrote ${meta.files.join(', ')} to ${opts.out}`,
-      );
-    });
+        if (!SUBJECT_PATTERN[dataset].test(opts.subject)) {
+          throw new BadInputError(
+            `--subject for ${dataset} must match ${SUBJECT_PATTERN[dataset].source}, got '${opts.subject}'`,
+          );
+        }
+        const s = await stat(opts.path).catch(() => undefined);
+        if (!s?.isDirectory()) throw new BadInputError(`--path ${opts.path} is not a directory`);
+        const meta = await prepareDataset({
+          dataset,
+          path: opts.path,
+          subject: opts.subject,
+          out: opts.out,
+          testNormalisation,
+        });
+        console.log(
+          `prepared ${dataset} ${meta.subject}: K=${meta.K} (ROIs ${meta.roiSizes.join('+')}), train ${meta.split.train}, test ${meta.split.test}; ` +
+            `z-scored with mean ${meta.normalisation.mean.toPrecision(6)}, std ${meta.normalisation.std.toPrecision(6)}; wrote ${meta.files.join(', ')} to ${opts.out}`,
+        );
+      },
+    );
 }

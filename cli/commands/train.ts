@@ -59,6 +59,7 @@ async function preparedData(cfg: ReproductionConfig, out: string): Promise<strin
     path: raw,
     subject: cfg.data.subject,
     out: prepared,
+    testNormalisation: cfg.data.testNormalisation,
     ...(cfg.data.roiPatch ? { roiPatch: cfg.data.roiPatch } : {}),
   });
   return prepared;

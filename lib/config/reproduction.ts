@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { COMPILE_MODES } from '../compute/compile-modes.js';
+import { PATCH_PADDINGS, TEST_NORMALISATIONS } from './upstream-choices.js';
 
 const posInt = z.number().int().min(1);
 /** The name of imported weights (`lea weights import --name`): the artifact `weights/<name>`. */
@@ -52,6 +53,17 @@ const data = z
      * subset).
      */
     imageSide: z.enum(['per-dataset', 'per-subject']).default('per-dataset'),
+    /**
+     * GOD only (BOLD5000 z-scores all its trials with one mean and std): how the test fMRI is normalised
+     * (lib/config/upstream-choices.ts). upstream: LEA's code, the test rows left in raw units; train-stats: the
+     * raw training mean and std.
+     */
+    testNormalisation: z.enum(TEST_NORMALISATIONS).default('upstream'),
+    /**
+     * How the MAE (stage 0 trained here) pads a row to whole patches. mindvis: MinD-Vis's pad_to_patch_size, a
+     * whole extra patch when the voxel count divides by the patch size; minimal: none then.
+     */
+    patchPadding: z.enum(PATCH_PADDINGS).default('mindvis'),
   })
   .refine((d) => (d.dataset === 'god') === d.subject.startsWith('sbj_'), {
     message: 'subject must be sbj_N for god and CSIn for bold5000',

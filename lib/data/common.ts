@@ -5,6 +5,7 @@
 import { chmod, mkdir, mkdtemp, readFile, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
+import type { TestNormalisation } from '../config/upstream-choices.js';
 import { BadInputError } from '../errors.js';
 import type { NdArray } from '../tensors/ndarray.js';
 
@@ -20,7 +21,7 @@ export interface ImageRows {
 }
 
 export interface Split {
-  /** float32 [N, K], z-scored. */
+  /** float32 [N, K], normalised (LoadedSubject.normalisation). */
   fmri: NdArray;
   images: ImageRows;
   /** The stimulus of each row, by an id that is the same for every subject of the dataset (see ImageSet). */
@@ -36,7 +37,16 @@ export interface LoadedSubject {
   roiSizes: number[];
   /** Where the ROI group sizes came from (see resolveRoiPatch). */
   roiPatchSource: RoiPatchSource;
-  normalisation: { mean: number; std: number; statsFrom: 'train' | 'all_trials' };
+  /**
+   * The scalar z-scoring of the training rows; `test`, GOD only: the rule the test rows were normalised by
+   * (data.testNormalisation) and its mean and std. BOLD5000 z-scores all trials with the one mean and std.
+   */
+  normalisation: {
+    mean: number;
+    std: number;
+    statsFrom: 'train' | 'all_trials';
+    test?: { rule: TestNormalisation; mean: number; std: number };
+  };
   train: Split;
   test: Split;
   /** How many single trials were averaged into the test rows, in total. */

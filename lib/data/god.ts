@@ -5,9 +5,8 @@
  *   train_images row of each training sample; keyword boolean ROI masks of length V come first.
  * - ROI grouping: the first 10 keys in stored order, each minus the voxels claimed by earlier ones, empty
  *   groups dropped, concatenated; the group sizes must equal the subject's roi_patch.
- * - z-scoring: one scalar mean and std over the whole training matrix, applied to train and test. (LEA's
- *   code divides the test set by the statistics of the already-normalised training matrix, i.e. leaves it
- *   nearly raw; the spec's intent, followed here, is the training scalars.)
+ * - z-scoring: one scalar mean and std over the whole training matrix; the test matrix by the rule of
+ *   `testNormalisation` (GOD_TEST_STATS).
  * - `images_256.npz`: train_images and test_images, uint8 [N, H, W, 3], kept at their stored size.
  * - Labels, when the three label files are present: ImageNet class (first class whose wnid list holds the
  *   row's WordNet offset, -1 if none) and category index (order of first appearance, train then test).
@@ -16,6 +15,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
+import type { TestNormalisation } from '../config/upstream-choices.js';
 import { BadInputError } from '../errors.js';
 import { ndarray } from '../tensors/ndarray.js';
 import type { NdArray } from '../tensors/ndarray.js';
@@ -47,7 +47,28 @@ export interface GodOptions {
   subject: string;
   /** The config's data.roiPatch: overrides roi_patch.json and the paper table. */
   roiPatch?: number[];
+  /** The config's data.testNormalisation (default upstream, the authors' rule). */
+  testNormalisation?: TestNormalisation;
 }
+
+type Stats = { mean: number; std: number };
+
+/**
+ * The mean and std the test matrix is normalised with, per data.testNormalisation, from the raw training
+ * statistics and the z-scored training matrix. upstream is LEA's (and MinD-Vis's) `tt = normalize(tt,
+ * np.mean(tr), np.std(tr))` after `tr = normalize(tr)`: about 0 and 1, so the test rows stay in raw units, which
+ * produced the paper's numbers. train-stats applies the training scalars (the textbook rule).
+ */
+const GOD_TEST_STATS: Record<
+  TestNormalisation,
+  (train: Stats, zscoredTrain: NdArray, source: string) => Stats
+> = {
+  upstream: (_train, z, source) => {
+    const [rows, cols] = z.shape as [number, number];
+    return scalarStats({ cols, data: z.data as Float32Array }, range(rows), range(cols), source);
+  },
+  'train-stats': (train) => train,
+};
 
 interface RoiGroups {
   names: string[];
@@ -150,17 +171,19 @@ export async function loadGod(opts: GodOptions): Promise<LoadedSubject> {
 
   const { groups, train, test, repeats, imageIndex } = fmri;
   const stats = scalarStats(train, range(train.rows), groups.columns, sbjPath);
-  const zscore = (m: typeof train): NdArray => {
+  const normalise = (m: typeof train, { mean, std }: Stats): NdArray => {
     const K = groups.columns.length;
     const out = ndarray('float32', [m.rows, K]);
     const o = out.data as Float32Array;
     for (let r = 0; r < m.rows; r++) {
       const base = r * m.cols;
-      for (let j = 0; j < K; j++)
-        o[r * K + j] = (m.data[base + groups.columns[j]!]! - stats.mean) / stats.std;
+      for (let j = 0; j < K; j++) o[r * K + j] = (m.data[base + groups.columns[j]!]! - mean) / std;
     }
     return out;
   };
+  const trainFmri = normalise(train, stats);
+  const testRule = opts.testNormalisation ?? 'upstream';
+  const testStats = GOD_TEST_STATS[testRule](stats, trainFmri, sbjPath);
 
   const { train: allTrain, test: testRows } = await readGodImages(imgPath);
   if (testRows.count !== test.rows)
@@ -179,14 +202,14 @@ export async function loadGod(opts: GodOptions): Promise<LoadedSubject> {
     roiNames: groups.names,
     roiSizes: groups.sizes,
     roiPatchSource: given?.source ?? 'masks',
-    normalisation: { ...stats, statsFrom: 'train' },
+    normalisation: { ...stats, statsFrom: 'train', test: { rule: testRule, ...testStats } },
     train: {
-      fmri: zscore(train),
+      fmri: trainFmri,
       images: allTrain.gathered(imageIndex),
       stimuli: imageIndex.map(godStimulus.train),
     },
     test: {
-      fmri: zscore(test),
+      fmri: normalise(test, testStats),
       images: testRows,
       stimuli: Array.from(range(testRows.count), godStimulus.test),
     },

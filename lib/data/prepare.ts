@@ -1,6 +1,6 @@
 /**
  * `lea data prepare`: loads one subject with the dataset's loader and writes the model-ready split into a
- * local folder: train_fmri.npy / test_fmri.npy (float32 [N, K], z-scored), train_images.npy /
+ * local folder: train_fmri.npy / test_fmri.npy (float32 [N, K], normalised as meta.json says), train_images.npy /
  * test_images.npy (uint8 [N, H, W, 3], stored resolution), stimuli.json (each row's stimulus id),
  * train_labels.npy / test_labels.npy (int64 [N, 2], GOD only) and meta.json. prepareImages writes the image
  * side's input: the dataset's (or one subject's) distinct stimuli with their ids, and no fMRI. With
@@ -14,6 +14,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { relative, resolve } from 'node:path';
+import type { TestNormalisation } from '../config/upstream-choices.js';
 import { resizeBicubic } from '../images/resize.js';
 import { NpyFileWriter, writeNpy } from '../tensors/npy.js';
 import { loadBold5000, loadBold5000Images } from './bold5000.js';
@@ -32,6 +33,8 @@ export interface PrepareOptions {
   imageSize?: number;
   /** ROI group sizes (the config's data.roiPatch); otherwise roi_patch.json, the paper's table, the masks. */
   roiPatch?: number[];
+  /** GOD's test fMRI rule (data.testNormalisation; default upstream). */
+  testNormalisation?: TestNormalisation;
 }
 
 export interface PrepareMeta {

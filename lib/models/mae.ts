@@ -3,7 +3,7 @@
  * zjc062/mind-vis code/sc_mbm/mae_for_fmri.py MAEforFMRI). Names follow the PyTorch module, so its encoder
  * and decoder blocks load into the fMRI autoencoder by name and shape (loadMaeIntoAutoencoder).
  *
- *   x [B, K] → wrap-pad to K' = L·p (p = 16) → patches [B, L, p]
+ *   x [B, K] → wrap-pad to K' = L·p (p = 16; PATCH_COUNT) → patches [B, L, p]
  *   patch_embed: Conv1d(1→D, kernel = stride = p) ≡ [B·L, p] @ [p, D] → [B, L, D] + sin-cos positions
  *   keep Lk = int(L·(1−r)) random tokens per sample [B, Lk, D]; prepend CLS [B, Lk+1, D]
  *   pre-LN blocks + LN → decoder_embed [B, Lk+1, Dd]
@@ -13,6 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../compute/rng.js';
+import type { PatchPadding } from '../config/upstream-choices.js';
 import type { NdArray } from '../tensors/ndarray.js';
 import { FmriAutoencoder } from './fmri-autoencoder.js';
 import {
@@ -49,6 +50,15 @@ export interface MaeMasking {
   maskedRows: tf.Tensor1D;
 }
 
+/**
+ * Patches per row of K voxels, by data.patchPadding. mindvis: MinD-Vis's pad_to_patch_size pads
+ * p − K mod p voxels, a whole patch when p divides K. minimal: up to the next multiple of p only.
+ */
+const PATCH_COUNT: Record<PatchPadding, (k: number, p: number) => number> = {
+  mindvis: (k, p) => Math.floor(k / p) + 1,
+  minimal: (k, p) => Math.ceil(k / p),
+};
+
 export class FmriMae {
   readonly params: Params;
   private readonly encoder: EncoderConfig;
@@ -58,6 +68,8 @@ export class FmriMae {
   constructor(
     readonly cfg: MaeConfig,
     rng: Rng,
+    /** How a row is padded to whole patches (data.patchPadding): no parameter depends on it. */
+    readonly padding: PatchPadding,
   ) {
     const { patchSize: p, width: d, decoderWidth: dd } = cfg;
     ({ encoder: this.encoder, decoder: this.decoder } = encoderDecoderConfigs(cfg));
@@ -79,7 +91,7 @@ export class FmriMae {
 
   /** Patches per sample for K voxels after wrap-padding. */
   patches(k: number): number {
-    return Math.ceil(k / this.cfg.patchSize);
+    return PATCH_COUNT[this.padding](k, this.cfg.patchSize);
   }
 
   /** Kept (visible) patches per sample: MinD-Vis's int(L·(1 − mask_ratio)). */

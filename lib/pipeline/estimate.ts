@@ -166,7 +166,7 @@ const fmriTraining: Estimator = async (plan, ctx) => {
   const rng = new Rng(0, 'estimate');
   const model =
     plan.impl === 'mae'
-      ? new FmriMae(maeConfig(ctx.cfg), rng)
+      ? new FmriMae(maeConfig(ctx.cfg), rng, ctx.cfg.data.patchPadding)
       : new FmriAutoencoder(fmriAeConfig(ctx.cfg, ctx.data.roiSizes), rng);
   try {
     const x = tf.tensor2d(rng.fillNormal(new Float32Array(t.batchSize * ctx.data.voxels), 0, 1), [

@@ -141,6 +141,8 @@ export function buildPlan(cfg: ReproductionConfig, opts: PlanOptions = {}): Stag
         subject: data.subject,
         ...imageSize,
         ...(data.roiPatch ? { roiPatch: data.roiPatch } : {}),
+        // GOD's rule for its test rows; BOLD5000 has no separate test normalisation
+        ...(data.dataset === 'god' ? { testNormalisation: data.testNormalisation } : {}),
       },
     ),
   );
@@ -159,10 +161,13 @@ export function buildPlan(cfg: ReproductionConfig, opts: PlanOptions = {}): Stag
       const planned = def.data === side ? def.plan(cfg, uses) : undefined;
       if (!planned) return [];
       const { dataset, subject, roiPatch } = data;
+      const { data: dataOptions, ...sections } = planned.sections;
+      const identity =
+        side === 'prepared' ? { dataset, subject, ...(roiPatch ? { roiPatch } : {}) } : { dataset };
       const config = {
         seed,
-        data: side === 'prepared' ? { dataset, subject, ...(roiPatch ? { roiPatch } : {}) } : { dataset },
-        ...planned.sections,
+        data: { ...identity, ...dataOptions },
+        ...sections,
         // how steps run is part of what a trained model is (xla rounds otherwise)
         runtime: { compile: cfg.runtime?.compile ?? DEFAULT_COMPILE },
       };

@@ -81,6 +81,11 @@ export type RunStatus =
 export interface RunRecord {
   runId: string;
   config: string;
+  /**
+   * The numerical choices where the authors' code and ours differ (lib/config/upstream-choices.ts), config field →
+   * the value this run took; absent for runs started before they were choices.
+   */
+  choices?: Record<string, string>;
   status: RunStatus;
   startedAt: string | null;
   finishedAt: string | null;

@@ -51,8 +51,15 @@ export interface StageTraining {
 export interface StagePlanning {
   /** Earlier stages whose model it reads: input name → plan stage (besides its data input). */
   earlier: Record<string, string>;
-  /** The config sections it reads: with the seed and the data's identity, its config and so its cache key. */
-  sections: { models: Partial<ReproductionConfig['models']>; training: Record<string, unknown> };
+  /**
+   * The config sections it reads: with the seed and the data's identity, its config and so its cache key. `data`:
+   * the data options it computes with, beside the identity (e.g. the MAE's patch padding).
+   */
+  sections: {
+    data?: Partial<ReproductionConfig['data']>;
+    models: Partial<ReproductionConfig['models']>;
+    training: Record<string, unknown>;
+  };
   /** Imported weights it reads, by input name; undefined names are not used by this config. */
   weights: Record<string, string | undefined>;
 }

@@ -25,13 +25,17 @@ export const maeStage: TrainableStage = {
   name: 'mae',
   codeVersion: '1',
   data: 'prepared',
-  plan({ models, training }) {
+  plan({ data, models, training }) {
     if (!training.mae || 'initFrom' in training.mae) return undefined;
     // stage 0 trains on the autoencoder's rows (fmriRows), so the test-row choice is part of its config
     const fmriAe = { includeTestFmri: training.fmriAe.includeTestFmri };
     return {
       earlier: {},
-      sections: { models: { mae: models.mae }, training: { mae: training.mae, fmriAe } },
+      sections: {
+        data: { patchPadding: data.patchPadding },
+        models: { mae: models.mae },
+        training: { mae: training.mae, fmriAe },
+      },
       weights: {},
     };
   },
@@ -44,7 +48,7 @@ export const maeStage: TrainableStage = {
         'the config has no training.mae settings: stage 0 is not trained by this config',
       );
     const mc = maeConfig(cfg);
-    const mae = new FmriMae(mc, new Rng(cfg.seed, 'mae/init'));
+    const mae = new FmriMae(mc, new Rng(cfg.seed, 'mae/init'), cfg.data.patchPadding);
     // x: [b, k] rows → the masked-patch reconstruction loss (masking draws from the loop's stream)
     const task = fmriTask('mae', fmri, mae.params, mc, {
       draw: (x, b, rng) => mae.drawStep(x, b, fmri.k, rng),

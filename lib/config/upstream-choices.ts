@@ -1,0 +1,61 @@
+/**
+ * The numerical choices where this pipeline and the authors' code (naiq/LEA, MinD-Vis, the metric libraries LEA
+ * pins) can compute the same step differently (issue 31). Each is a config option; the paper configs name the
+ * value the authors' code takes, so their numbers are reproduced, and the run record states every value
+ * (`choices`), so a result says how it was computed. Dependency-free: the config schema, the plan and the CLI
+ * read the value lists, lib/data and lib/metrics implement them.
+ */
+import type { ReproductionConfig } from './reproduction.js';
+
+/**
+ * GOD's averaged test fMRI (lib/data/god.ts). upstream: LEA's and MinD-Vis's create_Kamitani_*dataset divide the
+ * test matrix by the mean and std of the already z-scored training matrix (about 0 and 1), so it stays in raw
+ * units. train-stats: the test matrix z-scored with the raw training mean and std (the textbook rule).
+ */
+export const TEST_NORMALISATIONS = ['upstream', 'train-stats'] as const;
+export type TestNormalisation = (typeof TEST_NORMALISATIONS)[number];
+
+/**
+ * The voxel padding before the MAE cuts a row into patches (lib/models/mae.ts). mindvis: MinD-Vis's
+ * pad_to_patch_size, np.pad(x, patch_size − K % patch_size, 'wrap'), a whole extra patch when K divides by it.
+ * minimal: only up to the next multiple.
+ */
+export const PATCH_PADDINGS = ['mindvis', 'minimal'] as const;
+export type PatchPadding = (typeof PATCH_PADDINGS)[number];
+
+export interface UpstreamChoice {
+  /** The config field. */
+  field: string;
+  /** The value the authors' code takes. */
+  upstream: string;
+  /** The plan stages whose config (so cache key) it enters: the stages that compute with it. */
+  stages: readonly string[];
+  /** The config's value; undefined where the choice does not apply (e.g. a GOD-only rule on BOLD5000). */
+  read(cfg: ReproductionConfig): string | undefined;
+}
+
+export const UPSTREAM_CHOICES: readonly UpstreamChoice[] = [
+  {
+    field: 'data.testNormalisation',
+    upstream: 'upstream',
+    stages: ['prepare'],
+    read: (c) => (c.data.dataset === 'god' ? c.data.testNormalisation : undefined),
+  },
+  {
+    field: 'data.patchPadding',
+    upstream: 'mindvis',
+    stages: ['mae'],
+    // only a stage 0 trained here cuts patches (imported MAE weights skip it)
+    read: (c) => (c.training.mae && !('initFrom' in c.training.mae) ? c.data.patchPadding : undefined),
+  },
+];
+
+/** The run record's `choices`: each choice that applies to the config, field → value. */
+export function upstreamChoices(cfg: ReproductionConfig): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const c of UPSTREAM_CHOICES) {
+    const value = c.read(cfg);
+    if (value !== undefined) out[c.field] = value;
+  }
+  return out;
+}

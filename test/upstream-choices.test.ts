@@ -1,0 +1,55 @@
+/**
+ * The numerical choices where the authors' code and ours differ (lib/config/upstream-choices.ts): each is
+ * validated by the config schema, named in the run record's choices, and enters the cache keys of exactly the
+ * stages that compute with it.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { loadExperimentConfig } from '../lib/config/experiment.js';
+import type { ReproductionConfig } from '../lib/config/reproduction.js';
+import { UPSTREAM_CHOICES, upstreamChoices } from '../lib/config/upstream-choices.js';
+import { BadInputError } from '../lib/errors.js';
+import { buildPlan } from '../lib/pipeline/plan.js';
+import { repoRoot } from './helpers/lea.js';
+
+const smoke = (sets: string[] = []): ReproductionConfig => {
+  const cfg = loadExperimentConfig(join(repoRoot, 'configs/smoke.yaml'), sets);
+  assert.equal(cfg.pipeline, 'reproduction');
+  return cfg as ReproductionConfig;
+};
+
+/** The plan stages whose config differs between two configs. */
+function changedStages(a: ReproductionConfig, b: ReproductionConfig): string[] {
+  const configs = new Map(buildPlan(a).map((s) => [s.name, JSON.stringify(s.config)]));
+  return buildPlan(b)
+    .filter((s) => configs.get(s.name) !== JSON.stringify(s.config))
+    .map((s) => s.name);
+}
+
+test("each choice is named in the record and enters only its stages' cache keys", () => {
+  const ours = smoke();
+  for (const choice of UPSTREAM_CHOICES) {
+    const theirs = smoke([`${choice.field}=${choice.upstream}`]);
+    assert.notEqual(choice.read(ours), choice.upstream, `${choice.field}: smoke keeps ours`);
+    assert.equal(upstreamChoices(theirs)[choice.field], choice.upstream);
+    assert.deepEqual(changedStages(ours, theirs), choice.stages, choice.field);
+  }
+});
+
+test('a choice that does not apply is not recorded and changes no key', () => {
+  const imported = smoke(['training.mae={"initFrom":"mindvis-mae"}']);
+  assert.equal(upstreamChoices(imported)['data.patchPadding'], undefined);
+  const other = smoke(['training.mae={"initFrom":"mindvis-mae"}', 'data.patchPadding=mindvis']);
+  assert.deepEqual(changedStages(imported, other), []);
+});
+
+test('an unknown value is refused, naming the field', () => {
+  for (const choice of UPSTREAM_CHOICES) {
+    assert.throws(
+      () => smoke([`${choice.field}=nearest`]),
+      (e: Error) => e instanceof BadInputError && e.message.includes(choice.field),
+      choice.field,
+    );
+  }
+});
