@@ -21,6 +21,9 @@ import {
 import { frechetDistance } from '../lib/metrics/fid.js';
 import {
   featureTwoWay,
+  mse,
+  mseUint8Wrap,
+  snrUint8Wrap,
   twoWayFromMatrix,
   twoWayIdentification,
   twoWayLpips,
@@ -175,6 +178,49 @@ describe('metrics against independent references', () => {
       assert.ok(Math.abs(r.value - ref.pix[m]) < 1e-12, `${m}: ${r.value} vs ${ref.pix[m]}`);
       assert.equal(r.chance, 0.5);
     }
+  });
+
+  it("mse and snr on wrapped uint8 are the authors' mse_metric and snr_metric given numpy uint8 arrays", () => {
+    const rng = new Rng(31);
+    const [n, size] = [6, 48];
+    const pixels = () => Float64Array.from({ length: n * size }, () => Math.floor(rng.uniform() * 256));
+    const pred = pixels();
+    const target = pixels();
+    const measures = ['mse_uint8wrap', 'snr_uint8wrap'] as const;
+    const got = Object.fromEntries(
+      measures.map((m) => [m, twoWayIdentification(itemsOf(pred, n, [size]), itemsOf(target, n, [size]), m)]),
+    );
+    // eval_metrics.py's functions, verbatim, and pair_wise_score2's count
+    const want = JSON.parse(
+      runOracle(
+        `
+import json, math, sys, numpy as np
+def snr_metric(img1, img2):
+    noise_signal = img1 - img2
+    clean_signal = img2
+    sum1 = np.sum(clean_signal ** 2)
+    sum2 = np.sum(noise_signal ** 2)
+    return 10 * math.log10(sum1 / sum2)
+def mse_metric(img1, img2):
+    return (np.square(img1 - img2)).mean()
+n, size = ${n}, ${size}
+pred, gt = (np.array(json.loads(a), dtype=np.uint8).reshape(n, size) for a in sys.argv[1:3])
+def two_way(metric, is_success):
+    m = np.array([[metric(p, g) for g in gt] for p in pred])
+    return [sum(is_success(m[i, i], m[i, j]) for j in range(n) if j != i) / (n - 1) for i in range(n)]
+print(json.dumps({'mse_uint8wrap': two_way(mse_metric, lambda a, b: a < b),
+                  'snr_uint8wrap': two_way(snr_metric, lambda a, b: a > b),
+                  'mse_pair': float(mse_metric(pred[0], gt[1])), 'snr_pair': snr_metric(pred[0], gt[1])}))
+`,
+        [JSON.stringify(Array.from(pred)), JSON.stringify(Array.from(target))],
+      ),
+    ) as Record<(typeof measures)[number], number[]> & { mse_pair: number; snr_pair: number };
+    for (const m of measures) assert.deepEqual(got[m]!.perItem, want[m], m);
+    const [p0, g1] = [pred.subarray(0, size), target.subarray(size, 2 * size)];
+    assert.ok(Math.abs(mseUint8Wrap(p0, g1) - want.mse_pair) < 1e-12);
+    assert.ok(Math.abs(snrUint8Wrap(p0, g1) - want.snr_pair) < 1e-12);
+    // the wrap changes the numbers: the two readings of the paper's column differ
+    assert.ok(Math.abs(mse(p0, g1) - want.mse_pair) > 1, `${mse(p0, g1)} vs ${want.mse_pair}`);
   });
 
   it('feature 2-way matches the authors clip_metric', async () => {

@@ -53,8 +53,10 @@ test(
     assert.deepEqual(paper.map(([n]) => n).sort(), [
       'decode.ssim',
       'decode.twoway_mse',
+      'decode.twoway_mse_uint8wrap',
       'decode.twoway_pcc',
       'decode.twoway_snr',
+      'decode.twoway_snr_uint8wrap',
     ]);
     // Margins over chance that the miniature reaches with room to spare (spec §7 "expected": 5-way >> 20 %,
     // feature 2-way > 70 %, encoding r > 0.3); a broken stage anywhere in the chain falls to chance.

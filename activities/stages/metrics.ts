@@ -90,8 +90,8 @@ async function paperNetworks(ctx: StageContext, owned: { dispose(): void }[]): P
 
 export const metricsStage: StageImpl = {
   // 2: paper networks, stand-ins renamed, prototypes from training images only, measured chance, ref rows.
-  // 3: per-item scores (scores.json) and bootstrap intervals.
-  codeVersion: '3',
+  // 3: per-item scores (scores.json) and bootstrap intervals. 4: mse and snr 2-way on wrapped uint8 too.
+  codeVersion: '4',
   async run(ctx, raw) {
     const { seed, samplingSeed, alignment, imageFeatures, intervals } = stageConfig(
       metricsConfig,

@@ -198,6 +198,8 @@ export async function decodingMetrics(input: DecodingInput): Promise<MetricRow[]
     push('decode.twoway_mse', twoWayIdentification(pixels, gtPixels, 'mse'));
     push('decode.twoway_pcc', twoWayIdentification(pixels, gtPixels, 'pcc'));
     push('decode.twoway_snr', twoWayIdentification(pixels, gtPixels, 'snr'));
+    push('decode.twoway_mse_uint8wrap', twoWayIdentification(pixels, gtPixels, 'mse_uint8wrap'));
+    push('decode.twoway_snr_uint8wrap', twoWayIdentification(pixels, gtPixels, 'snr_uint8wrap'));
     push('decode.ssim', ssimStack(pixels, gtPixels));
     push('decode.ssim_mean', ssimPerImage(pixels, gtPixels));
     const phi = rowsOf(await input.phi.extract(images), n);

@@ -27,13 +27,28 @@ const TWO_WAY =
   'fraction of j ≠ i where the measure ranks sample i closer to its own ground truth than to ground truth j';
 const PAPER_DECODING = 'Table 3 (decoding)';
 
-/** 2-way identification on pixels of the uint8 images (spec §5.2). */
-const pixelTwoWay = (measure: string, better: MetricDefinition['better']): MetricDefinition => ({
-  definition: `2-way identification by ${measure} on uint8 pixels: ${TWO_WAY}; ${PER_SAMPLE}`,
+/** 2-way identification on pixels of the uint8 images (spec §5.2); `reading`: what the paper's column may be. */
+const pixelTwoWay = (
+  measure: string,
+  better: MetricDefinition['better'],
+  reading = '',
+): MetricDefinition => ({
+  definition: `2-way identification by ${measure} on uint8 pixels: ${TWO_WAY}; ${PER_SAMPLE}${reading}`,
   paper: true,
   source: `${PAPER_DECODING}, column ${measure.split(' ')[0]}`,
   better,
 });
+
+/**
+ * mse and snr have two readings of the paper's column: LEA's metric driver is unpublished, and its
+ * eval_metrics.py subtracts and squares whatever arrays it is given. Given uint8 arrays, as MinD-Vis's
+ * ldm_for_fmri.py passes them, numpy wraps both modulo 256 (the *_uint8wrap metrics); given wider arrays, it
+ * computes the true measure. Which one produced the paper's numbers is unknown: compare both with the table.
+ */
+const TRUE_READING =
+  ". One of two readings of the paper's column (the true measure; see the _uint8wrap metric: the paper's driver is unpublished)";
+const WRAP_READING =
+  ", the difference and the squares wrapped modulo 256 as numpy's uint8 arithmetic wraps them. The other reading of the paper's column: what eval_metrics.py computes if LEA's unpublished driver passed uint8 arrays, as MinD-Vis's ldm_for_fmri.py does";
 
 /** Exact names. */
 const EXACT: Record<string, MetricDefinition> = {
@@ -45,9 +60,11 @@ const EXACT: Record<string, MetricDefinition> = {
     source: `${PAPER_DECODING}, column top-1-class (50-way)`,
     better: 'higher',
   },
-  'decode.twoway_mse': pixelTwoWay('mse (lower is closer)', 'higher'),
+  'decode.twoway_mse': pixelTwoWay('mse (lower is closer)', 'higher', TRUE_READING),
+  'decode.twoway_mse_uint8wrap': pixelTwoWay('mse (lower is closer)', 'higher', WRAP_READING),
   'decode.twoway_pcc': pixelTwoWay('pcc (Pearson r over all pixels)', 'higher'),
-  'decode.twoway_snr': pixelTwoWay('snr (10·log10 Σgt² / Σ(pred − gt)²)', 'higher'),
+  'decode.twoway_snr': pixelTwoWay('snr (10·log10 Σgt² / Σ(pred − gt)²)', 'higher', TRUE_READING),
+  'decode.twoway_snr_uint8wrap': pixelTwoWay('snr (10·log10 Σgt² / Σ(pred − gt)²)', 'higher', WRAP_READING),
   'decode.twoway_psm': {
     definition: `2-way identification by LPIPS (torchvision AlexNet + lpips v0.1 heads, imported; images in [-1, 1]): ${TWO_WAY}; ${PER_SAMPLE}`,
     paper: true,

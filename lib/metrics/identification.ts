@@ -7,7 +7,7 @@
 import { BadInputError } from '../errors.js';
 import { checkPaired, item, mean, pearson, type Items, type MetricResult } from './common.js';
 
-export type PixelMeasure = 'mse' | 'pcc' | 'snr';
+export type PixelMeasure = 'mse' | 'pcc' | 'snr' | 'mse_uint8wrap' | 'snr_uint8wrap';
 
 export interface IdentificationResult extends MetricResult {
   perItem: number[];
@@ -15,9 +15,11 @@ export interface IdentificationResult extends MetricResult {
 
 const LOWER_IS_BETTER: Record<PixelMeasure | 'lpips', boolean> = {
   mse: true,
+  mse_uint8wrap: true,
   lpips: true,
   pcc: false,
   snr: false,
+  snr_uint8wrap: false,
 };
 
 /** Mean squared difference. */
@@ -38,10 +40,36 @@ export function snr(pred: Float64Array, target: Float64Array): number {
   return 10 * Math.log10(signal / noise);
 }
 
+/** x mod 256 in 0..255: what a numpy uint8 holds after an operation that overflows it. */
+const wrap = (x: number): number => ((x % 256) + 256) % 256;
+
+/**
+ * The authors' mse_metric on uint8 arrays, as numpy computes it: img1 − img2 and its square both wrap modulo
+ * 256 (uint8 arithmetic), then the mean.
+ */
+export function mseUint8Wrap(a: Float64Array, b: Float64Array): number {
+  let s = 0;
+  for (let k = 0; k < a.length; k++) s += wrap(wrap(a[k]! - b[k]!) ** 2);
+  return s / a.length;
+}
+
+/** The authors' snr_metric on uint8 arrays: squares and the difference wrap modulo 256, np.sum does not. */
+export function snrUint8Wrap(pred: Float64Array, target: Float64Array): number {
+  let signal = 0;
+  let noise = 0;
+  for (let k = 0; k < pred.length; k++) {
+    signal += wrap(target[k]! ** 2);
+    noise += wrap(wrap(pred[k]! - target[k]!) ** 2);
+  }
+  return 10 * Math.log10(signal / noise);
+}
+
 const MEASURES: Record<PixelMeasure, (pred: Float64Array, target: Float64Array) => number> = {
   mse,
   pcc: (a, b) => pearson(a, b),
   snr,
+  mse_uint8wrap: mseUint8Wrap,
+  snr_uint8wrap: snrUint8Wrap,
 };
 
 /**
