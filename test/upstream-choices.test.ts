@@ -13,8 +13,10 @@ import { BadInputError } from '../lib/errors.js';
 import { buildPlan } from '../lib/pipeline/plan.js';
 import { repoRoot } from './helpers/lea.js';
 
+/** The smoke config (ours throughout), with the Inception network that makes metrics.fidResize apply. */
 const smoke = (sets: string[] = []): ReproductionConfig => {
-  const cfg = loadExperimentConfig(join(repoRoot, 'configs/smoke.yaml'), sets);
+  const ours = ['metrics.inception=fid-inception', 'metrics.fidResize=antialias'];
+  const cfg = loadExperimentConfig(join(repoRoot, 'configs/smoke.yaml'), [...ours, ...sets]);
   assert.equal(cfg.pipeline, 'reproduction');
   return cfg as ReproductionConfig;
 };

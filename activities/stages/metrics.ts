@@ -33,6 +33,7 @@ import type { Network } from '../../lib/weights/kind.js';
 import { weightKind } from '../../lib/weights/kinds/index.js';
 import { readWeightsFile, weightsFileIn } from '../../lib/weights/import.js';
 import { stageConfig, type StageContext, type StageImpl } from '../stage-contract.js';
+import { FID_RESIZES, type FidResize } from '../../lib/config/upstream-choices.js';
 import { featureExtractor, readImages } from './alignment.js';
 
 const metricsConfig = z.object({
@@ -52,7 +53,12 @@ const metricsConfig = z.object({
     resamples: z.number().int().min(1),
     level: z.number().gt(0).lt(1),
   }),
+  /** decode.fid's resize (metrics.fidResize); present when the config imports the Inception network. */
+  fidResize: z.enum(FID_RESIZES).optional(),
 });
+
+/** The imported Inception's output (lib/weights/kinds/fid-inception-v3.ts) for each FID resize. */
+const FID_FEATURES: Record<FidResize, string> = { antialias: 'features', tf1: 'features-tf1' };
 
 /** The run's metrics as TensorBoard scalars at step 0 (`metrics/<name>`), so runs compare side by side there. */
 function metricScalars(rows: MetricRow[], wallTime: number) {
@@ -67,7 +73,11 @@ async function weightsInput(ctx: StageContext, input: keyof typeof METRIC_NETWOR
 }
 
 /** The imported networks the stage was given, built; `owned` collects what to dispose. */
-async function paperNetworks(ctx: StageContext, owned: { dispose(): void }[]): Promise<PaperNetworks> {
+async function paperNetworks(
+  ctx: StageContext,
+  owned: { dispose(): void }[],
+  fidResize: FidResize | undefined,
+): Promise<PaperNetworks> {
   const out: PaperNetworks = {};
   const build = async (input: 'classifier' | 'clipMetric' | 'inception', output: string) => {
     const w = await weightsInput(ctx, input);
@@ -78,7 +88,7 @@ async function paperNetworks(ctx: StageContext, owned: { dispose(): void }[]): P
   };
   out.classifier = await build('classifier', 'logits');
   out.clip = await build('clipMetric', 'features');
-  out.inception = await build('inception', 'features');
+  if (fidResize) out.inception = await build('inception', FID_FEATURES[fidResize]);
   const backbone = await weightsInput(ctx, 'lpipsBackbone');
   const heads = await weightsInput(ctx, 'lpipsHeads');
   if (backbone && heads) {
@@ -90,10 +100,11 @@ async function paperNetworks(ctx: StageContext, owned: { dispose(): void }[]): P
 
 export const metricsStage: StageImpl = {
   // 2: paper networks, stand-ins renamed, prototypes from training images only, measured chance, ref rows.
-  // 3: per-item scores (scores.json) and bootstrap intervals. 4: mse and snr 2-way on wrapped uint8 too.
+  // 3: per-item scores (scores.json) and bootstrap intervals. 4: mse and snr 2-way on wrapped uint8 too; FID
+  // resized as metrics.fidResize says.
   codeVersion: '4',
   async run(ctx, raw) {
-    const { seed, samplingSeed, alignment, imageFeatures, intervals } = stageConfig(
+    const { seed, samplingSeed, alignment, imageFeatures, intervals, fidResize } = stageConfig(
       metricsConfig,
       raw,
       ctx.stage,
@@ -119,7 +130,7 @@ export const metricsStage: StageImpl = {
           ...(labels && {
             prototypes: { images: await readImages(join(prepared, 'train_images.npy')), labels },
           }),
-          networks: await paperNetworks(ctx, owned),
+          networks: await paperNetworks(ctx, owned, fidResize),
           seed: trialSeed,
           afterSample: async (step, totalSteps) => {
             ctx.heartbeat({ step, totalSteps });

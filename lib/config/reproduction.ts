@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { COMPILE_MODES } from '../compute/compile-modes.js';
-import { PATCH_PADDINGS, TEST_NORMALISATIONS } from './upstream-choices.js';
+import { FID_RESIZES, PATCH_PADDINGS, TEST_NORMALISATIONS } from './upstream-choices.js';
 
 const posInt = z.number().int().min(1);
 /** The name of imported weights (`lea weights import --name`): the artifact `weights/<name>`. */
@@ -239,6 +239,8 @@ export const reproductionConfig = z
         lpips: z.strictObject({ backbone: weightsName, heads: weightsName }).optional(),
         /** torch-fidelity InceptionV3 (--kind fid-inception-v3): decode.fid */
         inception: weightsName.optional(),
+        /** decode.fid's resize to 299 px: tf1 (the torchmetrics 0.11.4 LEA pins) or antialias (its later default). */
+        fidResize: z.enum(FID_RESIZES).default('tf1'),
         /** The bootstrap over test items that gives each item-mean metric its interval (lib/metrics/intervals.ts). */
         intervals: z
           .strictObject({

@@ -5,6 +5,7 @@
  * (`choices`), so a result says how it was computed. Dependency-free: the config schema, the plan and the CLI
  * read the value lists, lib/data and lib/metrics implement them.
  */
+import type { InceptionResize } from '../models/inception-v3.js';
 import type { ReproductionConfig } from './reproduction.js';
 
 /**
@@ -22,6 +23,14 @@ export type TestNormalisation = (typeof TEST_NORMALISATIONS)[number];
  */
 export const PATCH_PADDINGS = ['mindvis', 'minimal'] as const;
 export type PatchPadding = (typeof PATCH_PADDINGS)[number];
+
+/**
+ * FID's resize of uint8 images to Inception's 299 px (lib/models/inception-v3.ts). tf1: torch-fidelity 0.3.0's
+ * TF1-style bilinear without antialiasing, what the torchmetrics 0.11.4 that LEA pins computes; antialias:
+ * bilinear with antialias=True, torchmetrics' later default.
+ */
+export const FID_RESIZES = ['tf1', 'antialias'] as const satisfies readonly InceptionResize[];
+export type FidResize = (typeof FID_RESIZES)[number];
 
 export interface UpstreamChoice {
   /** The config field. */
@@ -47,6 +56,12 @@ export const UPSTREAM_CHOICES: readonly UpstreamChoice[] = [
     stages: ['mae'],
     // only a stage 0 trained here cuts patches (imported MAE weights skip it)
     read: (c) => (c.training.mae && !('initFrom' in c.training.mae) ? c.data.patchPadding : undefined),
+  },
+  {
+    field: 'metrics.fidResize',
+    upstream: 'tf1',
+    stages: ['metrics'],
+    read: (c) => (c.metrics.inception ? c.metrics.fidResize : undefined),
   },
 ];
 

@@ -85,6 +85,7 @@ const EXACT: Record<string, MetricDefinition> = {
   'decode.fid': {
     definition:
       'FID: torch-fidelity InceptionV3 (imported), 64-d features (torchmetrics FrechetInceptionDistance(feature=64)), ground-truth set against one sample set; ' +
+      "images resized to 299 px as metrics.fidResize says (tf1: the TF1 bilinear of the torchmetrics 0.11.4 LEA pins; antialias: torchmetrics' later default); " +
       PER_SAMPLE,
     paper: true,
     source: `${PAPER_DECODING}, column fid`,

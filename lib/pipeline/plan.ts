@@ -239,6 +239,7 @@ export function buildPlan(cfg: ReproductionConfig, opts: PlanOptions = {}): Stag
           alignment: cfg.alignment,
           imageFeatures: models.imageFeatures,
           intervals: cfg.metrics.intervals,
+          ...(cfg.metrics.inception ? { fidResize: cfg.metrics.fidResize } : {}),
         },
       ),
       { clip, ...metricNetworkNames(cfg.metrics) },

@@ -47,7 +47,11 @@ async function importInception(src: CheckpointSource): Promise<ImportedNetwork> 
 function buildInception(tensors: Map<string, NdArray>): Network {
   const net = new InceptionV3(tensors, 'fid-inception-v3 artifact');
   return {
-    outputs: { features: (images) => net.features(images, 64), pool: (images) => net.features(images, 2048) },
+    outputs: {
+      features: (images) => net.features(images, 64, 'antialias'),
+      'features-tf1': (images) => net.features(images, 64, 'tf1'),
+      pool: (images) => net.features(images, 2048),
+    },
     dispose: () => net.dispose(),
   };
 }
