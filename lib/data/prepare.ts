@@ -5,8 +5,9 @@
  * train_labels.npy / test_labels.npy (int64 [N, 2], GOD only) and meta.json. prepareImages writes the image
  * side's input: the dataset's (or one subject's) distinct stimuli with their ids, and no fMRI. With
  * `imageSize`, images are resized to imageSize x imageSize as PIL's antialiased bicubic resize computes it (LEA
- * feeds 256 px images to the VQGAN and the metrics, spec §4; BOLD5000's stimuli are 375 px; which resize LEA
- * used is not published: PIL bicubic is our choice). Everything is written into a temp folder beside the
+ * feeds 256 px images to the VQGAN and the metrics, spec §4; BOLD5000's stimuli are 375 px). LEA's own resize is
+ * published (src/dataset.py: torchvision Resize((256, 256)), PIL bilinear) and its CLIP preprocessing reads the
+ * stored image, not the resized one: both differ from ours here and are not yet config choices. Everything is written into a temp folder beside the
  * output and renamed into place at the end, so a failure leaves no output. Images are streamed row by row from the source
  * arrays, so no gathered copy of the image set is ever held.
  */

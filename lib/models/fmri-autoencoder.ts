@@ -349,8 +349,8 @@ function roiLayout(roiSizes: number[]): RoiLayout {
 
 /**
  * Voxel-dropout corruption (spec §2.1, the authors' `fmri_drop_rate`): in each row of x [rows, K] (in place),
- * ⌊rate·K⌋ distinct voxels drawn uniformly are set to 0. The per-row draw (rather than one set per batch) is
- * this project's choice; the authors' helper is not published [U].
+ * ⌊rate·K⌋ distinct voxels drawn uniformly are set to 0, per row: LEA's src/dataset.py fmri_transform, which
+ * zeroes np.random.choice(K, int(K·drop_rate), replace=False) of each sample as the dataset yields it.
  */
 export function dropVoxels(x: Float32Array, rows: number, k: number, rate: number, rng: Rng): void {
   const count = Math.floor(rate * k);
