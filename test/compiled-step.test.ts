@@ -14,6 +14,7 @@ import { aeStep, maeStep, maskGitStep, type ModelStep } from '../bench/model-ste
 import { initCompute } from '../lib/compute/backend.js';
 import type { CompileMode } from '../lib/compute/compile-modes.js';
 import { Rng } from '../lib/compute/rng.js';
+import { tidyValues } from '../lib/compute/values.js';
 import { compileFunction, compiledModeFor } from '../lib/compute/tf-function.js';
 import { loadExperimentConfig } from '../lib/config/experiment.js';
 import type { ReproductionConfig } from '../lib/config/reproduction.js';
@@ -170,7 +171,7 @@ test('a compiled function is one call: the same outputs as the eager ops, with t
     return [tf.tanh(tf.matMul(b, a)), tf.sum(tf.square(a))];
   };
   const fn = compileFunction(f, [[w, x]], { mode: 'graph', label: 'small' });
-  const eager = tf.tidy(() => f([w, x]).map((t) => t.dataSync()));
+  const eager = [0, 1].map((i) => tidyValues(() => f([w, x])[i] as tf.Tensor));
   const out = fn.call([w, x]);
   assert.equal(fn.tracedOps, 4);
   out.forEach((t, i) => assert.deepEqual(t.dataSync(), eager[i]));
