@@ -28,6 +28,34 @@ export async function countKernels(fn: () => void): Promise<KernelCount> {
   return { total: byName.reduce((n, [, c]) => n + c, 0), byName: Object.fromEntries(byName) };
 }
 
+/**
+ * Ops `fn` dispatches through the native binding (its executeOp calls, by op name): what a compiled step's
+ * dispatch is, since its one function call runs outside the tfjs engine that tf.profile watches.
+ */
+export function countDispatches(fn: () => void): KernelCount {
+  const backend = tf.backend() as unknown as {
+    binding: { executeOp: (name: string, ...rest: unknown[]) => unknown };
+  };
+  const { binding } = backend;
+  const counts = new Map<string, number>();
+  // the addon's exports are read-only: a counting stand-in for the duration of the call
+  const counting = Object.create(binding) as typeof binding;
+  Object.defineProperty(counting, 'executeOp', {
+    value: (name: string, ...rest: unknown[]) => {
+      counts.set(name, (counts.get(name) ?? 0) + 1);
+      return binding.executeOp.call(binding, name, ...rest);
+    },
+  });
+  backend.binding = counting;
+  try {
+    fn();
+  } finally {
+    backend.binding = binding;
+  }
+  const byName = [...counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+  return { total: byName.reduce((n, [, c]) => n + c, 0), byName: Object.fromEntries(byName) };
+}
+
 /** 'Name count' of the `n` most called kernels. */
 export function topKernels(count: KernelCount, n: number): string {
   return Object.entries(count.byName)

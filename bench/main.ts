@@ -1,5 +1,6 @@
 /**
- * `npm run bench [-- --only ID,ID] [--rounds N]` (ids: matmul-512/1024/2048, step-small/medium/paper,
+ * `npm run bench [-- --only ID,ID] [--rounds N]` (ids: matmul-512/1024/2048, step-small/medium/paper and their
+ * compiled forms step-*-graph and step-*-xla,
  * tiny-ops, tiny-ops-floor, ridge, paper-dry-run, calibration, kernel-counts; a prefix such as `step` selects several):
  * TensorFlow.js (backend chosen by lib/compute/backend.ts) against independent references, measured side by side in one run: the
  * reference (numpy / PyTorch CPU, bench/reference/server.py) and ours alternate round by round, and the
@@ -19,8 +20,12 @@ import { fileURLToPath } from 'node:url';
 import { initCompute } from '../lib/compute/backend.js';
 import { Rng } from '../lib/compute/rng.js';
 import { encoderForward, initEncoder, type EncoderConfig } from '../lib/models/transformer.js';
-import { AdamW, lossAndGrads, type AdamWConfig } from '../lib/train/adamw.js';
-import { countKernels } from './count-kernels.js';
+import type { CompileMode } from '../lib/compute/compile-modes.js';
+import { compiledModeFor } from '../lib/compute/tf-function.js';
+import { AdamW, type AdamWConfig } from '../lib/train/adamw.js';
+import type { TrainTask } from '../lib/train/loop.js';
+import { StepRunner, type CompileInfo } from '../lib/train/step.js';
+import { countDispatches, countKernels } from './count-kernels.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const venv = `${root}.tools/bench-venv`;
@@ -78,8 +83,8 @@ interface Case {
   name: string;
   /** What the reference builds (bench/reference/server.py SETUPS). */
   reference: Record<string, unknown>;
-  /** Builds our side; returns one timed call and a cleanup. */
-  ours: () => { run: () => void; dispose: () => void };
+  /** Builds our side; returns one timed call and a cleanup (and, compiled, the ops its one call replaced). */
+  ours: () => { run: () => void; dispose: () => void; compiled?: () => CompileInfo | undefined };
   reps: number;
   warmup: number;
   /** 'time': ours/reference time (lower is better); 'throughput': reference/ours time as % of reference. */
@@ -110,6 +115,10 @@ function matmulCase(n: number, target?: Case['target']): Case {
   };
 }
 
+/**
+ * A pre-LN encoder's AdamW step (MSE to a fixed target, clipping), as lib/train/step.ts runs a stage's step in
+ * `mode`: eager op by op, or one compiled function (graph, xla; native backend only).
+ */
 function stepCase(
   id: string,
   name: string,
@@ -118,12 +127,14 @@ function stepCase(
   reps: number,
   warmup: number,
   target: Case['target'],
+  mode: CompileMode = 'eager',
 ): Case {
   const batch = 8;
   return {
-    id,
-    name,
+    id: mode === 'eager' ? id : `${id}-${mode}`,
+    name: mode === 'eager' ? name : `${name} ${mode}`,
     reference: { kind: 'transformer', ...cfg, tokens, batch, ...adamw },
+    ...(mode === 'eager' ? {} : { available: () => compiledModeFor(mode).reason }),
     ours: () => {
       const rng = new Rng(0, 'bench-step');
       const params = initEncoder(cfg, rng);
@@ -132,13 +143,26 @@ function stepCase(
       const size = batch * tokens * cfg.width;
       const x = tf.tensor3d(rng.fillNormal(new Float32Array(size)), shape);
       const target3 = tf.tensor3d(rng.fillNormal(new Float32Array(size)), shape);
-      const loss = () => tf.mean(tf.square(tf.sub(encoderForward(params, cfg, x), target3))) as tf.Scalar;
+      // the runner disposes a step's inputs: clones share the data
+      const task: TrainTask<{ x: tf.Tensor3D; y: tf.Tensor3D }> = {
+        stage: name,
+        params,
+        examples: batch,
+        model: cfg,
+        draw: () => ({ x: tf.clone(x), y: tf.clone(target3) }),
+        loss: (d) => tf.mean(tf.square(tf.sub(encoderForward(params, cfg, d.x), d.y))) as tf.Scalar,
+      };
+      let compiled: CompileInfo | undefined;
+      const runner = new StepRunner(task, opt, mode, undefined, (info) => (compiled = info));
+      const none = new Int32Array(0);
+      const probe = () => ({ inputs: task.draw(none, rng), lr: adamw.lr });
       return {
-        run: () => tf.tidy(() => opt.update(lossAndGrads(params, loss).grads)),
+        run: () => runner.run(task.draw(none, rng), adamw.lr, probe),
         dispose: () => {
           tf.dispose([x, target3, ...params.values()]);
           opt.dispose();
         },
+        compiled: () => compiled,
       };
     },
     reps,
@@ -223,26 +247,45 @@ const encoder = (depth: number, width: number, heads: number): EncoderConfig => 
   eps: 1e-5,
 });
 
+function stepTarget(mode: CompileMode, eager: number, xla: number): Case['target'] {
+  if (mode === 'graph') return undefined;
+  const limit = mode === 'eager' ? eager : xla;
+  return { kind: 'time', limit, text: `<= ${limit}x torch` };
+}
+
 const CASES: Case[] = [
   matmulCase(512),
   matmulCase(1024, { kind: 'throughput', limit: 0.6, text: '>= 60% of numpy' }),
   matmulCase(2048),
-  stepCase('step-small', 'step d2 w64 t16', encoder(2, 64, 4), 16, 20, 5, {
-    kind: 'time',
-    limit: 2,
-    text: '<= 2x torch',
-  }),
-  stepCase('step-medium', 'step d4 w128 t32', encoder(4, 128, 4), 32, 10, 3, {
-    kind: 'time',
-    limit: 2,
-    text: '<= 2x torch',
-  }),
-  // The paper's fMRI encoder (spec §2.1): 10-20 s a step, so one warm-up and few steps.
-  stepCase('step-paper', 'step d24 w1024 t140', encoder(24, 1024, 16), 140, 1, 1, {
-    kind: 'time',
-    limit: 1.1,
-    text: '<= 1.1x torch',
-  }),
+  // each step case eager (issue 21's targets) and compiled (issue 28's for XLA; graph has none: it is eager's
+  // kernels without the dispatch, and its numbers)
+  ...[
+    (mode: CompileMode) =>
+      stepCase('step-small', 'step d2 w64 t16', encoder(2, 64, 4), 16, 20, 5, stepTarget(mode, 2, 0.6), mode),
+    (mode: CompileMode) =>
+      stepCase(
+        'step-medium',
+        'step d4 w128 t32',
+        encoder(4, 128, 4),
+        32,
+        10,
+        3,
+        stepTarget(mode, 2, 0.9),
+        mode,
+      ),
+    // The paper's fMRI encoder (spec §2.1): 10-20 s a step, so one warm-up and few steps.
+    (mode: CompileMode) =>
+      stepCase(
+        'step-paper',
+        'step d24 w1024 t140',
+        encoder(24, 1024, 16),
+        140,
+        1,
+        1,
+        stepTarget(mode, 1.1, 1),
+        mode,
+      ),
+  ].flatMap((size) => (['eager', 'graph', 'xla'] as const).map(size)),
   tinyOpsCase(),
   tinyOpsFloorCase(),
 ];
@@ -350,8 +393,10 @@ async function runCases(cases: Case[], rounds: number): Promise<void> {
         ourSec.push((performance.now() - t0) / 1e3);
       }
     }
-    // one more call, untimed: profiling adds bookkeeping to every kernel
-    const kernels = await countKernels(ours.run);
+    // one more call, untimed: profiling adds bookkeeping to every kernel. A compiled step's one call runs
+    // outside the engine tf.profile watches: its dispatches are counted at the binding.
+    const compiled = ours.compiled?.();
+    const kernels = compiled ? countDispatches(ours.run) : await countKernels(ours.run);
     ours.dispose();
     await ref.request({ op: 'drop', id });
     const [o, rf] = [median(ourSec), median(refSec)];
@@ -374,6 +419,7 @@ async function runCases(cases: Case[], rounds: number): Promise<void> {
       ...(c.flops ? { oursGflops: c.flops / o / 1e9, referenceGflops: c.flops / rf / 1e9 } : {}),
       kernels: kernels.total,
       kernelsByName: kernels.byName,
+      ...(compiled ? { compiled } : {}),
       target: c.target?.text,
       met,
       samples: { ours: ourSec, reference: refSec },
@@ -381,7 +427,9 @@ async function runCases(cases: Case[], rounds: number): Promise<void> {
     results.push(row);
     const extra = c.flops
       ? `  ${row.oursGflops?.toFixed(0)} vs ${row.referenceGflops?.toFixed(0)} GFLOP/s (${((100 * rf) / o).toFixed(0)}%)`
-      : '';
+      : compiled
+        ? `  (${compiled.tracedOps} ops traced; compile ${fmtTime(compiled.traceSeconds)} + first call ${fmtTime(compiled.firstCallSeconds)})`
+        : '';
     console.log(
       `${c.name.padEnd(20)} ours ${fmtTime(o).padStart(9)}  ref ${fmtTime(rf).padStart(9)}  ` +
         `ratio ${ratio.toFixed(2).padStart(5)}x (best ${bestRatio.toFixed(2)}x)  ${String(kernels.total).padStart(5)} kernels${extra}` +

@@ -1,20 +1,29 @@
 /**
- * The training steps of the paper's two big models as their stages run them (batch, loss, AdamW settings of
- * configs/paper), built at any size: bench/models.ts times them at the paper's, bench/kernel-counts.ts counts
- * their kernels at reduced widths.
+ * The training steps of the paper's models as their stages run them (batch, draws, loss, AdamW settings of
+ * configs/paper), built at any size: bench/models.ts times them at the paper's, eager and compiled;
+ * bench/kernel-counts.ts counts their kernels at reduced widths; test/compiled-step.test.ts checks compiled
+ * against eager at the miniature's.
  */
 import * as tf from '@tensorflow/tfjs';
+import type { CompileMode } from '../lib/compute/compile-modes.js';
 import { Rng } from '../lib/compute/rng.js';
 import { FmriAutoencoder, dropVoxels, type FmriAeConfig } from '../lib/models/fmri-autoencoder.js';
 import type { Params } from '../lib/models/layers.js';
+import { FmriMae, type MaeConfig } from '../lib/models/mae.js';
 import { MaskGit, type MaskGitConfig } from '../lib/models/maskgit.js';
 import { AdamW, type AdamWConfig } from '../lib/train/adamw.js';
+import type { TrainTask } from '../lib/train/loop.js';
+import { StepRunner } from '../lib/train/step.js';
 
 export interface ModelStep {
   params: Params;
   opt: AdamW;
-  /** One batch's loss; every call draws a fresh corruption or masking. */
+  /** The stage's task over one fixed batch of examples: each draw is a fresh corruption or masking. */
+  task: TrainTask;
+  /** One draw's loss (draw then loss, eagerly): what the kernel counts run. */
   loss: () => tf.Scalar;
+  /** A training step in `mode` (lib/train/step.ts), as the loop runs it; returns the loss. */
+  stepper(mode: CompileMode, lr?: number): () => number;
   /** Sequence length the transformer sees. */
   tokens: number;
   dispose(): void;
@@ -28,44 +37,83 @@ const adamw = (maxGradNorm?: number): AdamWConfig => ({
   ...(maxGradNorm === undefined ? {} : { maxGradNorm }),
 });
 
-/** fMRI autoencoder: voxel dropout 0.25 on the input, reconstruction of the clean voxels; clip 0.1. */
-export function aeStep(cfg: FmriAeConfig, batch: number): ModelStep {
-  const rng = new Rng(0, 'bench-ae');
-  const ae = new FmriAutoencoder(cfg, rng);
-  const opt = new AdamW(ae.params, adamw(0.1));
-  const k = ae.voxels;
-  const clean = rng.fillNormal(new Float32Array(batch * k));
+function modelStep(task: TrainTask, opt: AdamW, rng: Rng, tokens: number, dispose: () => void): ModelStep {
+  const batch = Int32Array.from({ length: task.examples }, (_, i) => i);
   return {
-    params: ae.params,
+    params: task.params,
     opt,
-    loss: () => {
-      const input = clean.slice();
-      dropVoxels(input, batch, k, 0.25, rng);
-      return ae.loss(tf.tensor2d(input, [batch, k]), tf.tensor2d(clean, [batch, k]));
+    task,
+    loss: () => task.loss(task.draw(batch, rng)),
+    stepper(mode, lr = 5e-5) {
+      const runner = new StepRunner(task, opt, mode);
+      const probe = () => {
+        const saved = rng.getState();
+        try {
+          return { inputs: task.draw(batch, rng), lr };
+        } finally {
+          rng.setState(saved);
+        }
+      };
+      return () => runner.run(task.draw(batch, rng), lr, probe);
     },
-    tokens: ae.tokens + 1,
+    tokens,
     dispose: () => {
       opt.dispose();
-      ae.dispose();
+      dispose();
     },
   };
 }
 
+/** fMRI autoencoder: voxel dropout 0.25 on the input, reconstruction of the clean voxels; clip 0.1. */
+export function aeStep(cfg: FmriAeConfig, batch: number, seed = 0): ModelStep {
+  const rng = new Rng(seed, 'bench-ae');
+  const ae = new FmriAutoencoder(cfg, rng);
+  const k = ae.voxels;
+  const clean = rng.fillNormal(new Float32Array(batch * k));
+  const task: TrainTask<{ input: tf.Tensor2D; target: tf.Tensor2D }> = {
+    stage: 'fmri-ae',
+    params: ae.params,
+    examples: batch,
+    model: cfg,
+    draw: (_, r) => {
+      const input = clean.slice();
+      dropVoxels(input, batch, k, 0.25, r);
+      return { input: tf.tensor2d(input, [batch, k]), target: tf.tensor2d(clean, [batch, k]) };
+    },
+    loss: ({ input, target }) => ae.loss(input, target),
+  };
+  return modelStep(task, new AdamW(ae.params, adamw(0.1)), rng, ae.tokens + 1, () => ae.dispose());
+}
+
+/** MinD-Vis's MAE (stage 0): 75 % of the patches masked per sample; clip 0.8 as MinD-Vis's stage-0 config. */
+export function maeStep(cfg: MaeConfig, voxels: number, batch: number, seed = 0): ModelStep {
+  const rng = new Rng(seed, 'bench-mae');
+  const mae = new FmriMae(cfg, rng);
+  const x = rng.fillNormal(new Float32Array(batch * voxels));
+  const task: TrainTask<ReturnType<FmriMae['drawStep']>> = {
+    stage: 'mae',
+    params: mae.params,
+    examples: batch,
+    model: cfg,
+    draw: (_, r) => mae.drawStep(x, batch, voxels, r),
+    loss: (inputs) => mae.stepLoss(inputs),
+  };
+  return modelStep(task, new AdamW(mae.params, adamw(0.8)), rng, mae.kept(voxels) + 1, () => mae.dispose());
+}
+
 /** MaskGIT: random codes and features, its own masking and dropout; no clipping (grad_clip 0.0). */
-export function maskGitStep(cfg: MaskGitConfig, batch: number): ModelStep {
-  const rng = new Rng(0, 'bench-maskgit');
+export function maskGitStep(cfg: MaskGitConfig, batch: number, seed = 0): ModelStep {
+  const rng = new Rng(seed, 'bench-maskgit');
   const mg = new MaskGit(cfg, rng);
-  const opt = new AdamW(mg.params, adamw());
   const tokens = Int32Array.from({ length: batch * cfg.length }, () => rng.integer(0, cfg.codes));
   const feats = rng.fillNormal(new Float32Array(batch * cfg.featureDim));
-  return {
+  const task: TrainTask<ReturnType<MaskGit['drawStep']>> = {
+    stage: 'maskgit',
     params: mg.params,
-    opt,
-    loss: () => mg.loss(tokens, feats, batch, rng),
-    tokens: cfg.length + 1,
-    dispose: () => {
-      opt.dispose();
-      mg.dispose();
-    },
+    examples: batch,
+    model: cfg,
+    draw: (_, r) => mg.drawStep(tokens, feats, batch, r),
+    loss: (inputs) => mg.stepLoss(inputs),
   };
+  return modelStep(task, new AdamW(mg.params, adamw()), rng, cfg.length + 1, () => mg.dispose());
 }

@@ -7,6 +7,7 @@
  * forward and 6·P per token for a training step (P = parameters in matrices); convolutional nets get none.
  */
 import * as tf from '@tensorflow/tfjs';
+import { DEFAULT_COMPILE, type CompileMode } from '../compute/compile-modes.js';
 import { Rng } from '../compute/rng.js';
 import type { ReproductionConfig, Stage } from '../config/reproduction.js';
 import { SYNTH_SCALES } from '../data/synth.js';
@@ -14,16 +15,18 @@ import { FmriAutoencoder } from '../models/fmri-autoencoder.js';
 import type { ImageBatch } from '../models/types.js';
 import { countParams } from '../models/layers.js';
 import { FmriMae } from '../models/mae.js';
-import { MaskGit } from '../models/maskgit.js';
+import { MaskGit, type MaskGitStep } from '../models/maskgit.js';
 import { VisionTransformer, parseVitConfig, vitParamShapes, vitTokens } from '../models/vit.js';
 import { PatchTokenizer, VqGan, imagesToTensor, type ImageTokenizer } from '../models/vq-tokenizer.js';
 import { ndarray, type NdArray } from '../tensors/ndarray.js';
-import type { TrainSettings } from '../train/loop.js';
+import { AdamW } from '../train/adamw.js';
+import type { TrainSettings, TrainTask } from '../train/loop.js';
 import { TRAINABLE_STAGES } from '../train/registry.js';
 import { fmriAeConfig } from '../train/stages/fmri-ae.js';
 import { maeConfig } from '../train/stages/mae.js';
 import { maskgitConfig } from '../train/stages/maskgit.js';
 import { vqganConfig } from '../train/stages/tokenizer.js';
+import { StepRunner } from '../train/step.js';
 import type { WeightsRecord } from '../weights/import.js';
 import type { StagePlan } from './run-record.js';
 
@@ -116,16 +119,45 @@ function randomImages(count: number, size: number): ImageBatch {
 }
 
 /** Seconds of one training step: loss, gradients of every parameter (the optimizer update is small beside it). */
+/**
+ * One training step of `task` as the loop runs it (draw, loss, backward, clipping, AdamW; lib/train/step.ts) in
+ * the config's compile mode: median seconds after the first call, which traces and compiles and is reported
+ * apart, and the same step eagerly beside it when the mode compiles.
+ */
 async function stepSeconds(
-  params: Map<string, tf.Variable>,
-  loss: () => tf.Scalar,
-  reps: number,
-): Promise<number> {
-  return timed(() => {
-    const { value, grads } = tf.variableGrads(loss, [...params.values()]);
-    value.dataSync();
-    tf.dispose([value, ...Object.values(grads)]);
-  }, reps);
+  task: TrainTask,
+  settings: TrainSettings,
+  ctx: EstimateContext,
+): Promise<Pick<Estimate, 'secondsPerUnit' | 'note'>> {
+  const batch = Int32Array.from({ length: settings.batchSize }, (_, i) => i % task.examples);
+  const rng = new Rng(0, 'estimate/draws');
+  const time = async (mode: CompileMode): Promise<{ seconds: number; first: number; ran: CompileMode }> => {
+    const opt = new AdamW(task.params, {
+      lr: settings.lr,
+      betas: settings.betas,
+      eps: settings.eps,
+      weightDecay: settings.weightDecay,
+      ...(settings.clip > 0 ? { maxGradNorm: settings.clip } : {}),
+    });
+    try {
+      const runner = new StepRunner(task, opt, mode);
+      const probe = () => ({ inputs: task.draw(batch, rng), lr: settings.lr });
+      const step = () => void runner.run(task.draw(batch, rng), settings.lr, probe);
+      const t0 = performance.now();
+      step();
+      const first = (performance.now() - t0) / 1000;
+      return { seconds: await timed(step, ctx.reps), first, ran: runner.mode };
+    } finally {
+      opt.dispose();
+    }
+  };
+  const main = await time(ctx.cfg.runtime?.compile ?? DEFAULT_COMPILE);
+  if (main.ran === 'eager') return { secondsPerUnit: main.seconds };
+  const eager = await time('eager');
+  return {
+    secondsPerUnit: main.seconds,
+    note: `${main.ran} steps (first call ${main.first.toFixed(1)} s); eager ${eager.seconds.toFixed(2)} s/step`,
+  };
 }
 
 /** The loop settings of a trainable stage the plan runs (lib/train/registry.ts): the plan has it, so it has them. */
@@ -169,13 +201,22 @@ const fmriTraining: Estimator = async (plan, ctx) => {
       ? new FmriMae(maeConfig(ctx.cfg), rng, ctx.cfg.data.patchPadding)
       : new FmriAutoencoder(fmriAeConfig(ctx.cfg, ctx.data.roiSizes), rng);
   try {
-    const x = tf.tensor2d(rng.fillNormal(new Float32Array(t.batchSize * ctx.data.voxels), 0, 1), [
-      t.batchSize,
-      ctx.data.voxels,
-    ]);
-    const loss = () => (model instanceof FmriMae ? model.loss(x, rng) : model.loss(x, x));
-    const secondsPerUnit = await stepSeconds(model.params, loss, ctx.reps);
-    x.dispose();
+    const k = ctx.data.voxels;
+    const rows = rng.fillNormal(new Float32Array(t.batchSize * k), 0, 1);
+    const base = { stage: plan.impl, params: model.params, examples: t.batchSize, model: {} };
+    const task: TrainTask =
+      model instanceof FmriMae
+        ? ({
+            ...base,
+            draw: (b, r) => model.drawStep(rows, b.length, k, r),
+            loss: (i) => model.stepLoss(i),
+          } satisfies TrainTask<ReturnType<FmriMae['drawStep']>>)
+        : {
+            ...base,
+            draw: (b) => ({ x: tf.tensor2d(rows, [b.length, k]) }),
+            loss: ({ x }: { x: tf.Tensor2D }) => model.loss(x, x),
+          };
+    const { secondsPerUnit = NaN, note } = await stepSeconds(task, t, ctx);
     const tokens =
       model instanceof FmriMae
         ? model.kept(ctx.data.voxels) + 1
@@ -187,6 +228,7 @@ const fmriTraining: Estimator = async (plan, ctx) => {
       flopsPerUnit: 6 * matrixParams(model.params) * tokens * t.batchSize,
       secondsPerUnit,
       seconds: secondsPerUnit * t.iterations,
+      ...(note ? { note } : {}),
     };
   } finally {
     model.dispose();
@@ -227,17 +269,22 @@ const ESTIMATORS: Record<string, Estimator> = {
     const vq = new VqGan(vqganConfig(ctx.cfg), new Rng(0, 'estimate'));
     try {
       const images = randomImages(s.batchSize, ctx.data.imageSize);
-      const secondsPerUnit = await stepSeconds(
-        vq.params,
-        () => vq.losses(imagesToTensor(images)).total,
-        ctx.reps,
-      );
+      const task: TrainTask<{ x: tf.Tensor4D }> = {
+        stage: plan.impl,
+        params: vq.params,
+        examples: s.batchSize,
+        model: {},
+        draw: () => ({ x: imagesToTensor(images) }),
+        loss: ({ x }) => vq.losses(x).total,
+      };
+      const { secondsPerUnit = NaN, note } = await stepSeconds(task, s, ctx);
       return {
         parameters: countParams(vq.params),
         unit: `step (batch ${s.batchSize})`,
         units: s.iterations,
         secondsPerUnit,
         seconds: secondsPerUnit * s.iterations,
+        ...(note ? { note } : {}),
       };
     } finally {
       vq.dispose();
@@ -259,11 +306,15 @@ const ESTIMATORS: Record<string, Estimator> = {
       const rng = new Rng(0, 'estimate');
       const tokens = Int32Array.from({ length: t.batchSize * length }, () => rng.integer(0, codes));
       const features = rng.fillNormal(new Float32Array(t.batchSize * featureDim), 0, 1);
-      const secondsPerUnit = await stepSeconds(
-        model.params,
-        () => model.loss(tokens, features, t.batchSize, rng),
-        ctx.reps,
-      );
+      const task: TrainTask<MaskGitStep> = {
+        stage: plan.impl,
+        params: model.params,
+        examples: t.batchSize,
+        model: {},
+        draw: (b, r) => model.drawStep(tokens, features, b.length, r),
+        loss: (i) => model.stepLoss(i),
+      };
+      const { secondsPerUnit = NaN, note: compiled } = await stepSeconds(task, t, ctx);
       return {
         parameters: countParams(model.params),
         unit: `step (batch ${t.batchSize})`,
@@ -271,7 +322,9 @@ const ESTIMATORS: Record<string, Estimator> = {
         flopsPerUnit: 6 * matrixParams(model.params) * (length + 1) * t.batchSize,
         secondsPerUnit,
         seconds: secondsPerUnit * t.iterations + prep * views,
-        note: `plus tokens${vit ? ' and CLIP features' : ''} of ${views} training images first (${(prep * views).toFixed(0)} s)`,
+        note:
+          `plus tokens${vit ? ' and CLIP features' : ''} of ${views} training images first (${(prep * views).toFixed(0)} s)` +
+          (compiled ? `; ${compiled}` : ''),
       };
     } finally {
       model.dispose();
