@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { CompileMode } from '../lib/compute/compile-modes.js';
 import { Rng } from '../lib/compute/rng.js';
+import type { PatchPadding } from '../lib/config/upstream-choices.js';
 import { FmriAutoencoder, dropVoxels, type FmriAeConfig } from '../lib/models/fmri-autoencoder.js';
 import type { Params } from '../lib/models/layers.js';
 import { FmriMae, type MaeConfig } from '../lib/models/mae.js';
@@ -86,9 +87,15 @@ export function aeStep(cfg: FmriAeConfig, batch: number, seed = 0): ModelStep {
 }
 
 /** MinD-Vis's MAE (stage 0): 75 % of the patches masked per sample; clip 0.8 as MinD-Vis's stage-0 config. */
-export function maeStep(cfg: MaeConfig, voxels: number, batch: number, seed = 0): ModelStep {
+export function maeStep(
+  cfg: MaeConfig,
+  padding: PatchPadding,
+  voxels: number,
+  batch: number,
+  seed = 0,
+): ModelStep {
   const rng = new Rng(seed, 'bench-mae');
-  const mae = new FmriMae(cfg, rng);
+  const mae = new FmriMae(cfg, rng, padding);
   const x = rng.fillNormal(new Float32Array(batch * voxels));
   const task: TrainTask<ReturnType<FmriMae['drawStep']>> = {
     stage: 'mae',

@@ -30,7 +30,7 @@ const BATCH = smoke.training.fmriAe.batchSize;
 
 /** The miniature's three trained models, each over one fixed batch, built afresh from `seed`. */
 const MODELS: Record<string, (seed: number) => ModelStep> = {
-  mae: (seed) => maeStep(maeConfig(smoke), K, BATCH, seed),
+  mae: (seed) => maeStep(maeConfig(smoke), smoke.data.patchPadding, K, BATCH, seed),
   'fmri-ae': (seed) => aeStep(fmriAeConfig(smoke, ROIS), BATCH, seed),
   maskgit: (seed) =>
     maskGitStep({ ...smoke.models.maskgit, codes: 32, length: 16, featureDim: 32 }, BATCH, seed),
