@@ -230,13 +230,14 @@ export async function train(
         earlierLosses = state.losses ?? earlierLosses;
         // a checkpoint from before grad norms were recorded: NaN for its steps, so both histories align
         earlierGradNorms = state.gradNorms ?? new Float32Array(earlierLosses.length).fill(NaN);
-        // checkpoints before compiled steps name no mode: theirs was eager
+        // checkpoints before compiled steps name no mode: theirs was eager; graph steps round as eager ones do
         const { compile: written = 'eager', ...writtenSettings } = training as { compile?: string };
+        const rounding = (mode: string): string => (mode === 'xla' ? 'xla' : 'eager');
         if (!sameSettings(writtenSettings, settings)) {
           opts.onNotice?.(
             `${stage}: the training settings differ from the checkpoint's; the continuation is not the uninterrupted run`,
           );
-        } else if (written !== runner.mode) {
+        } else if (rounding(written) !== rounding(runner.mode)) {
           opts.onNotice?.(
             `${stage}: the checkpoint was written by ${written} steps and training continues with ${runner.mode} ` +
               'steps, whose float rounding differs: the continuation is not the uninterrupted run',
