@@ -5,11 +5,9 @@
  * bit for bit, as one that never stopped (same backend and thread count), because the checkpoint holds the
  * weights, the moments, the step and the state of every random stream the loop and the loss draw from.
  */
-import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../compute/rng.js';
 import { yieldToEventLoop } from '../compute/event-loop.js';
 import { BadInputError } from '../errors.js';
-import type { Params } from '../models/layers.js';
 import type { CompileMode } from '../compute/compile-modes.js';
 import { AdamW } from './adamw.js';
 import {
@@ -21,7 +19,7 @@ import {
   type CheckpointStore,
   type DataOrderState,
 } from './checkpoint.js';
-import { StepRunner, type CompileInfo } from './step.js';
+import { StepRunner, type CompileInfo, type TrainTask } from './step.js';
 
 export interface TrainSettings {
   lr: number;
@@ -40,28 +38,7 @@ export interface TrainSettings {
   checkpointEvery: number;
 }
 
-/**
- * What one training step reads besides the parameters: the batch's data and every random draw, uploaded; a
- * record whose leaves are tensors (nested records and arrays allowed).
- */
-export type StepInputs = object;
-
-/**
- * One stage's model and loss, as the loop sees them. A step is split in two so that its tensor part can run as
- * one compiled function (lib/train/step.ts): `draw` is the host part, `loss` pure tensor code.
- */
-export interface TrainTask<I extends StepInputs = StepInputs> {
-  stage: string;
-  params: Params;
-  /** Examples the data order permutes (batches hold their indices). */
-  examples: number;
-  /** The batch's data and every random draw of the step (masks, dropout), from `rng` (the 'augment' stream). */
-  draw(batch: Int32Array, rng: Rng): I;
-  /** The loss of drawn inputs: tensor ops only (no draws, no reads back to JavaScript). */
-  loss(inputs: I): tf.Scalar;
-  /** The model's structure, stored with each checkpoint. */
-  model: unknown;
-}
+export type { StepInputs, TrainTask } from './step.js';
 
 export interface TrainProgress {
   stage: string;

@@ -10,7 +10,7 @@ import type { CompileMode } from '../compute/compile-modes.js';
 import { compileFunction, compiledModeFor, type CompiledFunction } from '../compute/tf-function.js';
 import type { Params } from '../models/layers.js';
 import { AdamW, lossAndGrads } from './adamw.js';
-import type { StepInputs, TrainTask } from './loop.js';
+import type { Rng } from '../compute/rng.js';
 
 /**
  * One update as train() runs it eagerly: loss, gradients, clipping and AdamW in one tidy, then the loss read back
@@ -25,6 +25,29 @@ export function trainingStep(params: Params, opt: AdamW, loss: () => tf.Scalar, 
   const value = lossTensor.dataSync()[0] as number;
   lossTensor.dispose();
   return value;
+}
+
+/**
+ * What one training step reads besides the parameters: the batch's data and every random draw, uploaded; a
+ * record whose leaves are tensors (nested records and arrays allowed).
+ */
+export type StepInputs = object;
+
+/**
+ * One stage's model and loss, as the loop sees them. A step is split in two so that its tensor part can run as
+ * one compiled function (lib/train/step.ts): `draw` is the host part, `loss` pure tensor code.
+ */
+export interface TrainTask<I extends StepInputs = StepInputs> {
+  stage: string;
+  params: Params;
+  /** Examples the data order permutes (batches hold their indices). */
+  examples: number;
+  /** The batch's data and every random draw of the step (masks, dropout), from `rng` (the 'augment' stream). */
+  draw(batch: Int32Array, rng: Rng): I;
+  /** The loss of drawn inputs: tensor ops only (no draws, no reads back to JavaScript). */
+  loss(inputs: I): tf.Scalar;
+  /** The model's structure, stored with each checkpoint. */
+  model: unknown;
 }
 
 /** The tensors of a step's inputs, depth first in key order: the compiled function's input layout. */
