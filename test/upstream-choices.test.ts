@@ -13,9 +13,17 @@ import { BadInputError } from '../lib/errors.js';
 import { buildPlan } from '../lib/pipeline/plan.js';
 import { repoRoot } from './helpers/lea.js';
 
-/** The smoke config (ours throughout), with the Inception network that makes metrics.fidResize apply. */
+/**
+ * The smoke config (ours throughout), with the Inception network that makes metrics.fidResize apply and the
+ * resize that makes data.imageResize apply.
+ */
 const smoke = (sets: string[] = []): ReproductionConfig => {
-  const ours = ['metrics.inception=fid-inception', 'metrics.fidResize=antialias'];
+  const ours = [
+    'metrics.inception=fid-inception',
+    'metrics.fidResize=antialias',
+    'data.imageSize=32',
+    'data.imageResize=bicubic',
+  ];
   const cfg = loadExperimentConfig(join(repoRoot, 'configs/smoke.yaml'), [...ours, ...sets]);
   assert.equal(cfg.pipeline, 'reproduction');
   return cfg as ReproductionConfig;
@@ -44,6 +52,11 @@ test('a choice that does not apply is not recorded and changes no key', () => {
   assert.equal(upstreamChoices(imported)['data.patchPadding'], undefined);
   const other = smoke(['training.mae={"initFrom":"mindvis-mae"}', 'data.patchPadding=mindvis']);
   assert.deepEqual(changedStages(imported, other), []);
+  // stored-size images are not resized, so no filter is chosen
+  const stored = loadExperimentConfig(join(repoRoot, 'configs/smoke.yaml')) as ReproductionConfig;
+  assert.equal(upstreamChoices(stored)['data.imageResize'], undefined);
+  const bicubic = loadExperimentConfig(join(repoRoot, 'configs/smoke.yaml'), ['data.imageResize=bicubic']);
+  assert.deepEqual(changedStages(stored, bicubic as ReproductionConfig), []);
 });
 
 test('an unknown value is refused, naming the field', () => {

@@ -3,7 +3,7 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { fetchDataset, loadDatasetManifest } from '../../lib/data/download.js';
-import { TEST_NORMALISATIONS } from '../../lib/config/upstream-choices.js';
+import { IMAGE_RESIZES, TEST_NORMALISATIONS } from '../../lib/config/upstream-choices.js';
 import { prepareDataset, prepareImages } from '../../lib/data/prepare.js';
 import { synthesize } from '../../lib/data/synth.js';
 import { stageConfig, type StageContext, type StageImpl, type StageResult } from '../stage-contract.js';
@@ -43,6 +43,7 @@ const prepareConfig = z.strictObject({
   dataset: z.enum(['god', 'bold5000']),
   subject: z.string().min(1),
   imageSize: z.number().int().positive().optional(),
+  imageResize: z.enum(IMAGE_RESIZES).optional(),
   roiPatch: z.array(z.number().int().positive()).min(1).optional(),
   testNormalisation: z.enum(TEST_NORMALISATIONS).optional(),
 });
@@ -68,6 +69,7 @@ const imagesConfig = z.strictObject({
   dataset: z.enum(['god', 'bold5000']),
   subject: z.string().min(1).optional(),
   imageSize: z.number().int().positive().optional(),
+  imageResize: z.enum(IMAGE_RESIZES).optional(),
 });
 
 /** The image side's images (lib/data/prepare prepareImages): the dataset's, or one subject's (imageSide). */

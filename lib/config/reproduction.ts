@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { COMPILE_MODES } from '../compute/compile-modes.js';
-import { FID_RESIZES, PATCH_PADDINGS, TEST_NORMALISATIONS } from './upstream-choices.js';
+import { FID_RESIZES, IMAGE_RESIZES, PATCH_PADDINGS, TEST_NORMALISATIONS } from './upstream-choices.js';
 
 const posInt = z.number().int().min(1);
 /** The name of imported weights (`lea weights import --name`): the artifact `weights/<name>`. */
@@ -46,6 +46,11 @@ const data = z
     roiPatch: z.array(posInt).min(1).optional(),
     /** Images are resized to imageSize x imageSize when prepared (LEA: 256, the VQGAN's input). */
     imageSize: posInt.optional(),
+    /**
+     * The PIL filter of that resize (lib/config/upstream-choices.ts). bilinear: LEA's src/dataset.py; bicubic:
+     * open_clip's evaluation filter.
+     */
+    imageResize: z.enum(IMAGE_RESIZES).default('bilinear'),
     /**
      * What the image side (tokenizer, MaskGIT, image features) trains on. per-dataset: every image of the
      * dataset, the same artifacts for all its subjects, so a suite of five GOD subjects trains one MaskGIT

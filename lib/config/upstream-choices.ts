@@ -5,6 +5,7 @@
  * (`choices`), so a result says how it was computed. Dependency-free: the config schema, the plan and the CLI
  * read the value lists, lib/data and lib/metrics implement them.
  */
+import type { ResizeFilter } from '../images/resize.js';
 import type { InceptionResize } from '../models/inception-v3.js';
 import type { ReproductionConfig } from './reproduction.js';
 
@@ -32,6 +33,14 @@ export type PatchPadding = (typeof PATCH_PADDINGS)[number];
 export const FID_RESIZES = ['tf1', 'antialias'] as const satisfies readonly InceptionResize[];
 export type FidResize = (typeof FID_RESIZES)[number];
 
+/**
+ * The PIL filter that resizes the stored images to data.imageSize (lib/images/resize.ts), for the VQGAN, CLIP and
+ * the metrics' ground truth. bilinear: LEA's src/dataset.py, torchvision Resize((256, 256)) on PIL images;
+ * bicubic: open_clip's and torchvision's evaluation filter, ours before issue 31.
+ */
+export const IMAGE_RESIZES = ['bilinear', 'bicubic'] as const satisfies readonly ResizeFilter[];
+export type ImageResize = (typeof IMAGE_RESIZES)[number];
+
 export interface UpstreamChoice {
   /** The config field. */
   field: string;
@@ -49,6 +58,13 @@ export const UPSTREAM_CHOICES: readonly UpstreamChoice[] = [
     upstream: 'upstream',
     stages: ['prepare'],
     read: (c) => (c.data.dataset === 'god' ? c.data.testNormalisation : undefined),
+  },
+  {
+    field: 'data.imageResize',
+    upstream: 'bilinear',
+    // the prepared ground truth and the image side's images are resized alike
+    stages: ['prepare', 'images'],
+    read: (c) => (c.data.imageSize === undefined ? undefined : c.data.imageResize),
   },
   {
     field: 'data.patchPadding',

@@ -4,11 +4,11 @@
  * test_images.npy (uint8 [N, H, W, 3], stored resolution), stimuli.json (each row's stimulus id),
  * train_labels.npy / test_labels.npy (int64 [N, 2], GOD only) and meta.json. prepareImages writes the image
  * side's input: the dataset's (or one subject's) distinct stimuli with their ids, and no fMRI. With
- * `imageSize`, images are resized to imageSize x imageSize as PIL's antialiased bicubic resize computes it (LEA
- * feeds 256 px images to the VQGAN and the metrics, spec §4; BOLD5000's stimuli are 375 px). LEA's own resize is
- * published (src/dataset.py: torchvision Resize((256, 256)), PIL bilinear) and its CLIP preprocessing reads the
- * stored image, not the resized one: both differ from ours here and are not yet config choices. Everything is written into a temp folder beside the
- * output and renamed into place at the end, so a failure leaves no output. Images are streamed row by row from the source
+ * `imageSize`, images are resized to imageSize x imageSize as PIL's antialiased resize computes it with the
+ * `imageResize` filter (LEA feeds 256 px images to the VQGAN and the metrics, spec §4; BOLD5000's stimuli are
+ * 375 px; LEA's src/dataset.py resizes with torchvision Resize((256, 256)), PIL bilinear). LEA's CLIP
+ * preprocessing reads the stored image, not the resized one; ours reads the resized one. Everything is written
+ * into a temp folder beside the output and renamed into place at the end, so a failure leaves no output. Images are streamed row by row from the source
  * arrays, so no gathered copy of the image set is ever held.
  */
 import { createHash } from 'node:crypto';
@@ -16,7 +16,8 @@ import { createReadStream } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { relative, resolve } from 'node:path';
 import type { TestNormalisation } from '../config/upstream-choices.js';
-import { resizeBicubic } from '../images/resize.js';
+import { resizePil } from '../images/resize.js';
+import type { ResizeFilter } from '../images/resize.js';
 import { NpyFileWriter, writeNpy } from '../tensors/npy.js';
 import { loadBold5000, loadBold5000Images } from './bold5000.js';
 import { assertUsableOutput, withOutputDir } from './common.js';
@@ -34,6 +35,8 @@ export interface PrepareOptions {
   imageSize?: number;
   /** ROI group sizes (the config's data.roiPatch); otherwise roi_patch.json, the paper's table, the masks. */
   roiPatch?: number[];
+  /** The resize filter (data.imageResize; default bilinear, LEA's). */
+  imageResize?: ResizeFilter;
   /** GOD's test fMRI rule (data.testNormalisation; default upstream). */
   testNormalisation?: TestNormalisation;
 }
@@ -49,7 +52,13 @@ export interface PrepareMeta {
   roiPatchSource: LoadedSubject['roiPatchSource'];
   normalisation: LoadedSubject['normalisation'];
   split: { train: number; test: number; testTrialsAveraged: number };
-  image: { height: number; width: number; channels: 3; resizedFrom?: [number, number] };
+  image: {
+    height: number;
+    width: number;
+    channels: 3;
+    resizedFrom?: [number, number];
+    resizeFilter?: ResizeFilter;
+  };
   labels: { columns: ['imagenet_class', 'category']; unmatchedImagenetClass: number } | null;
   files: string[];
   sources: { path: string; bytes: number; sha256: string }[];
@@ -71,7 +80,12 @@ async function sourceHashes(files: string[], root: string): Promise<PrepareMeta[
   return out;
 }
 
-async function writeImages(path: string, rows: ImageRows, size?: number): Promise<void> {
+async function writeImages(
+  path: string,
+  rows: ImageRows,
+  size: number | undefined,
+  filter: ResizeFilter = 'bilinear',
+): Promise<void> {
   const resize = size !== undefined && (size !== rows.height || size !== rows.width);
   const [h, w0] = resize ? [size, size] : [rows.height, rows.width];
   const w = await NpyFileWriter.create(path, 'uint8', [rows.count, h, w0, 3]);
@@ -80,7 +94,7 @@ async function writeImages(path: string, rows: ImageRows, size?: number): Promis
       const row = rows.row(i);
       await w.write(
         resize
-          ? resizeBicubic({ data: row, height: rows.height, width: rows.width, channels: 3 }, h, w0).data
+          ? resizePil({ data: row, height: rows.height, width: rows.width, channels: 3 }, h, w0, filter).data
           : row,
       );
     }
@@ -91,10 +105,20 @@ async function writeImages(path: string, rows: ImageRows, size?: number): Promis
   await w.close();
 }
 
-function imageMeta(rows: ImageRows, size?: number): PrepareMeta['image'] {
+function imageMeta(
+  rows: ImageRows,
+  size: number | undefined,
+  filter: ResizeFilter = 'bilinear',
+): PrepareMeta['image'] {
   if (size === undefined || (size === rows.height && size === rows.width))
     return { height: rows.height, width: rows.width, channels: 3 };
-  return { height: size, width: size, channels: 3, resizedFrom: [rows.height, rows.width] };
+  return {
+    height: size,
+    width: size,
+    channels: 3,
+    resizedFrom: [rows.height, rows.width],
+    resizeFilter: filter,
+  };
 }
 
 /** Each row's stimulus id, by split: how a subject's rows find their images' rows in an image set. */
@@ -120,8 +144,10 @@ export async function prepareDataset(opts: PrepareOptions): Promise<PrepareMeta>
     };
     await put('train_fmri.npy', (p) => writeNpy(p, loaded.train.fmri));
     await put('test_fmri.npy', (p) => writeNpy(p, loaded.test.fmri));
-    await put('train_images.npy', (p) => writeImages(p, loaded.train.images, opts.imageSize));
-    await put('test_images.npy', (p) => writeImages(p, loaded.test.images, opts.imageSize));
+    await put('train_images.npy', (p) =>
+      writeImages(p, loaded.train.images, opts.imageSize, opts.imageResize),
+    );
+    await put('test_images.npy', (p) => writeImages(p, loaded.test.images, opts.imageSize, opts.imageResize));
     await put(STIMULI_FILE, (p) => writeFile(p, JSON.stringify(stimuliOf(loaded)) + '\n'));
     if (loaded.train.labels && loaded.test.labels) {
       await put('train_labels.npy', (p) => writeNpy(p, loaded.train.labels!));
@@ -142,7 +168,7 @@ export async function prepareDataset(opts: PrepareOptions): Promise<PrepareMeta>
         test: loaded.test.fmri.shape[0]!,
         testTrialsAveraged: loaded.testTrialsAveraged,
       },
-      image: imageMeta(loaded.train.images, opts.imageSize),
+      image: imageMeta(loaded.train.images, opts.imageSize, opts.imageResize),
       labels: loaded.train.labels
         ? { columns: ['imagenet_class', 'category'], unmatchedImagenetClass: loaded.unmatchedLabels ?? 0 }
         : null,
@@ -161,6 +187,7 @@ export interface ImagesOptions {
   subject?: string;
   out: string;
   imageSize?: number;
+  imageResize?: ResizeFilter;
 }
 
 export interface ImagesMeta {
@@ -204,15 +231,15 @@ export async function prepareImages(opts: ImagesOptions): Promise<ImagesMeta> {
       )
     : await (opts.dataset === 'god' ? loadGodImages : loadBold5000Images)(opts.path);
   return withOutputDir(out, async (tmp) => {
-    await writeImages(`${tmp}/train_images.npy`, set.train.images, opts.imageSize);
-    await writeImages(`${tmp}/test_images.npy`, set.test.images, opts.imageSize);
+    await writeImages(`${tmp}/train_images.npy`, set.train.images, opts.imageSize, opts.imageResize);
+    await writeImages(`${tmp}/test_images.npy`, set.test.images, opts.imageSize, opts.imageResize);
     await writeFile(`${tmp}/${STIMULI_FILE}`, JSON.stringify(stimuliOf(set)) + '\n');
     const meta: ImagesMeta = {
       formatVersion: 1,
       dataset: set.dataset,
       subject: opts.subject ?? null,
       split: { train: set.train.images.count, test: set.test.images.count },
-      image: imageMeta(set.train.images, opts.imageSize),
+      image: imageMeta(set.train.images, opts.imageSize, opts.imageResize),
       files: ['train_images.npy', 'test_images.npy', STIMULI_FILE, 'meta.json'],
       sources: await sourceHashes(set.sources, opts.path),
     };

@@ -1,7 +1,7 @@
 /**
  * Image resizing and cropping exactly as the reference preprocessing computes them on PIL images, so that
- * imported networks see the same pixels as upstream: PIL's antialiased bicubic `Image.resize` (Pillow's
- * src/libImaging/Resample.c, 8-bit path), torchvision's `Resize(S)` output size and `CenterCrop` offsets.
+ * imported networks see the same pixels as upstream: PIL's antialiased bilinear and bicubic `Image.resize`
+ * (Pillow's src/libImaging/Resample.c, 8-bit path), torchvision's `Resize(S)` output size and `CenterCrop` offsets.
  * Images are uint8, row-major [height, width, channels].
  */
 
@@ -16,14 +16,35 @@ export interface Image8 {
 const PRECISION_BITS = 32 - 8 - 2;
 const HALF = 1 << (PRECISION_BITS - 1);
 
-/** Keys's cubic with a = -0.5 (Resample.c's bicubic_filter), support 2. */
-function bicubic(x: number): number {
-  const a = -0.5;
-  if (x < 0) x = -x;
-  if (x < 1) return ((a + 2) * x - (a + 3)) * x * x + 1;
-  if (x < 2) return (((x - 5) * x + 8) * x - 4) * a;
-  return 0;
+/** A Resample.c filter: its kernel and support (in input pixels at scale 1). */
+interface Filter {
+  kernel(x: number): number;
+  support: number;
 }
+
+/** PIL's filters by name (Resample.c's filter table): torchvision's bilinear and bicubic on PIL images. */
+const FILTERS = {
+  /** The triangle (bilinear_filter), support 1. */
+  bilinear: {
+    kernel: (x: number) => {
+      if (x < 0) x = -x;
+      return x < 1 ? 1 - x : 0;
+    },
+    support: 1,
+  },
+  /** Keys's cubic with a = -0.5 (bicubic_filter), support 2. */
+  bicubic: {
+    kernel: (x: number) => {
+      const a = -0.5;
+      if (x < 0) x = -x;
+      if (x < 1) return ((a + 2) * x - (a + 3)) * x * x + 1;
+      if (x < 2) return (((x - 5) * x + 8) * x - 4) * a;
+      return 0;
+    },
+    support: 2,
+  },
+} as const satisfies Record<string, Filter>;
+export type ResizeFilter = keyof typeof FILTERS;
 
 interface Coeffs {
   /** Per output pixel: first input index and number of taps. */
@@ -38,10 +59,10 @@ interface Coeffs {
  * stretched by the downscale factor (antialiasing), weights normalised in double precision, then rounded
  * half away from zero to fixed point.
  */
-function coefficients(inSize: number, outSize: number): Coeffs {
+function coefficients(inSize: number, outSize: number, filter: Filter): Coeffs {
   const scale = inSize / outSize;
   const filterscale = Math.max(scale, 1);
-  const support = 2 * filterscale;
+  const support = filter.support * filterscale;
   const ksize = Math.ceil(support) * 2 + 1;
   const bounds = new Int32Array(outSize * 2);
   const weights = new Int32Array(outSize * ksize);
@@ -53,7 +74,7 @@ function coefficients(inSize: number, outSize: number): Coeffs {
     const taps = Math.min(Math.trunc(center + support + 0.5), inSize) - xmin;
     let ww = 0;
     for (let x = 0; x < taps; x++) {
-      const w = bicubic((x + xmin - center + 0.5) * ss);
+      const w = filter.kernel((x + xmin - center + 0.5) * ss);
       k[x] = w;
       ww += w;
     }
@@ -75,15 +96,21 @@ function clip8(acc: number): number {
 }
 
 /**
- * PIL's `img.resize((outWidth, outHeight), Image.BICUBIC)` for an 8-bit image: a horizontal pass over only the
- * input rows the vertical pass reads, then a vertical pass, each rounding and clipping to uint8. A dimension
- * that keeps its size is not resampled (as in ImagingResampleInner).
+ * PIL's `img.resize((outWidth, outHeight), filter)` for an 8-bit image: a horizontal pass over only the input
+ * rows the vertical pass reads, then a vertical pass, each rounding and clipping to uint8. A dimension that
+ * keeps its size is not resampled (as in ImagingResampleInner).
  */
-export function resizeBicubic(img: Image8, outHeight: number, outWidth: number): Image8 {
+export function resizePil(
+  img: Image8,
+  outHeight: number,
+  outWidth: number,
+  filterName: ResizeFilter,
+): Image8 {
+  const filter: Filter = FILTERS[filterName];
   const { height, width, channels: c } = img;
   if (!(outHeight >= 1 && outWidth >= 1 && Number.isInteger(outHeight) && Number.isInteger(outWidth)))
     throw new RangeError(`resize: invalid output size ${outHeight}x${outWidth}`);
-  const vert = coefficients(height, outHeight);
+  const vert = coefficients(height, outHeight, filter);
   const firstRow = vert.bounds[0] as number;
   const lastRow = (vert.bounds[outHeight * 2 - 2] as number) + (vert.bounds[outHeight * 2 - 1] as number);
 
@@ -91,7 +118,7 @@ export function resizeBicubic(img: Image8, outHeight: number, outWidth: number):
   let rowOffset = 0;
   let srcWidth = width;
   if (outWidth !== width) {
-    const { bounds, weights, ksize } = coefficients(width, outWidth);
+    const { bounds, weights, ksize } = coefficients(width, outWidth, filter);
     const rows = lastRow - firstRow;
     const tmp = new Uint8Array(rows * outWidth * c);
     for (let y = 0; y < rows; y++) {
@@ -169,6 +196,6 @@ export function centreCrop(img: Image8, cropHeight: number, cropWidth: number): 
 export function resizeShorterAndCrop(img: Image8, size: number): Image8 {
   const [h, w] = shorterSideSize(img.height, img.width, size);
   // torchvision returns the image untouched when it already has the target size
-  const resized = h === img.height && w === img.width ? img : resizeBicubic(img, h, w);
+  const resized = h === img.height && w === img.width ? img : resizePil(img, h, w, 'bicubic');
   return centreCrop(resized, size, size);
 }

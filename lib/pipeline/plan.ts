@@ -130,7 +130,8 @@ export function buildPlan(cfg: ReproductionConfig, opts: PlanOptions = {}): Stag
         `worker can reach; list the folder in a dataset manifest with file:// URLs and use kind: fetch`,
     );
   }
-  const imageSize = data.imageSize ? { imageSize: data.imageSize } : {};
+  // the filter enters a key only where images are resized
+  const imageSize = data.imageSize ? { imageSize: data.imageSize, imageResize: data.imageResize } : {};
   plan.push(
     stage(
       'prepare',
