@@ -4,12 +4,14 @@
  * stages that compute with it.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { loadExperimentConfig } from '../lib/config/experiment.js';
 import type { ReproductionConfig } from '../lib/config/reproduction.js';
 import { UPSTREAM_CHOICES, upstreamChoices } from '../lib/config/upstream-choices.js';
 import { BadInputError } from '../lib/errors.js';
+import { choiceCauses, stageDifferences, type StageProvenance } from '../lib/pipeline/compare.js';
 import { buildPlan } from '../lib/pipeline/plan.js';
 import { repoRoot } from './helpers/lea.js';
 
@@ -65,6 +67,51 @@ test('an unknown value is refused, naming the field', () => {
       () => smoke([`${choice.field}=nearest`]),
       (e: Error) => e instanceof BadInputError && e.message.includes(choice.field),
       choice.field,
+    );
+  }
+});
+
+/**
+ * A run's stage provenance as its artifacts would record it: each key a hash of the stage's config and its
+ * inputs' keys (content-addressed keys, with every changed config changing the output).
+ */
+function provenance(cfg: ReproductionConfig): StageProvenance[] {
+  const keys = new Map<string, string>();
+  return buildPlan(cfg).map((s) => {
+    const inputs = Object.fromEntries(
+      Object.entries(s.needs).map(([i, from]) => [i, { key: keys.get(from)! }]),
+    );
+    const key = createHash('sha256')
+      .update(JSON.stringify({ config: s.config, inputs }))
+      .digest('hex');
+    keys.set(s.name, key);
+    return { name: s.name, key, config: s.config, inputs };
+  });
+}
+
+test('lea compare names a changed choice as the cause of the stages it enters', () => {
+  const ours = smoke();
+  for (const choice of UPSTREAM_CHOICES) {
+    const theirs = smoke([`${choice.field}=${choice.upstream}`]);
+    const stages = stageDifferences(
+      provenance(ours),
+      provenance(theirs),
+      choiceCauses(upstreamChoices(ours), upstreamChoices(theirs)),
+    );
+    const cause = `choice ${choice.field}: ${JSON.stringify(choice.read(ours))} → "${choice.upstream}"`;
+    for (const { stage, differences } of stages) {
+      if (choice.stages.includes(stage)) assert.equal(differences[0], cause, `${choice.field}: ${stage}`);
+      // every other stage differs only through what it reads
+      else
+        assert.ok(
+          differences.every((d) => d.startsWith('input ')),
+          `${choice.field}: ${stage} ${differences.join('; ')}`,
+        );
+    }
+    assert.deepEqual(
+      choice.stages.filter((st) => !stages.some((d) => d.stage === st)),
+      [],
+      `${choice.field}: its stages are listed`,
     );
   }
 });

@@ -8,6 +8,7 @@ import { completedResult } from '../../activities/judge.js';
 import { BadInputError } from '../../lib/errors.js';
 import { intervalsOfSummary } from '../../lib/metrics/intervals.js';
 import {
+  choiceCauses,
   compareMetrics,
   stageDifferences,
   type ComparedRun,
@@ -74,6 +75,18 @@ async function provenance(
       };
     }),
   );
+}
+
+/** The upstream choices of a run's record (a suite: of its first run); absent in runs older than them. */
+async function choicesOf(
+  client: Client,
+  runId: string,
+  result: FinishedResult,
+): Promise<Record<string, string> | undefined> {
+  const id = result.members?.[0]?.runId ?? runId;
+  const memo = (await client.workflow.getHandle(id).describe()).memo as
+    { choices?: Record<string, string> } | undefined;
+  return memo?.choices;
 }
 
 async function comparedRun(
@@ -150,6 +163,7 @@ export function registerCompareCommand(program: Command): void {
           const stages = stageDifferences(
             await provenance(client, store, ra),
             await provenance(client, store, rb),
+            choiceCauses(await choicesOf(client, a, ra), await choicesOf(client, b, rb)),
           );
           const method =
             `paired on the test items both scored (a suite: items pooled over its runs); two-sided sign-flip test ` +

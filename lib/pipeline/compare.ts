@@ -4,6 +4,7 @@
  * which stages' cache keys differ between them, with what differs in each (config, code version, inputs,
  * imported weights, backend), so a user sees what changed and whether it mattered.
  */
+import { UPSTREAM_CHOICES } from '../config/upstream-choices.js';
 import type { ItemScores } from '../metrics/scores.js';
 import { adjustPValues, type Correction } from '../stats/multiple.js';
 import { ItemTests, type CheckTest, type TestSettings } from './regression.js';
@@ -99,10 +100,31 @@ export function jsonDifferences(a: unknown, b: unknown, path = ''): string[] {
   return [`${path || '(value)'}: ${show(a)} → ${show(b)}`];
 }
 
-/** Each stage whose output differs between two runs, with what differs (empty: the same artifact). */
+/**
+ * The upstream choices (the run records' `choices`) whose values differ, each as `choice FIELD: A → B`, by the
+ * plan stages that compute with it: the cause of those stages' new keys.
+ */
+export function choiceCauses(
+  a: Record<string, string> = {},
+  b: Record<string, string> = {},
+): Map<string, string[]> {
+  const causes = new Map<string, string[]>();
+  for (const choice of UPSTREAM_CHOICES) {
+    const [d] = jsonDifferences(a[choice.field], b[choice.field], choice.field);
+    if (!d) continue;
+    for (const stage of choice.stages) causes.set(stage, [...(causes.get(stage) ?? []), `choice ${d}`]);
+  }
+  return causes;
+}
+
+/**
+ * Each stage whose output differs between two runs, with what differs (empty: the same artifact); a changed
+ * upstream choice (choiceCauses) is named first on the stages it enters.
+ */
 export function stageDifferences(
   a: StageProvenance[],
   b: StageProvenance[],
+  causes: Map<string, string[]> = new Map(),
 ): { stage: string; differences: string[] }[] {
   const byName = new Map(b.map((s) => [s.name, s]));
   const out: { stage: string; differences: string[] }[] = [];
@@ -114,6 +136,7 @@ export function stageDifferences(
     }
     if (sa.key === sb.key) continue;
     const differences = [
+      ...(causes.get(sa.name) ?? []),
       ...(sa.codeVersion !== sb.codeVersion ? [`code version ${sa.codeVersion} → ${sb.codeVersion}`] : []),
       ...jsonDifferences(sa.config, sb.config).map((d) => `config ${d}`),
       ...Object.keys({ ...sa.inputs, ...sb.inputs })
