@@ -1,12 +1,15 @@
 /**
  * lib/images/resize.ts against Pillow itself (the oracle venv): both filters of data.imageResize, down- and
- * up-scaling a non-square synthetic image, pixel for pixel.
+ * up-scaling a non-square synthetic image, pixel for pixel; and the image set's stored images kept beside the
+ * resized ones for CLIP (data.clipInput stored).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { prepareImages, STORED_IMAGE_FILES } from '../lib/data/prepare.js';
+import { synthesize } from '../lib/data/synth.js';
 import { resizePil } from '../lib/images/resize.js';
 import type { ResizeFilter } from '../lib/images/resize.js';
 import { runOracle } from './helpers/oracle.js';
@@ -44,6 +47,32 @@ test('bilinear and bicubic resizes equal PIL pixel for pixel', () => {
         assert.equal(Buffer.from(ours.data).toString('hex'), pil, `${filter} ${oh}x${ow}`);
       }
     }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('an image set keeps its stored images beside the resized ones when asked', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lea-stored-'));
+  try {
+    const world = join(dir, 'world');
+    await synthesize({ format: 'bold5000', out: world, seed: 3, scale: 'tiny' });
+    const plain = join(dir, 'plain');
+    const kept = join(dir, 'kept');
+    await prepareImages({ dataset: 'bold5000', path: world, out: plain });
+    const meta = await prepareImages({
+      dataset: 'bold5000',
+      path: world,
+      out: kept,
+      imageSize: 24,
+      keepStored: true,
+    });
+    assert.ok(meta.image.resizedFrom, 'the images were resized');
+    for (const split of ['train', 'test'] as const) {
+      const stored = readFileSync(join(kept, STORED_IMAGE_FILES[split]));
+      assert.ok(stored.equals(readFileSync(join(plain, `${split}_images.npy`))), split);
+    }
+    assert.ok(meta.files.includes(STORED_IMAGE_FILES.train));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

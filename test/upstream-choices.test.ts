@@ -25,6 +25,8 @@ const smoke = (sets: string[] = []): ReproductionConfig => {
     'metrics.fidResize=antialias',
     'data.imageSize=32',
     'data.imageResize=bicubic',
+    'models.imageFeatures={"kind":"clip","weights":"clip","dim":32}',
+    'data.clipInput=resized',
   ];
   const cfg = loadExperimentConfig(join(repoRoot, 'configs/smoke.yaml'), [...ours, ...sets]);
   assert.equal(cfg.pipeline, 'reproduction');

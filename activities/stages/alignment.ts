@@ -18,7 +18,7 @@ import {
   type RidgeModel,
 } from '../../lib/alignment/ridge.js';
 import { forEachChunk } from '../../lib/compute/event-loop.js';
-import { STIMULI_FILE, type StimuliFile } from '../../lib/data/prepare.js';
+import { STIMULI_FILE, STORED_IMAGE_FILES, type StimuliFile } from '../../lib/data/prepare.js';
 import { BadInputError } from '../../lib/errors.js';
 import { Rng } from '../../lib/compute/rng.js';
 import { tidyValues } from '../../lib/compute/values.js';
@@ -62,8 +62,15 @@ async function outputs(ctx: StageContext, arrays: Record<string, NdArray>): Prom
   return files;
 }
 
-/** seed: the random-ReLU map's (absent for CLIP, which draws nothing). */
-const featuresConfig = z.object({ seed: z.number().int().default(0), model: z.unknown() });
+/**
+ * seed: the random-ReLU map's (absent for CLIP, which draws nothing); input stored: the image set's stored-size
+ * images (data.clipInput), not the resized ones.
+ */
+const featuresConfig = z.object({
+  seed: z.number().int().default(0),
+  model: z.unknown(),
+  input: z.literal('stored').optional(),
+});
 
 /** The extractor a stage's config names, with the imported CLIP weights when it is CLIP (input 'clip'). */
 export async function featureExtractor(
@@ -86,8 +93,10 @@ export const featuresStage: StageImpl = {
   async run(ctx, raw) {
     const cfg = stageConfig(featuresConfig, raw, ctx.stage);
     const dir = await ctx.inputDir('images');
-    const train = await readImages(join(dir, 'train_images.npy'));
-    const test = await readImages(join(dir, 'test_images.npy'));
+    const files =
+      cfg.input === 'stored' ? STORED_IMAGE_FILES : { train: 'train_images.npy', test: 'test_images.npy' };
+    const train = await readImages(join(dir, files.train));
+    const test = await readImages(join(dir, files.test));
     const extractor = await featureExtractor(ctx, cfg.model as ImageFeatureConfig, train, cfg.seed);
     try {
       const a = await extractor.extract(train);

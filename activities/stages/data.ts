@@ -70,6 +70,7 @@ const imagesConfig = z.strictObject({
   subject: z.string().min(1).optional(),
   imageSize: z.number().int().positive().optional(),
   imageResize: z.enum(IMAGE_RESIZES).optional(),
+  keepStored: z.literal(true).optional(),
 });
 
 /** The image side's images (lib/data/prepare prepareImages): the dataset's, or one subject's (imageSide). */

@@ -5,7 +5,13 @@
  */
 import { z } from 'zod';
 import { COMPILE_MODES } from '../compute/compile-modes.js';
-import { FID_RESIZES, IMAGE_RESIZES, PATCH_PADDINGS, TEST_NORMALISATIONS } from './upstream-choices.js';
+import {
+  CLIP_INPUTS,
+  FID_RESIZES,
+  IMAGE_RESIZES,
+  PATCH_PADDINGS,
+  TEST_NORMALISATIONS,
+} from './upstream-choices.js';
 
 const posInt = z.number().int().min(1);
 /** The name of imported weights (`lea weights import --name`): the artifact `weights/<name>`. */
@@ -51,6 +57,11 @@ const data = z
      * open_clip's evaluation filter.
      */
     imageResize: z.enum(IMAGE_RESIZES).default('bilinear'),
+    /**
+     * What imported CLIP reads when images are resized (lib/config/upstream-choices.ts). stored: the stored
+     * image (LEA's src/dataset.py); resized: the resized one.
+     */
+    clipInput: z.enum(CLIP_INPUTS).default('stored'),
     /**
      * What the image side (tokenizer, MaskGIT, image features) trains on. per-dataset: every image of the
      * dataset, the same artifacts for all its subjects, so a suite of five GOD subjects trains one MaskGIT

@@ -41,6 +41,13 @@ export type FidResize = (typeof FID_RESIZES)[number];
 export const IMAGE_RESIZES = ['bilinear', 'bicubic'] as const satisfies readonly ResizeFilter[];
 export type ImageResize = (typeof IMAGE_RESIZES)[number];
 
+/**
+ * What the imported CLIP tower reads when the images are resized (data.imageSize). stored: the stored image, as
+ * LEA's src/dataset.py gives CLIP its own preprocessing of the unresized stimulus; resized: the resized image.
+ */
+export const CLIP_INPUTS = ['stored', 'resized'] as const;
+export type ClipInput = (typeof CLIP_INPUTS)[number];
+
 export interface UpstreamChoice {
   /** The config field. */
   field: string;
@@ -65,6 +72,14 @@ export const UPSTREAM_CHOICES: readonly UpstreamChoice[] = [
     // the prepared ground truth and the image side's images are resized alike
     stages: ['prepare', 'images'],
     read: (c) => (c.data.imageSize === undefined ? undefined : c.data.imageResize),
+  },
+  {
+    field: 'data.clipInput',
+    upstream: 'stored',
+    // the images stage keeps the stored images beside the resized ones; image-features reads them
+    stages: ['images', 'image-features'],
+    read: (c) =>
+      c.data.imageSize !== undefined && c.models.imageFeatures.kind === 'clip' ? c.data.clipInput : undefined,
   },
   {
     field: 'data.patchPadding',

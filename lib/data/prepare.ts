@@ -7,7 +7,7 @@
  * `imageSize`, images are resized to imageSize x imageSize as PIL's antialiased resize computes it with the
  * `imageResize` filter (LEA feeds 256 px images to the VQGAN and the metrics, spec §4; BOLD5000's stimuli are
  * 375 px; LEA's src/dataset.py resizes with torchvision Resize((256, 256)), PIL bilinear). LEA's CLIP
- * preprocessing reads the stored image, not the resized one; ours reads the resized one. Everything is written
+ * preprocessing reads the stored image: prepareImages' keepStored keeps it beside the resized one (data.clipInput). Everything is written
  * into a temp folder beside the output and renamed into place at the end, so a failure leaves no output. Images are streamed row by row from the source
  * arrays, so no gathered copy of the image set is ever held.
  */
@@ -188,7 +188,15 @@ export interface ImagesOptions {
   out: string;
   imageSize?: number;
   imageResize?: ResizeFilter;
+  /** Also write the stored images, unresized (STORED_IMAGE_FILES), for CLIP (data.clipInput stored). */
+  keepStored?: boolean;
 }
+
+/** The image set's images at their stored size, beside the resized train_images.npy and test_images.npy. */
+export const STORED_IMAGE_FILES = {
+  train: 'train_images_stored.npy',
+  test: 'test_images_stored.npy',
+} as const;
 
 export interface ImagesMeta {
   formatVersion: 1;
@@ -233,6 +241,11 @@ export async function prepareImages(opts: ImagesOptions): Promise<ImagesMeta> {
   return withOutputDir(out, async (tmp) => {
     await writeImages(`${tmp}/train_images.npy`, set.train.images, opts.imageSize, opts.imageResize);
     await writeImages(`${tmp}/test_images.npy`, set.test.images, opts.imageSize, opts.imageResize);
+    const stored = opts.keepStored ? [STORED_IMAGE_FILES.train, STORED_IMAGE_FILES.test] : [];
+    if (opts.keepStored) {
+      await writeImages(`${tmp}/${STORED_IMAGE_FILES.train}`, set.train.images, undefined);
+      await writeImages(`${tmp}/${STORED_IMAGE_FILES.test}`, set.test.images, undefined);
+    }
     await writeFile(`${tmp}/${STIMULI_FILE}`, JSON.stringify(stimuliOf(set)) + '\n');
     const meta: ImagesMeta = {
       formatVersion: 1,
@@ -240,7 +253,7 @@ export async function prepareImages(opts: ImagesOptions): Promise<ImagesMeta> {
       subject: opts.subject ?? null,
       split: { train: set.train.images.count, test: set.test.images.count },
       image: imageMeta(set.train.images, opts.imageSize, opts.imageResize),
-      files: ['train_images.npy', 'test_images.npy', STIMULI_FILE, 'meta.json'],
+      files: ['train_images.npy', 'test_images.npy', ...stored, STIMULI_FILE, 'meta.json'],
       sources: await sourceHashes(set.sources, opts.path),
     };
     await writeFile(`${tmp}/meta.json`, JSON.stringify(meta, null, 2) + '\n');

@@ -149,6 +149,9 @@ export function buildPlan(cfg: ReproductionConfig, opts: PlanOptions = {}): Stag
   );
 
   checkImageSize(cfg);
+  // CLIP reads the stored images only where they differ from the resized ones (UPSTREAM_CHOICES: data.clipInput)
+  const clipReadsStored =
+    data.imageSize !== undefined && models.imageFeatures.kind === 'clip' && data.clipInput === 'stored';
   const uses = Object.fromEntries(weightsUses(cfg).map((u) => [u.field, u.name]));
   const clip = uses['models.imageFeatures.weights'];
   /**
@@ -185,6 +188,7 @@ export function buildPlan(cfg: ReproductionConfig, opts: PlanOptions = {}): Stag
         dataset: data.dataset,
         ...(data.imageSide === 'per-subject' ? { subject: data.subject } : {}),
         ...imageSize,
+        ...(clipReadsStored ? { keepStored: true } : {}),
       },
     ),
   );
@@ -195,7 +199,11 @@ export function buildPlan(cfg: ReproductionConfig, opts: PlanOptions = {}): Stag
         'cpu',
         { images: 'images' },
         // imported CLIP draws nothing: no seed, so every seed of a suite shares its features
-        { ...(models.imageFeatures.kind === 'clip' ? {} : { seed }), model: models.imageFeatures },
+        {
+          ...(models.imageFeatures.kind === 'clip' ? {} : { seed }),
+          model: models.imageFeatures,
+          ...(clipReadsStored ? { input: 'stored' } : {}),
+        },
       ),
       {
         clip,
