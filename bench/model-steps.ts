@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { CompileMode } from '../lib/compute/compile-modes.js';
 import { Rng } from '../lib/compute/rng.js';
-import type { PatchPadding } from '../lib/config/upstream-choices.js';
+import type { PatchPadding } from '../lib/config/choice-values.js';
 import { FmriAutoencoder, dropVoxels, type FmriAeConfig } from '../lib/models/fmri-autoencoder.js';
 import type { Params } from '../lib/models/layers.js';
 import { FmriMae, type MaeConfig } from '../lib/models/mae.js';

@@ -3,7 +3,7 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { fetchDataset, loadDatasetManifest } from '../../lib/data/download.js';
-import { IMAGE_RESIZES, TEST_NORMALISATIONS } from '../../lib/config/upstream-choices.js';
+import { IMAGE_RESIZES, TEST_NORMALISATIONS } from '../../lib/config/choice-values.js';
 import { prepareDataset, prepareImages } from '../../lib/data/prepare.js';
 import { synthesize } from '../../lib/data/synth.js';
 import { stageConfig, type StageContext, type StageImpl, type StageResult } from '../stage-contract.js';

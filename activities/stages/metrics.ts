@@ -33,7 +33,7 @@ import type { Network } from '../../lib/weights/kind.js';
 import { weightKind } from '../../lib/weights/kinds/index.js';
 import { readWeightsFile, weightsFileIn } from '../../lib/weights/import.js';
 import { stageConfig, type StageContext, type StageImpl } from '../stage-contract.js';
-import { FID_RESIZES, type FidResize } from '../../lib/config/upstream-choices.js';
+import { FID_RESIZES, type FidResize } from '../../lib/config/choice-values.js';
 import { featureExtractor, readImages } from './alignment.js';
 
 const metricsConfig = z.object({

@@ -1,7 +1,7 @@
 /** `lea data synth|prepare`: the synthetic world and the model-ready split of one subject (local folders). */
 import { stat } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { TEST_NORMALISATIONS, type TestNormalisation } from '../../lib/config/upstream-choices.js';
+import { TEST_NORMALISATIONS, type TestNormalisation } from '../../lib/config/choice-values.js';
 import { BadInputError } from '../../lib/errors.js';
 import type { DatasetName } from '../../lib/data/common.js';
 import { prepareDataset } from '../../lib/data/prepare.js';

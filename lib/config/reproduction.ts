@@ -11,7 +11,7 @@ import {
   IMAGE_RESIZES,
   PATCH_PADDINGS,
   TEST_NORMALISATIONS,
-} from './upstream-choices.js';
+} from './choice-values.js';
 
 const posInt = z.number().int().min(1);
 /** The name of imported weights (`lea weights import --name`): the artifact `weights/<name>`. */
@@ -53,12 +53,12 @@ const data = z
     /** Images are resized to imageSize x imageSize when prepared (LEA: 256, the VQGAN's input). */
     imageSize: posInt.optional(),
     /**
-     * The PIL filter of that resize (lib/config/upstream-choices.ts). bilinear: LEA's src/dataset.py; bicubic:
+     * The PIL filter of that resize (lib/config/choice-values.ts). bilinear: LEA's src/dataset.py; bicubic:
      * open_clip's evaluation filter.
      */
     imageResize: z.enum(IMAGE_RESIZES).default('bilinear'),
     /**
-     * What imported CLIP reads when images are resized (lib/config/upstream-choices.ts). stored: the stored
+     * What imported CLIP reads when images are resized (lib/config/choice-values.ts). stored: the stored
      * image (LEA's src/dataset.py); resized: the resized one.
      */
     clipInput: z.enum(CLIP_INPUTS).default('stored'),
@@ -71,7 +71,7 @@ const data = z
     imageSide: z.enum(['per-dataset', 'per-subject']).default('per-dataset'),
     /**
      * GOD only (BOLD5000 z-scores all its trials with one mean and std): how the test fMRI is normalised
-     * (lib/config/upstream-choices.ts). upstream: LEA's code, the test rows left in raw units; train-stats: the
+     * (lib/config/choice-values.ts). upstream: LEA's code, the test rows left in raw units; train-stats: the
      * raw training mean and std.
      */
     testNormalisation: z.enum(TEST_NORMALISATIONS).default('upstream'),

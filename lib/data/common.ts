@@ -5,7 +5,7 @@
 import { chmod, mkdir, mkdtemp, readFile, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
-import type { TestNormalisation } from '../config/upstream-choices.js';
+import type { TestNormalisation } from '../config/choice-values.js';
 import { BadInputError } from '../errors.js';
 import type { NdArray } from '../tensors/ndarray.js';
 

@@ -15,7 +15,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import type { TestNormalisation } from '../config/upstream-choices.js';
+import type { TestNormalisation } from '../config/choice-values.js';
 import { BadInputError } from '../errors.js';
 import { ndarray } from '../tensors/ndarray.js';
 import type { NdArray } from '../tensors/ndarray.js';

@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { relative, resolve } from 'node:path';
-import type { TestNormalisation } from '../config/upstream-choices.js';
+import type { TestNormalisation } from '../config/choice-values.js';
 import { resizePil } from '../images/resize.js';
 import type { ResizeFilter } from '../images/resize.js';
 import { NpyFileWriter, writeNpy } from '../tensors/npy.js';

@@ -13,7 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../compute/rng.js';
-import type { PatchPadding } from '../config/upstream-choices.js';
+import type { PatchPadding } from '../config/choice-values.js';
 import type { NdArray } from '../tensors/ndarray.js';
 import { FmriAutoencoder } from './fmri-autoencoder.js';
 import {
