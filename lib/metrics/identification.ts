@@ -40,8 +40,11 @@ export function snr(pred: Float64Array, target: Float64Array): number {
   return 10 * Math.log10(signal / noise);
 }
 
-/** x mod 256 in 0..255: what a numpy uint8 holds after an operation that overflows it. */
-const wrap = (x: number): number => ((x % 256) + 256) % 256;
+/**
+ * x mod 256 in 0..255 for an integer x of int32 range: what a numpy uint8 holds after an operation that overflows
+ * it. A bit mask, not `%`: these run over every pixel of every item pair, and V8's float modulo is ~10x slower.
+ */
+const wrap = (x: number): number => x & 255;
 
 /**
  * The authors' mse_metric on uint8 arrays, as numpy computes it: img1 − img2 and its square both wrap modulo
@@ -49,7 +52,10 @@ const wrap = (x: number): number => ((x % 256) + 256) % 256;
  */
 export function mseUint8Wrap(a: Float64Array, b: Float64Array): number {
   let s = 0;
-  for (let k = 0; k < a.length; k++) s += wrap(wrap(a[k]! - b[k]!) ** 2);
+  for (let k = 0; k < a.length; k++) {
+    const d = wrap(a[k]! - b[k]!);
+    s += wrap(d * d);
+  }
   return s / a.length;
 }
 
@@ -58,8 +64,10 @@ export function snrUint8Wrap(pred: Float64Array, target: Float64Array): number {
   let signal = 0;
   let noise = 0;
   for (let k = 0; k < pred.length; k++) {
-    signal += wrap(target[k]! ** 2);
-    noise += wrap(wrap(pred[k]! - target[k]!) ** 2);
+    const t = target[k]!;
+    const d = wrap(pred[k]! - t);
+    signal += wrap(t * t);
+    noise += wrap(d * d);
   }
   return 10 * Math.log10(signal / noise);
 }
