@@ -385,15 +385,14 @@ export interface CompiledFunction {
   readonly mode: 'xla' | 'graph';
   /** Ops the eager trace ran: what one call replaces. */
   readonly tracedOps: number;
-  /** Seconds of the first call (XLA compiles there), undefined before it. */
-  readonly firstCallSeconds: number | undefined;
   call(inputs: tf.Tensor[]): tf.Tensor[];
 }
 
 /**
  * Traces `fn` with `inputs[0]` and, when given, `inputs[1]` (the inputs of a second, different call; see the
- * file's comment) after one untraced warm-up call, registers the program and returns it. `fn` must be pure: it reads its inputs and constants,
- * assigns nothing, draws nothing, and returns new tensors (every output it wants back).
+ * file's comment) after one untraced warm-up call, registers the program and returns it. `fn` must be pure: it
+ * reads its inputs and constants, assigns nothing, draws nothing, and returns new tensors (every output it wants
+ * back).
  */
 export function compileFunction(
   fn: (inputs: tf.Tensor[]) => tf.Tensor[],
@@ -411,21 +410,14 @@ export function compileFunction(
   const def = functionDef(backend.binding, first, opts.mode);
   (backend.binding.registerFunction as (b: Uint8Array) => void)(encodeFunctionDef(def));
   const outputs = first.outputs.length;
-  let firstCallSeconds: number | undefined;
   return {
     name: def.signature.name,
     mode: opts.mode,
     tracedOps: first.ops.length,
-    get firstCallSeconds() {
-      return firstCallSeconds;
-    },
     call(x) {
       if (x.length !== first.args.length)
         throw new Error(`${opts.label}: ${x.length} inputs, the function takes ${first.args.length}`);
-      const started = firstCallSeconds === undefined ? performance.now() : 0;
-      const out = backend.executeMultipleOutputs(def.signature.name, [], x, outputs);
-      if (firstCallSeconds === undefined) firstCallSeconds = (performance.now() - started) / 1000;
-      return out;
+      return backend.executeMultipleOutputs(def.signature.name, [], x, outputs);
     },
   };
 }
