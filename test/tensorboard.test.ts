@@ -57,9 +57,11 @@ test('a resumed stage: loss, learning rate and gradient norm at every step once,
     earlierGradNorms: range(101, 10),
     gradNorms: range(111, 20),
     seconds: 2,
-    compile: 'eager',
+    compile: 'graph',
+    // the attempt's first step traced and compiled its program for 3 s
+    compiled: [{ step: 11, info: { mode: 'graph', tracedOps: 600, traceSeconds: 1, firstCallSeconds: 2 } }],
   };
-  const times = Float64Array.from({ length: 20 }, (_, i) => 1000 + 0.5 * (i + 1));
+  const times = Float64Array.from({ length: 20 }, (_, i) => 1000 + 3 + 0.5 * (i + 1));
   const dir = mkdtempSync(join(tmpdir(), 'lea-tb-'));
   writeFileSync(
     join(dir, 'events.out.tfevents.1000.lea'),
@@ -79,7 +81,11 @@ test('a resumed stage: loss, learning rate and gradient norm at every step once,
     read['train/learning_rate']!.map((p) => [p[0], p[1]]),
     steps.map((s) => [s, f32(learningRate(settings, s))]),
   );
-  // two steps per second, over windows of 10 steps of this attempt
+  assert.deepEqual(
+    read['train/compile_seconds']!.map((p) => [p[0], p[1]]),
+    [[11, 3]],
+  );
+  // two steps per second, over windows of 10 steps of this attempt, the compile not counted
   assert.deepEqual(
     read['train/steps_per_second']!.map((p) => [p[0], p[1]]),
     [

@@ -42,8 +42,21 @@ export function trainingScalars(
     points.push({ tag: 'train/learning_rate', step, value: learningRate(settings, step), wallTime });
     if (Number.isFinite(norms[i])) points.push({ tag: 'train/grad_norm', step, value: norms[i]!, wallTime });
   });
+  // a compile (trace and first call) is its own scalar, and not part of the step rate of its window
+  const compileSeconds = (c: TrainResult['compiled'][number]): number =>
+    c.info.traceSeconds + c.info.firstCallSeconds;
+  for (const c of t.compiled) {
+    const wallTime = stepTimes[c.step - t.startStep - 1] ?? restoredAt;
+    points.push({ tag: 'train/compile_seconds', step: c.step, value: compileSeconds(c), wallTime });
+  }
   for (let k = RATE_WINDOW; k <= t.losses.length; k += RATE_WINDOW) {
-    const span = stepTimes[k - 1]! - (k > RATE_WINDOW ? stepTimes[k - RATE_WINDOW - 1]! : restoredAt);
+    const inWindow = t.compiled.filter(
+      (c) => c.step > t.startStep + k - RATE_WINDOW && c.step <= t.startStep + k,
+    );
+    const span =
+      stepTimes[k - 1]! -
+      (k > RATE_WINDOW ? stepTimes[k - RATE_WINDOW - 1]! : restoredAt) -
+      inWindow.reduce((sum, c) => sum + compileSeconds(c), 0);
     points.push({
       tag: 'train/steps_per_second',
       step: t.startStep + k,

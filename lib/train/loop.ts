@@ -93,6 +93,8 @@ export interface TrainResult {
   seconds: number;
   /** How the steps of this call ran (the requested mode, or eager where it could not). */
   compile: CompileMode;
+  /** Each compile of this call (one per input shape) and the step whose first call it was. */
+  compiled: { step: number; info: CompileInfo }[];
 }
 
 export const RNG_STREAMS = ['data-order', 'augment'] as const;
@@ -176,7 +178,16 @@ export async function train(
       ? { decays: (name: string) => (params.get(name)?.rank ?? 0) >= 2 && !name.endsWith('bias') }
       : {}),
   });
-  const runner = new StepRunner(task, opt, opts.compile ?? 'eager', opts.onNotice, opts.onCompiled);
+  const compiled: TrainResult['compiled'] = [];
+  const onCompiled = (info: CompileInfo): void => {
+    compiled.push({ step: step + 1, info });
+    opts.onNotice?.(
+      `${stage}: steps compiled (${info.mode}): ${info.tracedOps} ops as one call; traced in ` +
+        `${info.traceSeconds.toFixed(1)} s, first call ${info.firstCallSeconds.toFixed(1)} s`,
+    );
+    opts.onCompiled?.(info);
+  };
+  const runner = new StepRunner(task, opt, opts.compile ?? 'eager', opts.onNotice, onCompiled);
   const started = performance.now();
   let step = 0;
   let resumedFrom: CheckpointRef | undefined;
@@ -302,6 +313,7 @@ export async function train(
       earlierGradNorms,
       seconds: (performance.now() - started) / 1000,
       compile: runner.mode,
+      compiled,
       ...(resumedFrom ? { resumedFrom } : {}),
       ...(lastCheckpoint ? { lastCheckpoint } : {}),
     };
