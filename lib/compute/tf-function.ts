@@ -11,9 +11,9 @@
  *  - one of the declared inputs: a function argument (parameters, moments, the batch, every host draw, the
  *    learning rate: whatever changes from call to call);
  *  - anything else (an upload inside the function, a cached constant made earlier): a Const node.
- * A value that changes between calls but is not declared would be baked in silently, so compile() traces twice,
- * with the inputs of two different calls, and refuses a function whose constants differ, naming the op that
- * reads one. A function that reads a computed value back to JS (dataSync) cannot be one program: refused too.
+ * A value that changes between calls but is not declared would be baked in silently, so compileFunction traces
+ * twice, with the inputs of two different calls, and refuses a function whose constants differ, naming the op
+ * that reads one. A function that reads a computed value back to JS (dataSync) cannot be one program: refused too.
  */
 import * as tf from '@tensorflow/tfjs';
 import { createHash } from 'node:crypto';
