@@ -19,8 +19,7 @@ import { MaskGit, type MaskGitStep } from '../models/maskgit.js';
 import { VisionTransformer, parseVitConfig, vitParamShapes, vitTokens } from '../models/vit.js';
 import { PatchTokenizer, VqGan, imagesToTensor, type ImageTokenizer } from '../models/vq-tokenizer.js';
 import { ndarray, type NdArray } from '../tensors/ndarray.js';
-import { AdamW } from '../train/adamw.js';
-import type { TrainSettings, TrainTask } from '../train/loop.js';
+import { optimizerFor, type TrainSettings, type TrainTask } from '../train/loop.js';
 import { TRAINABLE_STAGES } from '../train/registry.js';
 import { fmriAeConfig } from '../train/stages/fmri-ae.js';
 import { maeConfig } from '../train/stages/mae.js';
@@ -132,13 +131,7 @@ async function stepSeconds(
   const batch = Int32Array.from({ length: settings.batchSize }, (_, i) => i % task.examples);
   const rng = new Rng(0, 'estimate/draws');
   const time = async (mode: CompileMode): Promise<{ seconds: number; first: number; ran: CompileMode }> => {
-    const opt = new AdamW(task.params, {
-      lr: settings.lr,
-      betas: settings.betas,
-      eps: settings.eps,
-      weightDecay: settings.weightDecay,
-      ...(settings.clip > 0 ? { maxGradNorm: settings.clip } : {}),
-    });
+    const opt = optimizerFor(task.params, settings);
     try {
       const runner = new StepRunner(task, opt, mode);
       const probe = () => ({ inputs: task.draw(batch, rng), lr: settings.lr });

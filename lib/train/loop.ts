@@ -9,6 +9,7 @@ import { Rng } from '../compute/rng.js';
 import { yieldToEventLoop } from '../compute/event-loop.js';
 import { BadInputError } from '../errors.js';
 import type { CompileMode } from '../compute/compile-modes.js';
+import type { Params } from '../models/layers.js';
 import { AdamW } from './adamw.js';
 import {
   CHECKPOINT_FORMAT,
@@ -157,6 +158,20 @@ function sameSettings(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
+/** The AdamW a stage's loop settings describe (rate, betas, decay and which parameters it applies to, clip). */
+export function optimizerFor(params: Params, settings: TrainSettings): AdamW {
+  return new AdamW(params, {
+    lr: settings.lr,
+    betas: settings.betas,
+    eps: settings.eps,
+    weightDecay: settings.weightDecay,
+    ...(settings.clip > 0 ? { maxGradNorm: settings.clip } : {}),
+    ...(settings.decayParams === 'matrices'
+      ? { decays: (name: string) => (params.get(name)?.rank ?? 0) >= 2 && !name.endsWith('bias') }
+      : {}),
+  });
+}
+
 export async function train(
   task: TrainTask,
   settings: TrainSettings,
@@ -168,16 +183,7 @@ export async function train(
     augment: new Rng(opts.seed, `${stage}/augment`),
   };
   const order = new DataOrder(task.examples, rngs['data-order']);
-  const opt = new AdamW(params, {
-    lr: settings.lr,
-    betas: settings.betas,
-    eps: settings.eps,
-    weightDecay: settings.weightDecay,
-    ...(settings.clip > 0 ? { maxGradNorm: settings.clip } : {}),
-    ...(settings.decayParams === 'matrices'
-      ? { decays: (name: string) => (params.get(name)?.rank ?? 0) >= 2 && !name.endsWith('bias') }
-      : {}),
-  });
+  const opt = optimizerFor(params, settings);
   const compiled: TrainResult['compiled'] = [];
   const onCompiled = (info: CompileInfo): void => {
     compiled.push({ step: step + 1, info });
