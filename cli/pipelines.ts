@@ -150,11 +150,11 @@ export function suiteSpec(
       throw new BadInputError(`${configFile}: two configs of the suite are named '${cfg.name}'`);
     names.add(cfg.name);
   }
-  const members = entries.map(({ cfg, configFile, seed }) => ({
-    ...(startSpec(cfg, settings, { configFile, ...(opts.force ? { force: opts.force } : {}) })
-      .args[0] as ReproductionInput),
-    ...(seed === undefined ? {} : { seed }),
-  }));
+  const members = entries.map(({ cfg, configFile, seed }): ReproductionInput => {
+    const spec = startSpec(cfg, settings, { configFile, ...(opts.force ? { force: opts.force } : {}) });
+    const choices = spec.memo.choices as Record<string, string>;
+    return { ...(spec.args[0] as ReproductionInput), ...(seed === undefined ? {} : { seed }), choices };
+  });
   const baseline = readBaseline(opts.baselineFile);
   const input: SuiteInput = {
     name: suiteName([...names]),

@@ -70,6 +70,7 @@ const maskGit = (width: number, tokens: number, batch: number) =>
         dropout: 0.01,
         minMaskRate: 0.5,
         labelSmoothing: 0.1,
+        numerics: 'lea-port',
       },
       batch,
     ),

@@ -20,6 +20,8 @@ import {
 } from '../lib/models/layers.js';
 import { FmriMae, loadMaeIntoAutoencoder, type MaeConfig } from '../lib/models/mae.js';
 import { MaskGit, type MaskGitConfig } from '../lib/models/maskgit.js';
+import { MASKGIT_NUMERIC_VALUES } from '../lib/models/maskgit-numerics.js';
+import { MASKGIT_NUMERICS } from '../lib/config/choice-values.js';
 import {
   VqGan,
   fitPatchTokenizer,
@@ -99,6 +101,7 @@ test('paper-size VQGAN structure: MaskGIT tokenizer names and shapes, 16x downsa
     codes: 1024,
     groups: 32,
     beta: 0.25,
+    numerics: 'lea-port',
   };
   const vq = new VqGan(cfg, new Rng(0, 'paper-vq'));
   try {
@@ -412,6 +415,7 @@ const smallMaskGit: MaskGitConfig = {
   dropout: 0.1,
   minMaskRate: 0.5,
   labelSmoothing: 0.1,
+  numerics: 'lea-port',
 };
 
 test('MaskGIT: masking ratio max(cos(πu/2), 0.5), mask id after the class slots, label-smoothed loss on masked positions', () => {
@@ -467,15 +471,22 @@ function plainMaskGitLoss(
   };
   const lin = (x: tf.Tensor, n: string) =>
     tf.add(tf.matMul(x as tf.Tensor2D, p(`${n}.weight`) as tf.Tensor2D), p(`${n}.bias`));
-  const gelu = (x: tf.Tensor) => tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.div(x, Math.SQRT2))));
+  const { embedLayerNormEps, gelu: form } = MASKGIT_NUMERIC_VALUES[mg.cfg.numerics];
+  const gelu = (x: tf.Tensor) =>
+    form === 'erf'
+      ? tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.div(x, Math.SQRT2))))
+      : tf.mul(
+          tf.mul(x, 0.5),
+          tf.add(1, tf.tanh(tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3)))))),
+        );
   const drop = (x: tf.Tensor) => tf.mul(x, dropoutMask(x.shape, rate, rng));
   const { input, masked } = mg.maskTokens(tokens, batch, rng);
   const c = tf.reshape(lin(tf.tensor2d(feats, [batch, mg.cfg.featureDim]), 'decoder_embed'), [batch, 1, d]);
   const z = tf.reshape(tf.gather(p('token_emb.weight'), tf.tensor1d(input, 'int32')), [batch, l, d]);
-  let h = tf.reshape(drop(ln(tf.add(tf.concat([c, z], 1), p('de_pos_emb.weight')), 'ln', 1e-5)), [
-    batch * (l + 1),
-    d,
-  ]);
+  let h = tf.reshape(
+    drop(ln(tf.add(tf.concat([c, z], 1), p('de_pos_emb.weight')), 'ln', embedLayerNormEps)),
+    [batch * (l + 1), d],
+  );
   const t = l + 1;
   for (let i = 0; i < mg.cfg.depth; i++) {
     const pre = `decoder.${i}.`;
@@ -510,30 +521,31 @@ function plainMaskGitLoss(
   return tf.neg(tf.mean(tf.sum(tf.mul(tf.tensor2d(target, [masked.length, codes]), logp), 1))) as tf.Scalar;
 }
 
-test('MaskGIT: the fused post-LN blocks give the loss and every gradient of the plain op-by-op model (with dropout)', () => {
-  const rng = new Rng(21);
-  const mg = new MaskGit(smallMaskGit, rng);
-  perturb(mg.params, rng);
-  const tokens = Int32Array.from({ length: 3 * 5 }, () => rng.integer(0, 6));
-  const feats = rng.fillNormal(new Float32Array(3 * 4));
-  const ours = lossAndGrads(mg.params, () => mg.loss(tokens, feats, 3, new Rng(22)));
-  const ref = lossAndGrads(mg.params, () => plainMaskGitLoss(mg, tokens, feats, 3, new Rng(22)));
-  const [a, b] = [ours.loss.dataSync()[0] as number, ref.loss.dataSync()[0] as number];
-  assert.ok(Math.abs(a - b) < 1e-5 * Math.abs(b), `loss ${a} vs ${b}`);
-  for (const name of mg.params.keys()) {
-    const err = tf.tidy(() => {
-      const g = ref.grads.get(name) as tf.Tensor;
-      return (
-        (tf.max(tf.abs(tf.sub(ours.grads.get(name) as tf.Tensor, g))).dataSync()[0] as number) /
-        ((tf.max(tf.abs(g)).dataSync()[0] as number) + 1e-30)
-      );
-    });
-    // key biases have a true gradient of 0 (softmax ignores a shift per row): both sides are round-off there
-    if (!name.endsWith('self_attn.key.bias')) assert.ok(err < 1e-4, `${name}: relative error ${err}`);
-  }
-  tf.dispose([ours.loss, ref.loss, ...ours.grads.values(), ...ref.grads.values()]);
-  mg.dispose();
-});
+for (const numerics of MASKGIT_NUMERICS)
+  test(`MaskGIT, ${numerics} numerics: the fused post-LN blocks give the loss and every gradient of the plain op-by-op model (with dropout)`, () => {
+    const rng = new Rng(21);
+    const mg = new MaskGit({ ...smallMaskGit, numerics }, rng);
+    perturb(mg.params, rng);
+    const tokens = Int32Array.from({ length: 3 * 5 }, () => rng.integer(0, 6));
+    const feats = rng.fillNormal(new Float32Array(3 * 4));
+    const ours = lossAndGrads(mg.params, () => mg.loss(tokens, feats, 3, new Rng(22)));
+    const ref = lossAndGrads(mg.params, () => plainMaskGitLoss(mg, tokens, feats, 3, new Rng(22)));
+    const [a, b] = [ours.loss.dataSync()[0] as number, ref.loss.dataSync()[0] as number];
+    assert.ok(Math.abs(a - b) < 1e-5 * Math.abs(b), `loss ${a} vs ${b}`);
+    for (const name of mg.params.keys()) {
+      const err = tf.tidy(() => {
+        const g = ref.grads.get(name) as tf.Tensor;
+        return (
+          (tf.max(tf.abs(tf.sub(ours.grads.get(name) as tf.Tensor, g))).dataSync()[0] as number) /
+          ((tf.max(tf.abs(g)).dataSync()[0] as number) + 1e-30)
+        );
+      });
+      // key biases have a true gradient of 0 (softmax ignores a shift per row): both sides are round-off there
+      if (!name.endsWith('self_attn.key.bias')) assert.ok(err < 1e-4, `${name}: relative error ${err}`);
+    }
+    tf.dispose([ours.loss, ref.loss, ...ours.grads.values(), ...ref.grads.values()]);
+    mg.dispose();
+  });
 
 test('MaskGIT: every parameter gradient matches finite differences (post-LN blocks with dropout, tied head)', () => {
   const rng = new Rng(13);
@@ -564,6 +576,7 @@ const smallVq: VqGanConfig = {
   codes: 5,
   groups: 2,
   beta: 0.25,
+  numerics: 'lea-port',
 };
 
 /** A small VQGAN with perturbed weights and its codes spread out, so that the small perturbations of a

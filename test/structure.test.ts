@@ -14,8 +14,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
+import { loadExperimentConfig } from '../lib/config/experiment.js';
+import type { ReproductionConfig } from '../lib/config/reproduction.js';
+import { upstreamChoices } from '../lib/config/upstream-choices.js';
 import type { RunRecord } from '../lib/pipeline/run-record.js';
-import { embeddedEnv, explain, runLea } from './helpers/lea.js';
+import { embeddedEnv, explain, repoRoot, runLea } from './helpers/lea.js';
 import { runOracle } from './helpers/oracle.js';
 
 const oracles = fileURLToPath(new URL('./oracles', import.meta.url));
@@ -68,7 +71,7 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-test('a config naming weights that are not imported, or that do not fit it, is refused before anything starts', () => {
+test('a config naming weights that are not imported, or that do not fit it (architecture, numerics), is refused before anything starts', () => {
   const before = runLea(['runs', '--json'], env);
   const missing = runLea(
     ['run', 'configs/structure.yaml', '--set', 'models.imageFeatures.weights=nope-never-imported'],
@@ -82,6 +85,16 @@ test('a config naming weights that are not imported, or that do not fit it, is r
   const misfit = runLea(['run', 'configs/structure.yaml', '--set', 'models.imageFeatures.dim=64'], env);
   assert.equal(misfit.code, 2, explain(misfit));
   assert.match(misfit.stderr, /weights 'structure-clip' do not fit the config: outDim 64 \(imported: 48\)/);
+  // imported with LEA's numerics (the default), run with MaskGIT's
+  const numerics = runLea(
+    ['run', 'configs/structure.yaml', '--set', 'models.maskgit.numerics=maskgit-flax'],
+    env,
+  );
+  assert.equal(numerics.code, 2, explain(numerics));
+  assert.match(
+    numerics.stderr,
+    /models\.maskgit\.initFrom: weights 'structure-maskgit' do not fit the config: numerics "maskgit-flax" \(imported: "lea-port"\)/,
+  );
   const wrongKind = runLea(
     ['run', 'configs/structure.yaml', '--set', 'models.maskgit.initFrom=structure-vqgan'],
     env,
@@ -163,6 +176,11 @@ test('the structure suite (two subjects, one lea run) completes every stage on t
   assert.equal(used('metrics', 'clip'), clip);
   assert.equal(used('metrics', 'clipMetric'), clip);
   assert.equal(record.metricDefinitions?.['decode.clip_twoway']?.paper, true);
+  // every upstream choice that applies, with the value the run took (issue 31)
+  const cfg = loadExperimentConfig(join(repoRoot, 'configs/structure.yaml')) as ReproductionConfig;
+  assert.deepEqual(record.choices, upstreamChoices(cfg));
+  assert.equal(record.choices?.['models.tokenizer.numerics'], 'lea-port');
+  assert.equal(record.choices?.['models.maskgit.numerics'], 'lea-port');
 
   // one report: a row per subject, the mean and the baseline's value beside it
   const out = join(dir, 'suite-report');

@@ -16,8 +16,9 @@ import { buildPlan } from '../lib/pipeline/plan.js';
 import { repoRoot } from './helpers/lea.js';
 
 /**
- * The smoke config (ours throughout), with the Inception network that makes metrics.fidResize apply and the
- * resize that makes data.imageResize apply.
+ * The smoke config with every choice off the authors' value (ours, or MaskGIT's Flax numerics), with the Inception network that makes
+ * metrics.fidResize apply, the resize that makes data.imageResize apply and the VQGAN that makes
+ * models.tokenizer.numerics apply.
  */
 const smoke = (sets: string[] = []): ReproductionConfig => {
   const ours = [
@@ -27,6 +28,9 @@ const smoke = (sets: string[] = []): ReproductionConfig => {
     'data.imageResize=bicubic',
     'models.imageFeatures={"kind":"clip","weights":"clip","dim":32}',
     'data.clipInput=resized',
+    'models.tokenizer={"kind":"vqgan","chBase":8,"chMult":[1,2],"numResBlocks":1,"numResMids":1,"chLatent":8,' +
+      '"codes":32,"groups":4,"beta":0.25,"frozen":true,"weights":"vqgan","numerics":"maskgit-flax"}',
+    'models.maskgit.numerics=maskgit-flax',
   ];
   const cfg = loadExperimentConfig(join(repoRoot, 'configs/smoke.yaml'), [...ours, ...sets]);
   assert.equal(cfg.pipeline, 'reproduction');
@@ -59,6 +63,8 @@ test('a choice that does not apply is not recorded and changes no key', () => {
   // stored-size images are not resized, so no filter is chosen
   const stored = loadExperimentConfig(join(repoRoot, 'configs/smoke.yaml')) as ReproductionConfig;
   assert.equal(upstreamChoices(stored)['data.imageResize'], undefined);
+  // the patch tokenizer has no GroupNorm
+  assert.equal(upstreamChoices(stored)['models.tokenizer.numerics'], undefined);
   const bicubic = loadExperimentConfig(join(repoRoot, 'configs/smoke.yaml'), ['data.imageResize=bicubic']);
   assert.deepEqual(changedStages(stored, bicubic as ReproductionConfig), []);
 });

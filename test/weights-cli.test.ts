@@ -90,7 +90,7 @@ function refused(args: string[], message: RegExp, code = 2): void {
   assert.match(shown.stderr, /not imported/);
 }
 
-test('a wrong --sha256, a tensor of the wrong shape, a disallowed global, --expect full on a reduced file: refused, nothing stored', () => {
+test('a wrong --sha256, a tensor of the wrong shape, a disallowed global, --expect full on a reduced file, a flag the kind does not read: refused, nothing stored', () => {
   refused(
     ['--kind', 'mindvis-mae', '--from', good, '--sha256', '0'.repeat(64)],
     /fmri_encoder\.pth: sha256 is [0-9a-f]{64}, --sha256 says 0{64}/,
@@ -113,6 +113,16 @@ test('a wrong --sha256, a tensor of the wrong shape, a disallowed global, --expe
     /fmri_encoder\.pth: .*disallowed global __main__\.Config_MBM_fMRI in the root object/,
   );
   refused(['--kind', 'nonsense', '--from', good], /unknown weights kind 'nonsense'/);
+  refused(
+    ['--kind', 'mindvis-mae', '--from', good, '--numerics', 'maskgit-flax'],
+    /--numerics does not apply to --kind mindvis-mae \(it reads --heads\)/,
+  );
+  const badChoice = runLea(
+    ['weights', 'import', '--kind', 'maskgit-tokenizer', '--from', good, '--numerics', 'flax', '--name', 'x'],
+    env,
+  );
+  assert.equal(badChoice.code, 2, explain(badChoice));
+  assert.match(badChoice.stderr, /'--numerics <choice>' argument 'flax' is invalid.*lea-port, maskgit-flax/);
   refused(['--kind', 'mindvis-mae', '--from', pathToFileURL(good).href], /a URL needs --sha256/);
   assert.throws(() => readFileSync(join(dir, 'pwned')), /ENOENT/, 'the pickle never ran');
 });

@@ -2,8 +2,10 @@
  * MaskGIT's Flax checkpoints (VQGAN tokenizer and class-conditional transformer) imported through their kinds:
  * reduced networks with random weights are written in the original format (flax.serialization msgpack,
  * {'params': tree} with MaskGIT's module names and layouts; arrays as ExtType 1 = packb((shape, dtype, bytes))),
- * and a PyTorch re-statement of spec §2.4-2.5 written here runs them on fixed inputs: token ids match exactly,
- * reconstructions and transformer logits to 1e-4 relative. The full-size tables are checked against the
+ * and the PyTorch re-statement of MaskGIT's Flax modules (test/oracles/maskgit_flax.py, float64) runs them on fixed
+ * inputs under both numerics (`--numerics lea-port | maskgit-flax`): imported with a choice, token ids match the
+ * re-statement under it exactly, reconstructions and transformer logits to 1e-5 relative, and differ from the
+ * other's by more. The full-size tables are checked against the
  * published sizes from shapes alone.
  */
 import assert from 'node:assert/strict';
@@ -20,6 +22,8 @@ import { BadInputError } from '../lib/errors.js';
 import { loadParamsStrict, transferByNameAndShape } from '../lib/models/layers.js';
 import { MaskGit, type MaskGitConfig } from '../lib/models/maskgit.js';
 import { VqGan, type VqGanConfig } from '../lib/models/vq-tokenizer.js';
+import { MASKGIT_NUMERICS } from '../lib/config/choice-values.js';
+import { MASKGIT_NUMERIC_VALUES, type MaskGitNumerics } from '../lib/models/maskgit-numerics.js';
 import { readNpy } from '../lib/tensors/npy.js';
 import type { NdArray } from '../lib/tensors/ndarray.js';
 import {
@@ -57,99 +61,42 @@ after(async () => {
  * 16 tokens, 24-wide conditioning.
  */
 const REFERENCE = String.raw`
-import sys, math, numpy as np, torch
-import torch.nn.functional as F
+import sys, math, numpy as np
 out = sys.argv[1]
-torch.set_default_dtype(torch.float64)
-
 sys.path.insert(0, sys.argv[2])
-from maskgit_flax import Tree, f32, write_flax
+from maskgit_flax import NUMERICS, Tree, f32, transformer_logits, vqgan_forward, write_flax
 t = Tree(11)
 rng, normal = t.rng, t.normal
-T = lambda a: torch.from_numpy(np.asarray(a, dtype=np.float64))
 
-# ---- VQGAN (spec 2.4) in Flax's tree: NHWC kernels [kh, kw, in, out], GroupNorm scale/bias ----
+# ---- VQGAN (spec 2.4) in Flax's tree ----
 CH, MULT, NRB, LAT, CODES, G = 32, [1, 1, 2], 2, 16, 64, 32
-LV = len(MULT)
 vq = t.vqgan(CH, MULT, NRB, LAT, CODES)
-enc, dec, codebook = vq['encoder'], vq['decoder'], vq['quantizer']['codebook']
 write_flax(vq, f'{out}/tokenizer.msgpack')
-
-def tconv(x, p):  # x NCHW; 'same' padding for odd kernels
-    w = T(p['kernel']).permute(3, 2, 0, 1)
-    return F.conv2d(x, w, T(p['bias']) if 'bias' in p else None, padding=w.shape[-1] // 2)
-def tgn(x, p): return F.group_norm(x, G, T(p['scale']), T(p['bias']), eps=1e-5)
-def tres(x, p):
-    h = tconv(F.silu(tgn(x, p['GroupNorm_0'])), p['Conv_0'])
-    h = tconv(F.silu(tgn(h, p['GroupNorm_1'])), p['Conv_1'])
-    return h + (tconv(h, p['Conv_2']) if 'Conv_2' in p else x)  # MaskGIT's skip: 1x1 conv of the branch
-
-def encode(x):
-    h, k = tconv(x, enc['Conv_0']), 0
-    for i in range(LV):
-        for _ in range(NRB): h = tres(h, enc[f'ResBlock_{k}']); k += 1
-        if i < LV - 1: h = F.avg_pool2d(h, 2)
-    for _ in range(NRB): h = tres(h, enc[f'ResBlock_{k}']); k += 1
-    return tconv(F.silu(tgn(h, enc['GroupNorm_0'])), enc['Conv_1'])
-
-def decode(z):
-    h, k, c = tconv(z, dec['Conv_0']), 0, 1
-    for _ in range(NRB): h = tres(h, dec[f'ResBlock_{k}']); k += 1
-    for i in reversed(range(LV)):
-        for _ in range(NRB): h = tres(h, dec[f'ResBlock_{k}']); k += 1
-        if i > 0:
-            h = tconv(F.interpolate(h, scale_factor=2, mode='nearest'), dec[f'Conv_{c}']); c += 1
-    return tconv(F.silu(tgn(h, dec['GroupNorm_0'])), dec[f'Conv_{c}'])
-
 N, HH, WW = 2, 16, 24
 yy, xx = np.mgrid[0:HH, 0:WW]
 images = np.stack([np.stack([(128 + 100 * np.sin(xx / 3 + n + ch) * np.cos(yy / 4 - ch)) for ch in range(3)], -1)
                    for n in range(N)]).astype(np.uint8)
 images[1, :4, :5] = rng.integers(0, 256, (4, 5, 3))
-with torch.no_grad():
-    z = encode(T(images).permute(0, 3, 1, 2) / 255).permute(0, 2, 3, 1).reshape(-1, LAT)
-    e = T(codebook)
-    d = (z ** 2).sum(1, keepdim=True) - 2 * z @ e.T + (e ** 2).sum(1)
-    ids = d.argmin(1)
-    top2 = d.topk(2, 1, largest=False).values
-    raw = decode(e[ids].reshape(N, HH // 4, WW // 4, LAT).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-print('min relative code gap', ((top2[:, 1] - top2[:, 0]) / top2[:, 0].abs()).min().item())
 np.save(f'{out}/images.npy', images)
-np.save(f'{out}/ids.npy', ids.reshape(N, -1).int().numpy())
-np.save(f'{out}/raw.npy', f32(raw.numpy()))
-np.save(f'{out}/recon.npy', f32(raw.clamp(0, 1).numpy()))
 
-# ---- MaskGIT transformer (spec 2.5, LEA's epsilons and exact GELU) in Flax's tree ----
+# ---- MaskGIT transformer (spec 2.5) in Flax's tree, with LEA's decoder_embed ----
 TC, SLOTS, D, H, FF, DEPTH, L, FEAT, B = 64, 1000, 64, 4, 128, 2, 16, 24, 2
-ROWS, HD = TC + SLOTS + 1, D // H
 tree = t.transformer(TC, SLOTS, D, H, FF, DEPTH, L)
 write_flax(tree, f'{out}/transformer.msgpack')
-
-emb_w, emb_b = normal(FEAT, D, std=1 / math.sqrt(FEAT)), normal(D, std=0.1)  # LEA's decoder_embed, [in, out]
+emb_w, emb_b = normal(FEAT, D, std=1 / math.sqrt(FEAT)), normal(D, std=0.1)  # [in, out]
 features = normal(B, FEAT)
 tokens = rng.integers(0, TC, (B, L)).astype(np.int32)
-tokens[0, ::3] = ROWS - 1; tokens[1, 5:] = ROWS - 1  # the mask id
-
-def layer_norm(x, p, eps): return F.layer_norm(x, (D,), T(p['scale']), T(p['bias']), eps)
-def lin(x, p): return x @ T(p['kernel']) + T(p['bias'])
-with torch.no_grad():
-    E = T(tree['Embed_0']['word_embeddings']['embedding'])
-    cond = T(features) @ T(emb_w) + T(emb_b)
-    h = torch.cat([cond[:, None], E[torch.from_numpy(tokens).long()]], 1) + T(tree['Embed_0']['position_embeddings']['embedding'])
-    h = layer_norm(h, tree['Embed_0']['embeddings_ln'], 1e-5)
-    for i in range(DEPTH):
-        lay = tree[f'TransformerLayer_{i}']; att = lay['Attention_0']['self_attention']
-        q, k, v = (torch.einsum('btd,dhk->bhtk', h, T(att[p]['kernel'])) + T(att[p]['bias'])[None, :, None] for p in ['query', 'key', 'value'])
-        a = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(HD), -1) @ v
-        o = torch.einsum('bhtk,hkd->btd', a, T(att['out']['kernel'])) + T(att['out']['bias'])
-        h = layer_norm(h + o, lay['Attention_0']['attention_output_ln'], 1e-12)
-        m = lin(F.gelu(lin(h, lay['Mlp_0']['intermediate_output'])), lay['Mlp_0']['layer_output'])
-        h = layer_norm(h + m, lay['Mlp_0']['layer_output_ln'], 1e-12)
-    mlm = tree['MlmLayer_0']
-    y = layer_norm(F.gelu(lin(h, mlm['mlm_dense'])), mlm['mlm_ln'], 1e-12)
-    logits = (y @ E.T + T(mlm['mlm_bias']['bias']))[:, 1:, :TC]
-for name, v in [('emb_w', emb_w), ('emb_b', emb_b), ('features', features), ('tokens', tokens), ('logits', f32(logits.numpy()))]:
+tokens[0, ::3] = TC + SLOTS; tokens[1, 5:] = TC + SLOTS  # the mask id
+for name, v in [('emb_w', emb_w), ('emb_b', emb_b), ('features', features), ('tokens', tokens)]:
     np.save(f'{out}/{name}.npy', v)
+
+for numerics in NUMERICS:
+    ids, gap, raw = vqgan_forward(vq, images, MULT, NRB, G, numerics)
+    print(f'{numerics}: min relative code gap {gap:.2e}')
+    np.save(f'{out}/ids-{numerics}.npy', ids)
+    np.save(f'{out}/raw-{numerics}.npy', f32(raw))
+    np.save(f'{out}/recon-{numerics}.npy', f32(np.clip(raw, 0, 1)))
+    np.save(f'{out}/logits-{numerics}.npy', f32(transformer_logits(tree, emb_w, emb_b, features, tokens, H, TC, numerics)))
 `;
 
 const openFlax = (name: string): Promise<CheckpointSource> => openCheckpoint(join(dir, `${name}.msgpack`));
@@ -174,101 +121,124 @@ function count(table: readonly FlaxTensor[]): number {
 
 const read = async (n: string): Promise<NdArray> => readNpy(join(dir, `${n}.npy`));
 
-test('MaskGIT VQGAN msgpack: architecture from the shapes; token ids exact, reconstructions to 1e-4', async () => {
-  const src = await openFlax('tokenizer');
-  const imported = await maskgitTokenizerKind.importFrom(src, {});
-  await src.close();
-  assert.deepEqual(imported.config, {
-    chBase: 32,
-    chMult: [1, 1, 2],
-    numResBlocks: 2,
-    numResMids: 2,
-    chLatent: 16,
-    codes: 64,
-    groups: 32,
-    beta: 0.25,
-  });
-  assert.deepEqual(imported.unused, []);
-  assert.equal(imported.notes.groupNormEps, 1e-5);
+/** Largest relative difference allowed against the float64 re-statement under the same numerics. */
+const TOLERANCE = 1e-5;
 
-  const images = await read('images');
-  const batch = { data: images.data as Uint8Array, count: 2, height: 16, width: 24 };
-  const net = maskgitTokenizerKind.build!(imported.tensors, imported.config);
-  const tokens = await net.outputs.tokens!(batch);
-  const wantIds = await read('ids');
-  assert.deepEqual(tokens.shape, [2, 24]);
-  assert.deepEqual([...(tokens.data as Int32Array)], [...(wantIds.data as Int32Array)]);
-  assert.ok(new Set(tokens.data as Int32Array).size > 8, 'the images should use many codes');
-  const recon = await net.outputs.reconstruct!(batch);
-  assert.deepEqual(recon.shape, [2, 16, 24, 3]);
-  const reconErr = maxRelError(recon.data as Float32Array, (await read('recon')).data as Float32Array);
-  await assert.rejects(
-    net.outputs.tokens!({ data: new Uint8Array(10 * 16 * 3), count: 1, height: 10, width: 16 }),
-    BadInputError,
-  );
-  net.dispose();
-
-  // the unclamped decoder, so clamping cannot hide a difference
-  const vq = new VqGan(imported.config as unknown as VqGanConfig, new Rng(0));
-  loadParamsStrict(vq.params, imported.tensors, 'tokenizer');
-  const raw = tidyValues(() => {
-    const zq = tf.gather(
-      vq.params.get('quantizer.embedding.weight')!,
-      tf.tensor1d(tokens.data as Int32Array, 'int32'),
-    );
-    return vq.decoderForward(tf.reshape(zq, [2, 4, 6, 16]));
-  });
-  vq.dispose();
-  const rawErr = maxRelError(raw, (await read('raw')).data as Float32Array);
+/** Our output against the re-statement under each numerics: the one imported with, and the other. */
+async function againstBoth(ours: ArrayLike<number>, output: string, numerics: MaskGitNumerics) {
+  const other = MASKGIT_NUMERICS.find((n) => n !== numerics)!;
+  const same = maxRelError(ours, (await read(`${output}-${numerics}`)).data as Float32Array);
+  const crossed = maxRelError(ours, (await read(`${output}-${other}`)).data as Float32Array);
   console.log(
-    `tokenizer: reconstruction max rel error ${reconErr.toExponential(2)}, raw ${rawErr.toExponential(2)}`,
+    `${numerics}: ${output} max rel error ${same.toExponential(2)} (against ${other}'s: ${crossed.toExponential(2)})`,
   );
-  assert.ok(reconErr < 1e-4 && rawErr < 1e-4, `reconstruction ${reconErr}, raw decoder ${rawErr}`);
-});
+  assert.ok(same < TOLERANCE, `${output}: ${same} from the ${numerics} re-statement`);
+  // the choice matters at this size: the other numerics' outputs are out of tolerance
+  assert.ok(crossed > TOLERANCE, `${output}: ${crossed} from the ${other} re-statement`);
+}
 
-test('MaskGIT transformer msgpack: heads from the kernels, decoder_embed added; logits match to 1e-4', async () => {
-  const src = await openFlax('transformer');
-  const imported = await maskgitTransformerKind.importFrom(src, {});
-  await src.close();
-  assert.deepEqual(imported.config, {
-    codes: 64,
-    classSlots: 1000,
-    length: 16,
-    featureDim: 1024,
-    width: 64,
-    depth: 2,
-    heads: 4,
-    mlpHidden: 128,
-    dropout: 0.01,
-    minMaskRate: 0.5,
-    labelSmoothing: 0.1,
+for (const numerics of MASKGIT_NUMERICS) {
+  test(`MaskGIT VQGAN msgpack, --numerics ${numerics}: architecture from the shapes; ids exact, images to ${TOLERANCE}`, async () => {
+    const src = await openFlax('tokenizer');
+    const imported = await maskgitTokenizerKind.importFrom(src, { numerics });
+    await src.close();
+    assert.deepEqual(imported.config, {
+      chBase: 32,
+      chMult: [1, 1, 2],
+      numResBlocks: 2,
+      numResMids: 2,
+      chLatent: 16,
+      codes: 64,
+      groups: 32,
+      beta: 0.25,
+      numerics,
+    });
+    assert.deepEqual(imported.unused, []);
+    assert.equal(imported.notes.groupNormEps, MASKGIT_NUMERIC_VALUES[numerics].groupNormEps);
+    assert.match(String(imported.notes.numerics), new RegExp(`^${numerics}: `));
+
+    const images = await read('images');
+    const batch = { data: images.data as Uint8Array, count: 2, height: 16, width: 24 };
+    const net = maskgitTokenizerKind.build!(imported.tensors, imported.config);
+    const tokens = await net.outputs.tokens!(batch);
+    const wantIds = await read(`ids-${numerics}`);
+    assert.deepEqual(tokens.shape, [2, 24]);
+    assert.deepEqual([...(tokens.data as Int32Array)], [...(wantIds.data as Int32Array)]);
+    assert.ok(new Set(tokens.data as Int32Array).size > 8, 'the images should use many codes');
+    const recon = await net.outputs.reconstruct!(batch);
+    assert.deepEqual(recon.shape, [2, 16, 24, 3]);
+    assert.ok(
+      maxRelError(recon.data as Float32Array, (await read(`recon-${numerics}`)).data as Float32Array) <
+        TOLERANCE,
+    );
+    await assert.rejects(
+      net.outputs.tokens!({ data: new Uint8Array(10 * 16 * 3), count: 1, height: 10, width: 16 }),
+      BadInputError,
+    );
+    net.dispose();
+
+    // the unclamped decoder, so clamping cannot hide a difference
+    const vq = new VqGan(imported.config as unknown as VqGanConfig, new Rng(0));
+    loadParamsStrict(vq.params, imported.tensors, 'tokenizer');
+    const raw = tidyValues(() => {
+      const zq = tf.gather(
+        vq.params.get('quantizer.embedding.weight')!,
+        tf.tensor1d(tokens.data as Int32Array, 'int32'),
+      );
+      return vq.decoderForward(tf.reshape(zq, [2, 4, 6, 16]));
+    });
+    vq.dispose();
+    await againstBoth(raw, 'raw', numerics);
   });
-  assert.deepEqual(imported.unused, []);
-  assert.ok(!imported.tensors.has('decoder_embed.weight'));
-  const again = await openFlax('transformer');
-  await assert.rejects(maskgitTransformerKind.importFrom(again, { heads: 8 }), /stores 4 heads/);
-  await again.close();
 
-  // the pipeline's loading (every tensor but decoder_embed), then the reference's decoder_embed [24 → 64]
-  const model = new MaskGit({ ...(imported.config as unknown as MaskGitConfig), featureDim: 24 }, new Rng(0));
-  loadImportedTransformer(model, imported.tensors, 'transformer');
-  const embed = new Map([
-    ['decoder_embed.weight', await read('emb_w')],
-    ['decoder_embed.bias', await read('emb_b')],
-  ]);
-  const report = transferByNameAndShape(model.params, embed);
-  assert.deepEqual(report.loaded, ['decoder_embed.weight', 'decoder_embed.bias']);
-  assert.equal(model.maskId, 1064);
-  const logits = model.logits(
-    (await read('tokens')).data as Int32Array,
-    (await read('features')).data as Float32Array,
-    2,
-  );
-  model.dispose();
-  const err = maxRelError(logits, (await read('logits')).data as Float32Array);
-  console.log(`transformer: logits max rel error ${err.toExponential(2)}`);
-  assert.ok(err < 1e-4, `logits ${err}`);
-});
+  test(`MaskGIT transformer msgpack, --numerics ${numerics}: heads from the kernels, decoder_embed added; logits to ${TOLERANCE}`, async () => {
+    const src = await openFlax('transformer');
+    const imported = await maskgitTransformerKind.importFrom(src, { numerics });
+    await src.close();
+    assert.deepEqual(imported.config, {
+      codes: 64,
+      classSlots: 1000,
+      length: 16,
+      featureDim: 1024,
+      width: 64,
+      depth: 2,
+      heads: 4,
+      mlpHidden: 128,
+      dropout: 0.01,
+      minMaskRate: 0.5,
+      labelSmoothing: 0.1,
+      numerics,
+    });
+    assert.deepEqual(imported.unused, []);
+    assert.ok(!imported.tensors.has('decoder_embed.weight'));
+    const { embedLayerNormEps, gelu } = MASKGIT_NUMERIC_VALUES[numerics];
+    assert.deepEqual([imported.notes.embeddingLayerNormEps, imported.notes.gelu], [embedLayerNormEps, gelu]);
+    const again = await openFlax('transformer');
+    await assert.rejects(maskgitTransformerKind.importFrom(again, { heads: 8 }), /stores 4 heads/);
+    await again.close();
+
+    // the pipeline's loading (every tensor but decoder_embed), then the reference's decoder_embed [24 → 64]
+    const model = new MaskGit(
+      { ...(imported.config as unknown as MaskGitConfig), featureDim: 24 },
+      new Rng(0),
+    );
+    loadImportedTransformer(model, imported.tensors, 'transformer');
+    const embed = new Map([
+      ['decoder_embed.weight', await read('emb_w')],
+      ['decoder_embed.bias', await read('emb_b')],
+    ]);
+    const report = transferByNameAndShape(model.params, embed);
+    assert.deepEqual(report.loaded, ['decoder_embed.weight', 'decoder_embed.bias']);
+    assert.equal(model.maskId, 1064);
+    const logits = model.logits(
+      (await read('tokens')).data as Int32Array,
+      (await read('features')).data as Float32Array,
+      2,
+    );
+    model.dispose();
+    await againstBoth(logits, 'logits', numerics);
+  });
+}
 
 test('a structure that does not fit the shapes is refused naming the tensor', async () => {
   const cfg: VqGanConfig = {
@@ -280,6 +250,7 @@ test('a structure that does not fit the shapes is refused naming the tensor', as
     codes: 16,
     groups: 32,
     beta: 0.25,
+    numerics: 'lea-port',
   };
   const table = tokenizerTable(cfg);
   const extra = {

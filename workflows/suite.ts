@@ -98,6 +98,7 @@ export async function suiteWorkflow(input: SuiteInput): Promise<SuiteResult> {
             name: runInput.configName,
             pipeline: 'reproduction',
             partOf: suiteId,
+            ...(runInput.choices ? { choices: runInput.choices } : {}),
           },
           parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
         });

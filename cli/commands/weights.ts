@@ -4,12 +4,14 @@
  * from a file, once, into the artifact store as `weights/<name>`, and `lea embed`, which runs an imported network
  * on images.
  */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initCompute } from '../../lib/compute/backend.js';
+import { MASKGIT_NUMERICS } from '../../lib/config/choice-values.js';
 import { BadInputError } from '../../lib/errors.js';
+import type { MaskGitNumerics } from '../../lib/models/maskgit-numerics.js';
 import type { ImageBatch } from '../../lib/models/image-features.js';
 import { ArtifactStore } from '../../lib/storage/artifact-store.js';
 import { readNpy, writeNpy } from '../../lib/tensors/npy.js';
@@ -59,6 +61,7 @@ interface ImportFlags {
   expect?: string;
   heads?: number;
   groups?: number;
+  numerics?: MaskGitNumerics;
   force?: boolean;
   json?: boolean;
 }
@@ -69,6 +72,7 @@ interface FetchFlags {
   name?: string;
   lock: string;
   recordChecksums?: boolean;
+  numerics?: MaskGitNumerics;
   force?: boolean;
   json?: boolean;
 }
@@ -106,6 +110,15 @@ async function readImages(path: string): Promise<ImageBatch> {
   return { data: arr.data as Uint8Array, count, height, width };
 }
 
+/** MaskGIT's numerics, which the tokenizer and transformer files do not store (lib/models/maskgit-numerics.ts). */
+function numericsOption(): Option {
+  return new Option(
+    '--numerics <choice>',
+    "MaskGIT kinds: compute as LEA's PyTorch port (GroupNorm and embedding LayerNorm eps 1e-5, exact GELU; " +
+      "the paper's numbers) or as MaskGIT's Flax code (eps 1e-6 and 1e-12, tanh GELU); default lea-port",
+  ).choices(MASKGIT_NUMERICS);
+}
+
 export function registerWeightsCommands(program: Command): void {
   const weights = program.command('weights').description('import and inspect upstream pretrained networks');
   weights
@@ -123,6 +136,7 @@ export function registerWeightsCommands(program: Command): void {
       '--record-checksums',
       'record the full sha256 of a file whose publisher gives none, or a prefix, in the lock file (commit it)',
     )
+    .addOption(numericsOption())
     .option('--force', 'replace weights of that name made from a different file')
     .option('--json', 'print the stored record (with --list: the catalogue) as JSON')
     .action(async (name: string | undefined, flags: FetchFlags) => {
@@ -146,6 +160,7 @@ export function registerWeightsCommands(program: Command): void {
           ...(flags.name ? { name: flags.name } : {}),
           lockFile: flags.lock,
           recordChecksums: flags.recordChecksums === true,
+          ...(flags.numerics ? { numerics: flags.numerics } : {}),
           overwrite: flags.force === true,
           downloadDir: join(home, 'downloads'),
           log: (line) => console.error(`lea: ${line}`),
@@ -173,6 +188,7 @@ export function registerWeightsCommands(program: Command): void {
       'GroupNorm groups of a VQGAN (not stored in the file; default 32, as MaskGIT)',
       positiveInt,
     )
+    .addOption(numericsOption())
     .option('--force', 'replace weights of that name made from a different file')
     .option('--json', 'print the stored record as JSON')
     .action(async (flags: ImportFlags) => {
@@ -191,6 +207,7 @@ export function registerWeightsCommands(program: Command): void {
           ...(flags.sha256 ? { sha256: flags.sha256 } : {}),
           ...(flags.heads ? { heads: flags.heads } : {}),
           ...(flags.groups ? { groups: flags.groups } : {}),
+          ...(flags.numerics ? { numerics: flags.numerics } : {}),
           expectFull: flags.expect === 'full',
           overwrite: flags.force === true,
           downloadDir: join(home, 'downloads'),

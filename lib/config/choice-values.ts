@@ -4,6 +4,7 @@
  */
 import type { ResizeFilter } from '../images/resize.js';
 import type { InceptionResize } from '../models/inception-v3.js';
+import type { MaskGitNumerics } from '../models/maskgit-numerics.js';
 
 /**
  * GOD's averaged test fMRI (lib/data/god.ts). upstream: LEA's and MinD-Vis's create_Kamitani_*dataset divide the
@@ -43,3 +44,9 @@ export type ImageResize = (typeof IMAGE_RESIZES)[number];
  */
 export const CLIP_INPUTS = ['stored', 'resized'] as const;
 export type ClipInput = (typeof CLIP_INPUTS)[number];
+
+/**
+ * MaskGIT's GroupNorm and embedding LayerNorm epsilons and GELU form (lib/models/maskgit-numerics.ts has the
+ * values). lea-port: LEA's PyTorch port, what produced the paper's numbers; maskgit-flax: MaskGIT's Flax code.
+ */
+export const MASKGIT_NUMERICS = ['lea-port', 'maskgit-flax'] as const satisfies readonly MaskGitNumerics[];

@@ -9,6 +9,7 @@ import {
   CLIP_INPUTS,
   FID_RESIZES,
   IMAGE_RESIZES,
+  MASKGIT_NUMERICS,
   PATCH_PADDINGS,
   TEST_NORMALISATIONS,
 } from './choice-values.js';
@@ -147,6 +148,8 @@ const tokenizer = z.discriminatedUnion('kind', [
     frozen: z.boolean(),
     /** The frozen weights: MaskGIT's ImageNet tokenizer, imported as --kind maskgit-tokenizer. */
     weights: weightsName.optional(),
+    /** GroupNorm epsilon: LEA's port or MaskGIT's Flax (lib/models/maskgit-numerics.ts); imported weights agree. */
+    numerics: z.enum(MASKGIT_NUMERICS).default('lea-port'),
   }),
   z.strictObject({ kind: z.literal('patch-kmeans'), patchSize: posInt, codes: posInt, iterations: posInt }),
 ]);
@@ -164,6 +167,8 @@ const maskgit = z
     labelSmoothing: z.number().min(0).lt(1),
     /** Start from MaskGIT's ImageNet transformer (--kind maskgit-transformer): every tensor but decoder_embed. */
     initFrom: weightsName.optional(),
+    /** Embedding LayerNorm epsilon and GELU form, as for the tokenizer; imported weights agree. */
+    numerics: z.enum(MASKGIT_NUMERICS).default('lea-port'),
   })
   .refine((m) => m.width % m.heads === 0, { message: 'width must divide by heads', path: ['width'] });
 

@@ -47,6 +47,19 @@ export const UPSTREAM_CHOICES: readonly UpstreamChoice[] = [
     read: (c) => (c.training.mae && !('initFrom' in c.training.mae) ? c.data.patchPadding : undefined),
   },
   {
+    field: 'models.tokenizer.numerics',
+    upstream: 'lea-port',
+    // MaskGIT's stage reads the tokenizer's section too (its codes and grid)
+    stages: ['tokenizer', 'maskgit'],
+    read: (c) => (c.models.tokenizer.kind === 'vqgan' ? c.models.tokenizer.numerics : undefined),
+  },
+  {
+    field: 'models.maskgit.numerics',
+    upstream: 'lea-port',
+    stages: ['maskgit'],
+    read: (c) => c.models.maskgit.numerics,
+  },
+  {
     field: 'metrics.fidResize',
     upstream: 'tf1',
     stages: ['metrics'],

@@ -14,6 +14,7 @@ import type { Rng } from '../compute/rng.js';
 import { BadInputError } from '../errors.js';
 import type { NdArray } from '../tensors/ndarray.js';
 import type { Params } from './types.js';
+import type { GeluForm } from './maskgit-numerics.js';
 
 export type { Params } from './types.js';
 
@@ -330,16 +331,48 @@ export function linearBackward(dy: tf.Tensor, x: tf.Tensor, w: tf.Tensor) {
   };
 }
 
-/** Exact GELU, u·Φ(u); returns Φ(u) too, which the backward reuses. */
-export function geluForward(u: tf.Tensor) {
-  const cdf = tf.add(tf.mul(tf.erf(tf.mul(u, c(Math.SQRT1_2))), c(0.5)), c(0.5));
-  return { y: tf.mul(u, cdf), cdf };
+/** √(2/π) and its product with 0.044715: the tanh form's k·(u + 0.044715·u³) = u·(K + K3·u²). */
+const TANH_K = Math.sqrt(2 / Math.PI);
+const TANH_K3 = TANH_K * 0.044715;
+
+/**
+ * GELU as u·s(u) for each form: the gate s and its slope ds/du, given u and s (the backward reuses s).
+ *   erf:  s = Φ(u),                         ds/du = φ(u) = exp(−u²/2)/√(2π)
+ *   tanh: s = ½(1 + tanh(u·(K + K3·u²))),   ds/du = 2s(1 − s)·(K + 3·K3·u²)
+ */
+const GELU_GATES: Record<
+  GeluForm,
+  { gate(u: tf.Tensor): tf.Tensor; slope(u: tf.Tensor, s: tf.Tensor): tf.Tensor }
+> = {
+  erf: {
+    gate: (u) => tf.add(tf.mul(tf.erf(tf.mul(u, c(Math.SQRT1_2))), c(0.5)), c(0.5)),
+    slope: (u) => tf.mul(tf.exp(tf.mul(tf.square(u), c(-0.5))), c(1 / Math.sqrt(2 * Math.PI))),
+  },
+  tanh: {
+    gate: (u) =>
+      tf.add(tf.mul(tf.tanh(tf.mul(u, tf.add(tf.mul(tf.square(u), c(TANH_K3)), c(TANH_K)))), c(0.5)), c(0.5)),
+    slope: (u, s) =>
+      tf.mul(
+        tf.mul(tf.mul(s, tf.sub(c(1), s)), c(2)),
+        tf.add(tf.mul(tf.square(u), c(3 * TANH_K3)), c(TANH_K)),
+      ),
+  },
+};
+
+/** GELU u·s(u); returns the gate s too, which the backward reuses. */
+export function geluForward(u: tf.Tensor, form: GeluForm = 'erf') {
+  const gate = GELU_GATES[form].gate(u);
+  return { y: tf.mul(u, gate), gate };
 }
 
-/** d/du [u·Φ(u)] = Φ(u) + u·φ(u), φ(u) = exp(−u²/2)/√(2π). */
-export function geluBackward(dy: tf.Tensor, u: tf.Tensor, cdf: tf.Tensor): tf.Tensor {
-  const pdf = tf.mul(tf.exp(tf.mul(tf.square(u), c(-0.5))), c(1 / Math.sqrt(2 * Math.PI)));
-  return tf.mul(dy, tf.add(cdf, tf.mul(u, pdf)));
+/** d/du [u·s(u)] = s + u·ds/du. */
+export function geluBackward(
+  dy: tf.Tensor,
+  u: tf.Tensor,
+  gate: tf.Tensor,
+  form: GeluForm = 'erf',
+): tf.Tensor {
+  return tf.mul(dy, tf.add(gate, tf.mul(u, GELU_GATES[form].slope(u, gate))));
 }
 
 /** Layer norm over the last axis of x [N, D] as one differentiable op (lnForward / lnBackward). */
@@ -360,14 +393,16 @@ export function layerNormOp(eps: number) {
   }) as (x: tf.Tensor2D, g: tf.Tensor, b: tf.Tensor) => tf.Tensor2D;
 }
 
-/** Exact GELU as one differentiable op (geluForward / geluBackward): about half the kernels of autodiff's. */
-export const geluOp = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-  const [u, save] = args as [tf.Tensor, tf.GradSaveFunc];
-  const act = geluForward(u);
-  save([u, act.cdf]);
-  return {
-    value: act.y,
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
-      tf.tidy(() => geluBackward(dy, saved[0] as tf.Tensor, saved[1] as tf.Tensor)),
-  };
-}) as (u: tf.Tensor) => tf.Tensor;
+/** GELU as one differentiable op (geluForward / geluBackward): about half the kernels of autodiff's. */
+export function geluOp(form: GeluForm) {
+  return tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [u, save] = args as [tf.Tensor, tf.GradSaveFunc];
+    const act = geluForward(u, form);
+    save([u, act.gate]);
+    return {
+      value: act.y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+        tf.tidy(() => geluBackward(dy, saved[0] as tf.Tensor, saved[1] as tf.Tensor, form)),
+    };
+  }) as (u: tf.Tensor) => tf.Tensor;
+}

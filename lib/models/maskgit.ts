@@ -3,13 +3,13 @@
  * SelfAttention): image tokens conditioned on an image-feature vector. Names follow the PyTorch module.
  *
  *   feature [B, F] → decoder_embed Linear(F→D) [B, 1, D]      ids [B, L] → token_emb [B, L, D]
- *   concat [B, L+1, D] + de_pos_emb (learned) → LN (eps 1e-5) → dropout
+ *   concat [B, L+1, D] + de_pos_emb (learned) → LN (eps per `numerics`: 1e-5 LEA, 1e-12 MaskGIT) → dropout
  *   post-LN blocks: h = LN(h + drop(MHA(h))); h = LN(h + drop(linear2(GELU(linear1(h))))) (eps 1e-12), with
  *   separate biased query/key/value/proj and dropout on the attention weights
  *   head: mlps = Linear(D→D) → GELU → LN (eps 1e-12); logits = head · token_embᵀ + mlps_bias
  *   keep positions 1..L and the first `codes` columns → [B, L, codes]
  * The embedding table has codes + classSlots + 1 rows (ImageNet's 1000 class slots, unused, and the mask id
- * codes + classSlots, 2024 at paper size).
+ * codes + classSlots, 2024 at paper size). GELU is exact (LEA) or the tanh form (MaskGIT), per `numerics`.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../compute/rng.js';
@@ -30,6 +30,12 @@ import {
   sampleWithoutReplacement,
   type Params,
 } from './layers.js';
+import {
+  MASKGIT_NUMERIC_VALUES,
+  type GeluForm,
+  type MaskGitNumerics,
+  type MaskGitNumericValues,
+} from './maskgit-numerics.js';
 
 export interface MaskGitConfig {
   /** Tokenizer codebook size (1024). */
@@ -48,10 +54,11 @@ export interface MaskGitConfig {
   /** Lower bound of the training mask ratio (0.5). */
   minMaskRate: number;
   labelSmoothing: number;
+  /** The embedding LayerNorm's epsilon and the GELU form (lib/models/maskgit-numerics.ts). */
+  numerics: MaskGitNumerics;
 }
 
 const BLOCK_EPS = 1e-12;
-const EMBED_EPS = 1e-5; // `self.ln = nn.LayerNorm(D)`: PyTorch's default eps
 
 /** A training pass's dropout masks (MaskGit.drawDropout), already scaled by 1/(1 − rate). */
 export interface MaskGitDropout {
@@ -95,7 +102,7 @@ type Tensors<N extends number, R extends T[] = []> = R['length'] extends N ? R :
  * The backward reads only saved tensors and parameters (variables): anything else the forward used is
  * disposed by then, so the dropout masks are saved as well.
  */
-function postLnBlock(batch: number, heads: number, masks: BlockMasks) {
+function postLnBlock(batch: number, heads: number, gelu: GeluForm, masks: BlockMasks) {
   return tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [x, wq, bq, wk, bk, wv, bv, wo, bo, g1, b1, w1, c1, w2, c2, g2, b2] = args as Tensors<17>;
     const save = args[17] as tf.GradSaveFunc;
@@ -116,7 +123,7 @@ function postLnBlock(batch: number, heads: number, masks: BlockMasks) {
     const a = linear(o, wo, bo);
     const ln1 = lnForward(tf.add(x, masks.attn ? tf.mul(a, masks.attn) : a), g1, b1, BLOCK_EPS);
     const u = linear(ln1.y, w1, c1);
-    const act = geluForward(u);
+    const act = geluForward(u, gelu);
     const m = linear(act.y, w2, c2);
     const ln2 = lnForward(tf.add(ln1.y, masks.mlp ? tf.mul(m, masks.mlp) : m), g2, b2, BLOCK_EPS);
     // wqkv too: keeping it is free (a reference), concatenating it again in the backward a copy of 3·D² floats
@@ -131,7 +138,7 @@ function postLnBlock(batch: number, heads: number, masks: BlockMasks) {
       ln1.xhat,
       ln1.rstd,
       u,
-      act.cdf,
+      act.gate,
       act.y,
       ln2.xhat,
       ln2.rstd,
@@ -156,7 +163,7 @@ function postLnBlock(batch: number, heads: number, masks: BlockMasks) {
             xhat1,
             rstd1,
             uS,
-            cdf,
+            gate,
             actY,
             xhat2,
             rstd2,
@@ -167,7 +174,7 @@ function postLnBlock(batch: number, heads: number, masks: BlockMasks) {
           ] = saved as [...Tensors<15>, ...Partial<Tensors<3>>];
           const n2 = lnBackward(dy, xhat2, rstd2, g2);
           const fc2 = linearBackward(mMlp ? tf.mul(n2.dx, mMlp) : n2.dx, actY, w2);
-          const fc1 = linearBackward(geluBackward(fc2.dx, uS, cdf), y1, w1);
+          const fc1 = linearBackward(geluBackward(fc2.dx, uS, gate, gelu), y1, w1);
           const n1 = lnBackward(tf.add(n2.dx, fc1.dx), xhat1, rstd1, g1);
           const proj = linearBackward(mAttn ? tf.mul(n1.dx, mAttn) : n1.dx, oS, wo);
           const dO = tf.transpose(tf.reshape(proj.dx, [batch, t, heads, hd]), [0, 2, 1, 3]) as tf.Tensor4D;
@@ -254,6 +261,10 @@ export class MaskGit {
     return param(this.params, name);
   }
 
+  private get numerics(): MaskGitNumericValues {
+    return MASKGIT_NUMERIC_VALUES[this.cfg.numerics];
+  }
+
   /** One post-LN block over h [B·T, D], with its dropout masks in training. */
   private block(h: tf.Tensor2D, i: number, batch: number, masks: BlockMasks): tf.Tensor2D {
     const names = [
@@ -263,6 +274,7 @@ export class MaskGit {
     return postLnBlock(
       batch,
       this.cfg.heads,
+      this.numerics.gelu,
       masks,
     )(h, ...names.map((n) => this.p(`decoder.${i}.${n}`))) as tf.Tensor2D;
   }
@@ -296,7 +308,11 @@ export class MaskGit {
     ]);
     const z = tf.reshape(tf.gather(this.p('token_emb.weight'), ids), [b, l, d]);
     const seq = tf.reshape(tf.add(tf.concat([c, z], 1), this.p('de_pos_emb.weight')), [b * (l + 1), d]);
-    const ln = layerNormOp(EMBED_EPS)(seq as tf.Tensor2D, this.p('ln.weight'), this.p('ln.bias'));
+    const ln = layerNormOp(this.numerics.embedLayerNormEps)(
+      seq as tf.Tensor2D,
+      this.p('ln.weight'),
+      this.p('ln.bias'),
+    );
     let h = (dropout ? tf.mul(ln, dropout.embed) : ln) as tf.Tensor2D;
     for (let i = 0; i < this.cfg.depth; i++) h = this.block(h, i, b, dropout?.blocks[i] ?? {});
     return h;
@@ -306,7 +322,7 @@ export class MaskGit {
   head(h: tf.Tensor2D): tf.Tensor2D {
     const { codes, width: d } = this.cfg;
     const e = layerNormOp(BLOCK_EPS)(
-      geluOp(linear(h, this.p('mlps.0.weight'), this.p('mlps.0.bias'))) as tf.Tensor2D,
+      geluOp(this.numerics.gelu)(linear(h, this.p('mlps.0.weight'), this.p('mlps.0.bias'))) as tf.Tensor2D,
       this.p('mlps.2.weight'),
       this.p('mlps.2.bias'),
     );

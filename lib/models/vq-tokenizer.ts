@@ -16,13 +16,15 @@
  *   decoder: conv_in 3×3 256→512; mid blocks; levels with outputs 512,256,256,128,128, each followed (but the
  *   last) by nearest ×2 upsampling and a 3×3 conv; GN + swish; 3×3 conv → 3 channels [B,256,256,3]
  * Residual block: GN → swish → conv3×3 → GN → swish → conv3×3 (no biases); when the width changes, the skip is a
- * 1×1 conv of the branch output, not of the input (MaskGIT's quirk, kept).
+ * 1×1 conv of the branch output, not of the input (MaskGIT's quirk, kept). GroupNorm's epsilon is the config's
+ * `numerics` (LEA's port 1e-5, MaskGIT's Flax 1e-6).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../compute/rng.js';
 import { tidyValues } from '../compute/values.js';
 import type { ImageBatch } from './types.js';
 import { ParamBuilder, disposeParams, param, stopGradient, swish, type Params } from './layers.js';
+import { MASKGIT_NUMERIC_VALUES, type MaskGitNumerics } from './maskgit-numerics.js';
 
 export interface ImageTokenizer {
   readonly codes: number;
@@ -46,9 +48,9 @@ export interface VqGanConfig {
   groups: number;
   /** Commitment weight β. */
   beta: number;
+  /** Sets the GroupNorm epsilon (lib/models/maskgit-numerics.ts). */
+  numerics: MaskGitNumerics;
 }
-
-const GN_EPS = 1e-5; // nn.GroupNorm default
 
 /** uint8 images → float [B, H, W, 3] in [0, 1] (the VQGAN input range: no tanh, no centring). */
 export function imagesToTensor(images: ImageBatch): tf.Tensor4D {
@@ -137,12 +139,13 @@ export class VqGan implements ImageTokenizer {
     const g = Math.min(this.cfg.groups, c);
     const grouped = tf.reshape(x, [b, h, w, g, c / g]);
     const { mean, variance } = tf.moments(grouped, [1, 2, 4], true);
-    const normed = tf.reshape(tf.mul(tf.sub(grouped, mean), tf.rsqrt(tf.add(variance, GN_EPS))), [
-      b,
-      h,
-      w,
-      c,
-    ]);
+    const normed = tf.reshape(
+      tf.mul(
+        tf.sub(grouped, mean),
+        tf.rsqrt(tf.add(variance, MASKGIT_NUMERIC_VALUES[this.cfg.numerics].groupNormEps)),
+      ),
+      [b, h, w, c],
+    );
     return tf.add(tf.mul(normed, this.p(`${name}.weight`)), this.p(`${name}.bias`));
   }
 

@@ -32,12 +32,21 @@ export const TOKENIZER_KEYS = [
   'chLatent',
   'codes',
   'groups',
+  'numerics',
 ];
+
+/**
+ * The architecture a weights record stores. MaskGIT weights imported before `--numerics` existed (mapping
+ * version 1) name none: they were imported with LEA's numerics, the only ones there were.
+ */
+export function importedArchitecture(rec: WeightsRecord): Record<string, unknown> {
+  return rec.kind.startsWith('maskgit-') ? { numerics: 'lea-port', ...rec.config } : rec.config;
+}
 
 /** What does not fit, as readable lines naming the config field (empty when the weights fit). */
 export function weightsMisfit(cfg: ReproductionConfig, use: WeightsUse, rec: WeightsRecord): string[] {
   const { models, training } = cfg;
-  const c = rec.config;
+  const c = importedArchitecture(rec);
   const wrong = (lines: string[]) =>
     lines.length ? [`${use.field}: weights '${use.name}' do not fit the config: ${lines.join(', ')}`] : [];
   switch (use.field) {
@@ -48,7 +57,15 @@ export function weightsMisfit(cfg: ReproductionConfig, use: WeightsUse, rec: Wei
     case 'models.maskgit.initFrom': {
       const expected = { ...models.maskgit, codes: models.tokenizer.codes };
       return wrong(
-        architectureMismatch(expected, c, ['classSlots', 'width', 'depth', 'heads', 'mlpHidden', 'codes']),
+        architectureMismatch(expected, c, [
+          'classSlots',
+          'width',
+          'depth',
+          'heads',
+          'mlpHidden',
+          'codes',
+          'numerics',
+        ]),
       );
     }
     case 'training.mae.initFrom':

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { downloadFile } from '../data/download.js';
 import { readLock, writeLock } from '../data/lock.js';
 import { BadInputError } from '../errors.js';
+import type { MaskGitNumerics } from '../models/maskgit-numerics.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
 import type { CatalogueEntry } from './catalogue.js';
 import { importWeights, type WeightsRecord } from './import.js';
@@ -22,6 +23,8 @@ export interface FetchWeightsRequest {
   lockFile: string;
   /** Record the full sha256 of a file whose publisher gives none, or only a prefix, in the lock file. */
   recordChecksums: boolean;
+  /** MaskGIT's numerics for the MaskGIT kinds (lea weights import --numerics). */
+  numerics?: MaskGitNumerics;
   overwrite?: boolean;
   downloadDir: string;
   log?: (line: string) => void;
@@ -60,6 +63,7 @@ export async function fetchWeights(
       name: req.name ?? entry.name,
       sha256: got.sha256,
       expectFull: entry.expectFull,
+      ...(req.numerics ? { numerics: req.numerics } : {}),
       overwrite: req.overwrite === true,
       downloadDir: req.downloadDir,
       ...(req.log ? { log: req.log } : {}),

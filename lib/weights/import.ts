@@ -70,6 +70,23 @@ function checkFullSize(kind: WeightKind, config: Record<string, unknown>, file: 
   }
 }
 
+/** The options of the request that the kind reads; one it does not read is refused, naming its flag. */
+function importOptions(kind: WeightKind, req: ImportRequest): ImportOptions {
+  const given: ImportOptions = {
+    ...(req.heads === undefined ? {} : { heads: req.heads }),
+    ...(req.groups === undefined ? {} : { groups: req.groups }),
+    ...(req.numerics === undefined ? {} : { numerics: req.numerics }),
+  };
+  const stray = (Object.keys(given) as (keyof ImportOptions)[]).filter((k) => !kind.options.includes(k));
+  if (stray.length > 0) {
+    const reads = kind.options.length ? kind.options.map((k) => `--${k}`).join(', ') : 'none of them';
+    throw new BadInputError(
+      `${stray.map((k) => `--${k}`).join(', ')} does not apply to --kind ${kind.name} (it reads ${reads})`,
+    );
+  }
+  return given;
+}
+
 function parameterCount(tensors: Map<string, NdArray>): number {
   let n = 0;
   for (const t of tensors.values()) n += t.data.length;
@@ -82,6 +99,7 @@ export async function importWeights(
 ): Promise<{ ref: ArtifactRef; record: WeightsRecord }> {
   const key = weightsKey(req.name);
   const kind = weightKind(req.kind);
+  const opts = importOptions(kind, req);
   const log = req.log ?? (() => {});
   const file = await localSource(req);
   log(`hashing ${file}`);
@@ -98,10 +116,7 @@ export async function importWeights(
       );
     }
     log(`mapping ${src.tensors.size} tensors as ${kind.name}`);
-    imported = await kind.importFrom(src, {
-      ...(req.heads === undefined ? {} : { heads: req.heads }),
-      ...(req.groups === undefined ? {} : { groups: req.groups }),
-    });
+    imported = await kind.importFrom(src, opts);
   } finally {
     await src.close();
   }

@@ -3,6 +3,7 @@
  * project's parameter names and layouts, which architecture the shapes imply, and how to run it. The table of
  * kinds is lib/weights/kinds/index.ts: a new kind is one file and one entry there.
  */
+import type { MaskGitNumerics } from '../models/maskgit-numerics.js';
 import type { ImageBatch } from '../models/types.js';
 import type { NdArray } from '../tensors/ndarray.js';
 import type { CheckpointFormat, CheckpointSource } from './source.js';
@@ -12,6 +13,8 @@ export interface ImportOptions {
   heads?: number;
   /** Overrides the GroupNorm group count (not stored either; MaskGIT's VQGAN uses Flax's default, 32). */
   groups?: number;
+  /** MaskGIT's numerics the imported network computes with (not stored in the file); lea-port by default. */
+  numerics?: MaskGitNumerics;
 }
 
 export interface ImportedNetwork {
@@ -39,6 +42,8 @@ export interface WeightKind {
   readonly formats: readonly CheckpointFormat[];
   /** Torch checkpoints: the root dict key holding the state dict (see OpenOptions.entry). */
   readonly entry?: string;
+  /** The import options its mapping reads (the CLI flag of the same name); another one is refused. */
+  readonly options: readonly (keyof ImportOptions)[];
   /** Bumped whenever the mapping changes what it produces (recorded in provenance and cache keys). */
   readonly mappingVersion: number;
   /**

@@ -31,5 +31,6 @@ export function paperMaskGitConfig(): MaskGitConfig {
     dropout: 0.01,
     minMaskRate: 0.5,
     labelSmoothing: 0.1,
+    numerics: 'lea-port',
   };
 }

@@ -17,7 +17,7 @@ import {
   type ImageTokenizer,
   type VqGanConfig,
 } from '../../models/vq-tokenizer.js';
-import { architectureMismatch, TOKENIZER_KEYS } from '../../pipeline/weights-fit.js';
+import { architectureMismatch, importedArchitecture, TOKENIZER_KEYS } from '../../pipeline/weights-fit.js';
 import { readWeightsFile } from '../../weights/import.js';
 import { loadTrainImages } from '../data.js';
 import type { TrainSettings, TrainTask } from '../loop.js';
@@ -33,8 +33,8 @@ import {
 export function vqganConfig(cfg: ReproductionConfig): VqGanConfig {
   const t = cfg.models.tokenizer;
   if (t.kind !== 'vqgan') throw new BadInputError(`the config's tokenizer is '${t.kind}', not a VQGAN`);
-  const { chBase, chMult, numResBlocks, numResMids, chLatent, codes, groups, beta } = t;
-  return { chBase, chMult, numResBlocks, numResMids, chLatent, codes, groups, beta };
+  const { chBase, chMult, numResBlocks, numResMids, chLatent, codes, groups, beta, numerics } = t;
+  return { chBase, chMult, numResBlocks, numResMids, chLatent, codes, groups, beta, numerics };
 }
 
 /** The tokenizer a config describes, with the weights the tokenizer stage wrote under outDir. */
@@ -114,7 +114,7 @@ async function frozenTokenizer(vc: VqGanConfig, opts: StageOptions, modelPath: s
   const file = opts.weights?.vqgan;
   if (!file) throw new BadInputError('models.tokenizer: a frozen VQGAN needs models.tokenizer.weights');
   const { record, tensors } = await readWeightsFile(file, 'maskgit-tokenizer');
-  const wrong = architectureMismatch({ ...vc }, record.config, TOKENIZER_KEYS);
+  const wrong = architectureMismatch({ ...vc }, importedArchitecture(record), TOKENIZER_KEYS);
   if (wrong.length) {
     throw new BadInputError(`models.tokenizer does not match weights '${record.name}': ${wrong.join(', ')}`);
   }

@@ -61,6 +61,7 @@ export const fidInceptionV3Kind: WeightKind = {
   description:
     "torch-fidelity's InceptionV3 FID feature extractor (weights-inception-2015-12-05-6726825d.pth)",
   formats: ['torch-zip', 'safetensors'],
+  options: [],
   mappingVersion: 1,
   importFrom: importInception,
   fullSize: { imageSize: INCEPTION_SIZE, bnEps: INCEPTION_BN_EPS, features: [64, 2048] },

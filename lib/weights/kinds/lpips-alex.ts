@@ -34,6 +34,7 @@ export const lpipsAlexKind: WeightKind = {
   name: 'lpips-alex-v0.1',
   description: "lpips 0.1's AlexNet linear heads (lpips/weights/v0.1/alex.pth)",
   formats: ['torch-zip', 'safetensors'],
+  options: [],
   mappingVersion: 1,
   importFrom: importLpipsAlex,
   fullSize: { net: 'alex', version: '0.1', channels: [...ALEXNET_CHANNELS] },

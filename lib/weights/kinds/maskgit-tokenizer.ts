@@ -28,6 +28,7 @@ import { BadInputError } from '../../errors.js';
 import type { ImageBatch } from '../../models/types.js';
 import { loadParamsStrict } from '../../models/layers.js';
 import { VqGan, type VqGanConfig } from '../../models/vq-tokenizer.js';
+import { MASKGIT_NUMERIC_VALUES, describeMaskGitNumerics } from '../../models/maskgit-numerics.js';
 import { ndarray, type NdArray } from '../../tensors/ndarray.js';
 import type { ImportOptions, ImportedNetwork, Network, WeightKind } from '../kind.js';
 import { reshape } from '../layout.js';
@@ -139,7 +140,8 @@ export function tokenizerTable(cfg: VqGanConfig): FlaxTensor[] {
 }
 
 /** The architecture implied by the shapes (each shape is checked against it afterwards, by the table). */
-export function tokenizerConfig(t: TensorTaker, groups = GROUPS): VqGanConfig {
+export function tokenizerConfig(t: TensorTaker, opts: ImportOptions = {}): VqGanConfig {
+  const groups = opts.groups ?? GROUPS;
   const path = t.src.path;
   if (!t.has('params/encoder/Conv_0/kernel')) {
     throw new BadInputError(`${path}: no 'params/encoder/Conv_0/kernel': not a MaskGIT VQGAN checkpoint`);
@@ -177,21 +179,21 @@ export function tokenizerConfig(t: TensorTaker, groups = GROUPS): VqGanConfig {
     codes: dim(t, 'params/quantizer/codebook', 0, 2),
     groups,
     beta: 0.25, // MaskGIT's commitment_cost (training only; recorded so the config rebuilds a VqGan)
+    numerics: opts.numerics ?? 'lea-port',
   };
 }
 
 async function importTokenizer(src: CheckpointSource, opts: ImportOptions): Promise<ImportedNetwork> {
   const t = new TensorTaker(src);
-  const config = tokenizerConfig(t, opts.groups);
+  const config = tokenizerConfig(t, opts);
   const { tensors, unused } = await takeFlaxTable(t, tokenizerTable(config));
   return {
     tensors,
     config: { ...config },
     unused,
     notes: {
-      groupNormEps: 1e-5,
-      groupNormEpsChoice:
-        "LEA's PyTorch port (nn.GroupNorm, eps 1e-5) and VqGan; MaskGIT's Flax GroupNorm uses 1e-6",
+      numerics: describeMaskGitNumerics(config.numerics),
+      groupNormEps: MASKGIT_NUMERIC_VALUES[config.numerics].groupNormEps,
       groups: opts.groups
         ? `${opts.groups}, from --groups (not stored in the file)`
         : `${GROUPS}, Flax nn.GroupNorm's default (not stored in the file)`,
@@ -266,7 +268,9 @@ export const maskgitTokenizerKind: WeightKind = {
   name: 'maskgit-tokenizer',
   description: "MaskGIT's ImageNet-256 VQGAN tokenizer (tokenizer_imagenet256_checkpoint, Flax msgpack)",
   formats: ['flax-msgpack'],
-  mappingVersion: 1,
+  options: ['groups', 'numerics'],
+  // 2: the config names its numerics (--numerics)
+  mappingVersion: 2,
   importFrom: importTokenizer,
   fullSize: {
     chBase: 128,

@@ -25,6 +25,7 @@
 import { BadInputError } from '../../errors.js';
 import { transferByNameAndShape } from '../../models/layers.js';
 import type { MaskGit, MaskGitConfig } from '../../models/maskgit.js';
+import { MASKGIT_NUMERIC_VALUES, describeMaskGitNumerics } from '../../models/maskgit-numerics.js';
 import type { NdArray } from '../../tensors/ndarray.js';
 import type { ImportedNetwork, ImportOptions, WeightKind } from '../kind.js';
 import type { CheckpointSource } from '../source.js';
@@ -113,6 +114,7 @@ export function transformerConfig(t: TensorTaker, opts: ImportOptions): MaskGitC
     dropout: 0.01,
     minMaskRate: 0.5,
     labelSmoothing: 0.1,
+    numerics: opts.numerics ?? 'lea-port',
   };
 }
 
@@ -129,10 +131,10 @@ async function importTransformer(src: CheckpointSource, opts: ImportOptions): Pr
       decoderEmbed: `not in the file: LEA's decoder_embed (CLIP ${FEATURE_DIM} → ${config.width}) is new and trained in stage 2`,
       classSlots: `${CLASS_SLOTS} ImageNet class slots assumed between the codes and the mask token`,
       maskId: `${config.codes + CLASS_SLOTS} (MaskGIT's −1, the last embedding row)`,
-      embeddingLayerNormEps: 1e-5,
-      embeddingLayerNormEpsChoice: "LEA's nn.LayerNorm default; MaskGIT's embeddings_ln uses 1e-12",
+      numerics: describeMaskGitNumerics(config.numerics),
+      embeddingLayerNormEps: MASKGIT_NUMERIC_VALUES[config.numerics].embedLayerNormEps,
       blockLayerNormEps: 1e-12,
-      gelu: "exact erf GELU (LEA's nn.GELU); MaskGIT's jax.nn.gelu is the tanh approximation",
+      gelu: MASKGIT_NUMERIC_VALUES[config.numerics].gelu,
     },
   };
 }
@@ -165,7 +167,9 @@ export const maskgitTransformerKind: WeightKind = {
   description:
     "MaskGIT's ImageNet-256 class-conditional transformer (maskgit_imagenet256_checkpoint, Flax msgpack)",
   formats: ['flax-msgpack'],
-  mappingVersion: 1,
+  options: ['heads', 'numerics'],
+  // 2: the config names its numerics (--numerics)
+  mappingVersion: 2,
   importFrom: importTransformer,
   fullSize: {
     codes: 1024,

@@ -143,6 +143,7 @@ export const mindvisMaeKind: WeightKind = {
     "MinD-Vis's SC-MBM fMRI MAE (fmri_encoder.pth; torch.save with 'model', 'optimizer', 'config')",
   formats: ['torch-zip', 'safetensors'],
   entry: 'model',
+  options: ['heads'],
   mappingVersion: 1,
   importFrom: importMindVis,
   fullSize: {

@@ -113,6 +113,7 @@ export const openclipVitH14Kind: WeightKind = {
   description:
     "open_clip ViT-H/14 CLIP (e.g. xlm-roberta-large-ViT-H-14 'frozen_laion5b_s13b_b90k'): image tower",
   formats: ['torch-zip', 'safetensors'],
+  options: ['heads'],
   mappingVersion: 1,
   importFrom: importOpenClip,
   fullSize: { imageSize: 224, patch: 14, width: 1280, layers: 32, heads: 16, mlp: 5120, outDim: 1024 },

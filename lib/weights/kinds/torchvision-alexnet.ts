@@ -29,6 +29,7 @@ export const torchvisionAlexnetKind: WeightKind = {
   name: 'torchvision-alexnet',
   description: 'torchvision alexnet ImageNet classifier state dict (features only, for LPIPS)',
   formats: ['torch-zip', 'safetensors'],
+  options: [],
   mappingVersion: 1,
   importFrom: importAlexnet,
   fullSize: { channels: [...ALEXNET_CHANNELS] },

@@ -115,6 +115,7 @@ export const torchvisionVitH14Kind: WeightKind = {
   name: 'torchvision-vit-h14',
   description: 'torchvision vit_h_14 ImageNet classifier (e.g. IMAGENET1K_SWAG_E2E_V1, 518 px)',
   formats: ['torch-zip', 'safetensors'],
+  options: ['heads'],
   mappingVersion: 1,
   importFrom: importTorchvision,
   fullSize: { imageSize: 518, patch: 14, width: 1280, layers: 32, heads: 16, mlp: 5120, outDim: 1000 },
