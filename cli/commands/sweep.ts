@@ -77,7 +77,7 @@ export function registerSweepCommand(program: Command): void {
     )
     .option('--set <key=value...>', 'override a config field for every point (repeatable)', [])
     .option('--force <stage...>', 'recompute these stages (and everything downstream) although cached', [])
-    .option('--list', 'print the points and the baseline point; start nothing')
+    .option('--list', 'print the points and the baseline point; check and start nothing')
     .option('--wait', 'wait for every point to finish and print the record')
     .option('--json', 'print the run id, then (with --wait) the record as JSON')
     .option('--verbose', "with --wait, print the in-process worker's Temporal SDK log on stderr")
@@ -102,6 +102,15 @@ export function registerSweepCommand(program: Command): void {
         ...(opts.metrics !== undefined ? { metrics: parseMetricsArg(opts.metrics) } : {}),
       });
       const plan = sweepPlan(cfg.name, cfg, def);
+      if (opts.list) {
+        const points = plan.points.map((p) => ({ ...p, baseline: p.name === plan.baseline }));
+        console.log(
+          opts.json
+            ? JSON.stringify({ keys: plan.keys, metrics: plan.metrics ?? null, points }, null, 2)
+            : points.map((p) => `${p.name}  ${p.label}${p.baseline ? '  (baseline)' : ''}`).join('\n'),
+        );
+        return;
+      }
       const settings = settingsFromEnv();
       const spec = sweepSpec(
         configFile,
@@ -112,15 +121,6 @@ export function registerSweepCommand(program: Command): void {
         { force: opts.force },
         runStamp(),
       );
-      if (opts.list) {
-        const points = plan.points.map((p) => ({ ...p, baseline: p.name === plan.baseline }));
-        console.log(
-          opts.json
-            ? JSON.stringify({ keys: plan.keys, metrics: plan.metrics ?? null, points }, null, 2)
-            : points.map((p) => `${p.name}  ${p.label}${p.baseline ? '  (baseline)' : ''}`).join('\n'),
-        );
-        return;
-      }
       await startRun(spec, spec.cfgs, settings, opts);
     });
 }
