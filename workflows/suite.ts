@@ -128,21 +128,22 @@ export async function suiteWorkflow(input: SuiteInput): Promise<SuiteResult> {
   });
   const metricsPlan = input.members[0]!.plan.find((p) => p.name === input.members[0]!.metricsStage);
   const intervals = (metricsPlan?.config as { intervals: IntervalSettings }).intervals;
+  const { reportSuite, reportSweep } = proxyActivities<ReportActivities>({
+    startToCloseTimeout: '5 minutes',
+    retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_ERRORS },
+  });
+  // what the page's header shows
+  const about = {
+    suiteId,
+    name: input.name,
+    codeVersion: input.codeVersion,
+    startedAt: workflowInfo().startTime.toISOString(),
+  };
   if (input.sweep) {
     const sweep = await sweepOutcome(input.sweep, members, resultOf, (runs, point) =>
       poolSuiteScores({ suiteId: `${suiteId}/points/${point}`, runs, intervals }),
     );
-    const { reportSweep } = proxyActivities<ReportActivities>({
-      startToCloseTimeout: '5 minutes',
-      retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_ERRORS },
-    });
-    const report = await reportSweep({
-      suiteId,
-      name: input.name,
-      codeVersion: input.codeVersion,
-      startedAt: workflowInfo().startTime.toISOString(),
-      sweep,
-    });
+    const report = await reportSweep({ ...about, sweep });
     upsertMemo({ suite: suiteMemo, verdict: null, report: report.key });
     throwIfFailed(members);
     return { members, metrics: meanMetrics(members), verdict: null, report, sweep };
@@ -171,15 +172,8 @@ export async function suiteWorkflow(input: SuiteInput): Promise<SuiteResult> {
     });
     upsertSearchAttributes({ LeaVerdict: [verdict.verdict] });
   }
-  const { reportSuite } = proxyActivities<ReportActivities>({
-    startToCloseTimeout: '5 minutes',
-    retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_ERRORS },
-  });
   const report = await reportSuite({
-    suiteId,
-    name: input.name,
-    codeVersion: input.codeVersion,
-    startedAt: workflowInfo().startTime.toISOString(),
+    ...about,
     members,
     mean,
     sd,

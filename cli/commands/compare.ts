@@ -14,6 +14,7 @@ import {
   compareMetrics,
   comparedRun,
   comparisonMethod,
+  pText,
   rowsDetectability,
   stageDifferences,
   type CompareSettings,
@@ -28,7 +29,7 @@ import {
   sweepText,
   type SweepOutcome,
 } from '../../lib/pipeline/sweep.js';
-import { fmtNumber } from '../../lib/report/format.js';
+import { fmtNumber, textTable } from '../../lib/report/format.js';
 import { CORRECTIONS, type Correction } from '../../lib/stats/multiple.js';
 import { ArtifactStore, type ArtifactRef } from '../../lib/storage/artifact-store.js';
 import { positiveInt } from '../args.js';
@@ -110,18 +111,10 @@ function formatTable(rows: MetricComparison[], alpha: number): string {
     f(r.a) + ci(r.aInterval),
     f(r.b) + ci(r.bInterval),
     f(r.difference) + ci(r.interval),
-    r.p === undefined
-      ? '–'
-      : `${r.p.toPrecision(2)} (${r.pAdjusted === undefined ? 'not in family' : r.pAdjusted.toPrecision(2)})`,
+    pText(r),
     r.test === 'paired sign-flip' ? `paired sign-flip, ${r.items} items` : 'none (no per-item scores)',
   ]);
-  const widths = heads.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
-  const line = (r: string[]) =>
-    r
-      .map((v, i) => v.padEnd(widths[i]!))
-      .join('  ')
-      .trimEnd();
-  return [line(heads), ...body.map(line)].join('\n');
+  return textTable(heads, body);
 }
 
 /** The comparison's settings: the flags, the family from --metrics or else the sweep's declared one. */
@@ -145,7 +138,7 @@ async function printSweep(store: ArtifactStore, sweepId: string, sweep: SweepOut
   const failed = c.rows.filter((r) => r.status !== 'completed').length;
   console.log(
     `sweep ${sweepId}: ${c.rows.length} points over ${c.keys.join(', ')}${failed ? ` (${failed} failed)` : ''}\n\n` +
-      `${sweepText(c, fmtNumber)}\n\n${c.method}`,
+      `${sweepText(c)}\n\n${c.method}`,
   );
   if (c.detectability) console.log(c.detectability.text);
 }

@@ -85,6 +85,12 @@ export function compareMetrics(
   return rows;
 }
 
+/** A row's p and, in brackets, its corrected p (or that it is outside the family): `0.0044 (0.059)`. */
+export const pText = (r: Pick<MetricComparison, 'p' | 'pAdjusted'>): string =>
+  r.p === undefined
+    ? '–'
+    : `${r.p.toPrecision(2)} (${r.pAdjusted === undefined ? 'not in family' : r.pAdjusted.toPrecision(2)})`;
+
 /** Whether a row's difference is significant at the level: in the family, with corrected p below alpha. */
 export const significant = (r: MetricComparison, alpha: number): boolean =>
   r.pAdjusted !== undefined && r.pAdjusted < alpha;

@@ -9,11 +9,13 @@ import { Rng } from '../compute/rng.js';
 import { configPath, sweepSection, type SweepSection, type SweptValue } from '../config/sweep.js';
 import { BadInputError } from '../errors.js';
 import { metricDefinition } from '../metrics/definitions.js';
+import { fmtNumber, textTable } from '../report/format.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
 import {
   compareMetrics,
   comparedRun,
   comparisonMethod,
+  pText,
   rowsDetectability,
   significant,
   type ComparableResult,
@@ -259,7 +261,9 @@ export function compareSweep(
       ...point,
       metrics: run.metrics,
       ...(run.metricIntervals ? { metricIntervals: run.metricIntervals } : {}),
-      ...(base && point.name !== outcome.baseline ? { comparisons: compareMetrics(base, run, settings) } : {}),
+      ...(base && point.name !== outcome.baseline
+        ? { comparisons: compareMetrics(base, run, settings) }
+        : {}),
     };
   });
   const metrics = [...new Set(rows.flatMap((r) => Object.keys(r.metrics ?? {})))].sort();
@@ -302,9 +306,9 @@ export async function loadSweepComparison(
   return compareSweep(outcome, runs, settings);
 }
 
-/** The sweep's points as the terminal shows them: one row per point and metric, B the point, A the baseline. */
-export function sweepText(c: SweepComparison, fmt: (v: number) => string): string {
-  const ci = (b?: [number, number]) => (b ? ` [${fmt(b[0])}, ${fmt(b[1])}]` : '');
+/** The sweep's points as the terminal shows them: one row per point and metric, its difference from the baseline. */
+export function sweepText(c: SweepComparison): string {
+  const ci = (b?: [number, number]) => (b ? ` [${fmtNumber(b[0])}, ${fmtNumber(b[1])}]` : '');
   const heads = [
     'point',
     'metric',
@@ -322,23 +326,14 @@ export function sweepText(c: SweepComparison, fmt: (v: number) => string): strin
     for (const m of c.metrics) {
       const v = r.metrics[m];
       const d = r.comparisons?.find((x) => x.metric === m);
-      const mark = c.best[m] === r.name ? ' best' : '';
       body.push([
         label,
         m,
-        (v === undefined ? '–' : fmt(v)) + ci(r.metricIntervals?.[m]),
-        d?.difference == null ? '' : fmt(d.difference) + ci(d.interval),
-        d?.p === undefined
-          ? ''
-          : `${d.p.toPrecision(2)} (${d.pAdjusted === undefined ? 'not in family' : d.pAdjusted.toPrecision(2)})${mark}`,
+        (v === undefined ? '–' : fmtNumber(v)) + ci(r.metricIntervals?.[m]),
+        d?.difference == null ? '' : fmtNumber(d.difference) + ci(d.interval),
+        d ? pText(d) + (c.best[m] === r.name ? ' best' : '') : '',
       ]);
     }
   }
-  const widths = heads.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
-  const line = (r: string[]) =>
-    r
-      .map((v, i) => v.padEnd(widths[i]!))
-      .join('  ')
-      .trimEnd();
-  return [line(heads), ...body.map(line)].join('\n');
+  return textTable(heads, body);
 }
