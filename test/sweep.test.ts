@@ -122,7 +122,8 @@ test('the sweep page renders in Chromium and `lea compare` prints its numbers', 
   assert.match(text.stdout, /smallest detectable difference .* at least \d+ of the 12 items/);
 
   // the page's differences are `lea compare` of the baseline point's run and the point's run
-  for (const r of [compared[0]!, compared.at(-1)!]) {
+  // one pair (each `lea` call costs seconds of CI): the point that differs from the baseline in both keys
+  for (const r of [compared[0]!]) {
     const pair = runLea([
       'compare',
       baseline.runIds[0]!,

@@ -233,7 +233,7 @@ export interface SweepComparison {
   keys: string[];
   baseline: string;
   settings: CompareSettings;
-  /** Every metric any completed point has, by name. */
+  /** Every metric any completed point has: the family, the paper's, the others, the reference rows. */
   metrics: string[];
   rows: SweepRow[];
   /** Metric → the best point's name, only where its difference from the baseline is significant and better. */
@@ -266,7 +266,14 @@ export function compareSweep(
         : {}),
     };
   });
-  const metrics = [...new Set(rows.flatMap((r) => Object.keys(r.metrics ?? {})))].sort();
+  // the declared family first, then the paper's metrics, the others, and the reference rows last
+  const rank = (m: string) => {
+    const d = metricDefinition(m);
+    return settings.family?.includes(m) ? 0 : d?.reference ? 3 : d?.paper ? 1 : 2;
+  };
+  const metrics = [...new Set(rows.flatMap((r) => Object.keys(r.metrics ?? {})))].sort(
+    (a, b) => rank(a) - rank(b) || (a < b ? -1 : 1),
+  );
   const best: Record<string, string> = {};
   for (const m of metrics) {
     const better = metricDefinition(m)?.better ?? 'higher';

@@ -306,8 +306,8 @@ export interface ParallelChartSpec {
 
 /** Parallel coordinates: an axis per swept key and metric, a polyline per point across them. */
 export function parallelChart(spec: ParallelChartSpec): Chart {
-  const slot = 130;
-  const m = { l: 70, r: 70, t: 40, b: 30 };
+  const slot = 150;
+  const m = { l: 80, r: 80, t: 52, b: 30 };
   const width = Math.max(420, m.l + m.r + slot * (spec.axes.length - 1));
   const height = 320;
   const ph = height - m.t - m.b;
@@ -334,15 +334,16 @@ export function parallelChart(spec: ParallelChartSpec): Chart {
     for (const r of runs.filter((r) => r.length > 1))
       out += `<polyline points="${r.join(' ')}" fill="none" stroke="${line.color}" stroke-width="${line.width}" stroke-opacity="0.85"><title>${esc(line.label)}</title></polyline>\n`;
   });
-  for (const a of scaled) {
+  scaled.forEach((a, i) => {
     out += `<line x1="${c(a.x)}" x2="${c(a.x)}" y1="${m.t}" y2="${m.t + ph}" stroke="${AXIS}"/>\n`;
-    out += `<text x="${c(a.x)}" y="${m.t - 14}" text-anchor="middle" fill="#222">${esc(a.label)}</text>\n`;
+    // labels alternate between two rows, so long metric names beside each other do not overlap
+    out += `<text x="${c(a.x)}" y="${m.t - (i % 2 ? 10 : 26)}" text-anchor="middle" fill="#222">${esc(a.label)}</text>\n`;
     for (const t of a.axis?.ticks ?? []) {
       const label = a.tickLabels ? a.tickLabels.get(t) : fmtNumber(t);
       if (label === undefined) continue;
       out += `<line x1="${c(a.x - 3)}" x2="${c(a.x)}" y1="${c(a.y(t))}" y2="${c(a.y(t))}" stroke="${AXIS}"/>\n`;
       out += `<text x="${c(a.x - 5)}" y="${c(a.y(t) + 4)}" text-anchor="end" fill="${AXIS}" font-size="10">${esc(label)}</text>\n`;
     }
-  }
+  });
   return { svg: out + '</svg>\n', width, height };
 }

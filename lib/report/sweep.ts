@@ -136,7 +136,8 @@ function charts(files: Files, c: SweepComparison): string {
     // one line per combination of the other keys' values, in x order
     const groups = new Map<string, SweepRow[]>();
     for (const r of done) {
-      const g = others.map((k) => `${k}=${JSON.stringify(r.values[k])}`).join(' ') || a.key;
+      // legends name a key by its last segment: the caption names the keys in full
+      const g = others.map((k) => `${k.split('.').at(-1)}=${JSON.stringify(r.values[k])}`).join(' ') || a.key;
       groups.set(g, [...(groups.get(g) ?? []), r]);
     }
     return metrics.map((m, j) => {
@@ -160,7 +161,10 @@ function charts(files: Files, c: SweepComparison): string {
           ...(a.ticks ? { xTickLabels: a.ticks } : {}),
         }),
         `${m} against ${a.key}`,
-        `<span class="mono">${esc(m)}</span> against <span class="mono">${esc(a.key)}</span>, a line per value of the other keys.`,
+        `<span class="mono">${esc(m)}</span> against <span class="mono">${esc(a.key)}</span>` +
+          (others.length
+            ? `, a line per value of <span class="mono">${esc(others.join(', '))}</span>.`
+            : '.'),
       );
     });
   });
