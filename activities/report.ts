@@ -11,6 +11,9 @@ import type { StageRecord } from '../lib/pipeline/run-record.js';
 import { parseBaseline, type Verdict } from '../lib/pipeline/regression.js';
 import { renderAndStoreReport, reportInputFiles, reportInputKey, reportKey } from '../lib/report/load.js';
 import { writeSuiteReport, type SuiteReportInput } from '../lib/report/suite.js';
+import { writeSweepReport } from '../lib/report/sweep.js';
+import { COMPARE_DEFAULTS } from '../lib/pipeline/compare.js';
+import { loadSweepComparison, type SweepOutcome } from '../lib/pipeline/sweep.js';
 import type { MetricValue, ReportInput } from '../lib/report/report.js';
 import type { ArtifactRef, ArtifactStore } from '../lib/storage/artifact-store.js';
 import { parseNpy } from '../lib/tensors/npy.js';
@@ -19,6 +22,14 @@ import { parseNpy } from '../lib/tensors/npy.js';
 export type SuiteReportRequest = Omit<SuiteReportInput, 'finishedAt' | 'baseline'> & {
   baseline?: { source: string; text: string };
 };
+
+export interface SweepReportRequest {
+  suiteId: string;
+  name: string;
+  codeVersion: string;
+  startedAt: string;
+  sweep: SweepOutcome;
+}
 
 export interface ReportRequest {
   runId: string;
@@ -52,7 +63,34 @@ export function createReportActivities(store: ArtifactStore) {
   const json = async <T>(ref: ArtifactRef, path: string) =>
     JSON.parse((await store.readBytes(ref, path)).toString()) as T;
 
+  /** A suite's page, written by `write` into a scratch folder, stored whole as runs/<suite>/report. */
+  const storeSuitePage = async (suiteId: string, write: (dir: string) => Promise<string[]>) => {
+    const dir = await mkdtemp(join(tmpdir(), 'lea-suite-report-'));
+    try {
+      const files = await write(dir);
+      return await store.put(
+        reportKey(suiteId),
+        files.map((path) => ({ path, fromFile: join(dir, path) })),
+        { run: suiteId, stage: 'report', suite: true },
+        { overwrite: true },
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  };
+
   return {
+    /** A sweep's comparison page (lib/report/sweep.ts) at the compare defaults, over its declared family. */
+    async reportSweep(req: SweepReportRequest): Promise<ArtifactRef> {
+      const { sweep, ...rest } = req;
+      const comparison = await loadSweepComparison(store, sweep, {
+        ...COMPARE_DEFAULTS,
+        ...(sweep.metrics ? { family: sweep.metrics } : {}),
+      });
+      const input = { ...rest, finishedAt: new Date().toISOString(), comparison };
+      return storeSuitePage(req.suiteId, (dir) => writeSweepReport(input, dir));
+    },
+
     /** A suite's table (lib/report/suite.ts), stored as runs/<suite>/report. */
     async reportSuite(req: SuiteReportRequest): Promise<ArtifactRef> {
       const { baseline, ...rest } = req;
@@ -66,18 +104,7 @@ export function createReportActivities(store: ArtifactStore) {
           values: Object.fromEntries(Object.entries(parsed.metrics).map(([k, e]) => [k, e.value])),
         },
       };
-      const dir = await mkdtemp(join(tmpdir(), 'lea-suite-report-'));
-      try {
-        const files = await writeSuiteReport(input, dir);
-        return await store.put(
-          reportKey(req.suiteId),
-          files.map((path) => ({ path, fromFile: join(dir, path) })),
-          { run: req.suiteId, stage: 'report', suite: true },
-          { overwrite: true },
-        );
-      } finally {
-        await rm(dir, { recursive: true, force: true });
-      }
+      return storeSuitePage(req.suiteId, (dir) => writeSuiteReport(input, dir));
     },
 
     async reportRun(req: ReportRequest): Promise<ArtifactRef> {

@@ -16,6 +16,7 @@ import { registerRidgeCommand } from './commands/ridge.js';
 import { registerRunCommand } from './commands/run.js';
 import { registerRunsCommands } from './commands/runs.js';
 import { registerScheduleCommands } from './commands/schedule.js';
+import { registerSweepCommand } from './commands/sweep.js';
 import { registerTensorboardCommand } from './commands/tensorboard.js';
 import { registerTrainCommand } from './commands/train.js';
 import { registerWeightsCommands } from './commands/weights.js';
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerDevCommands(program);
   registerConfigCommands(program);
   registerRunCommand(program);
+  registerSweepCommand(program);
   registerRunsCommands(program);
   registerScheduleCommands(program);
   registerDataCommands(program);

@@ -6,7 +6,7 @@
 import type { Client } from '@temporalio/client';
 import { completedResult } from '../activities/judge.js';
 import { readFileSync } from 'node:fs';
-import type { ExperimentConfig } from '../lib/config/experiment.js';
+import { loadExperimentConfig, type ExperimentConfig } from '../lib/config/experiment.js';
 import { taskQueue, type InfraSettings } from '../lib/config/infra.js';
 import { upstreamChoices } from '../lib/config/upstream-choices.js';
 import { readDatasetManifest, resolveFiles } from '../lib/data/download.js';
@@ -22,6 +22,7 @@ import { codeVersion } from '../workers/code-version.js';
 import type { ReproductionInput } from '../workflows/reproduction.js';
 import type { SuiteInput } from '../workflows/suite.js';
 import { seedMembers, suiteName } from '../lib/pipeline/suite.js';
+import { pointOverrides, type SweepPlan } from '../lib/pipeline/sweep.js';
 
 export interface StartSpec {
   workflowType: string;
@@ -97,11 +98,12 @@ export async function checkPinnedRun(client: Client, baselineFile: string | unde
   if (pinned) await completedResult(client, pinned, `${baselineFile}: run ${pinned}`);
 }
 
-/** One config to start: its file, and its seed when it is a member of a seed suite. */
+/** One config to start: its file, its seed in a seed suite and its point's label in a sweep. */
 export interface ConfigEntry {
   cfg: ExperimentConfig;
   configFile: string;
   seed?: number;
+  point?: string;
 }
 
 /** The configs given, a config with `seeds` expanded into one member per seed (lib/pipeline/suite.ts). */
@@ -150,10 +152,15 @@ export function suiteSpec(
       throw new BadInputError(`${configFile}: two configs of the suite are named '${cfg.name}'`);
     names.add(cfg.name);
   }
-  const members = entries.map(({ cfg, configFile, seed }): ReproductionInput => {
+  const members = entries.map(({ cfg, configFile, seed, point }): ReproductionInput => {
     const spec = startSpec(cfg, settings, { configFile, ...(opts.force ? { force: opts.force } : {}) });
     const choices = spec.memo.choices as Record<string, string>;
-    return { ...(spec.args[0] as ReproductionInput), ...(seed === undefined ? {} : { seed }), choices };
+    return {
+      ...(spec.args[0] as ReproductionInput),
+      ...(seed === undefined ? {} : { seed }),
+      ...(point === undefined ? {} : { point }),
+      choices,
+    };
   });
   const baseline = readBaseline(opts.baselineFile);
   const input: SuiteInput = {
@@ -171,6 +178,48 @@ export function suiteSpec(
       pipeline: 'suite',
     },
     runId: `suite-${stamp}`,
+  };
+}
+
+/**
+ * A sweep (`lea sweep`): a suite whose members are the config under each point's overrides, applied after the
+ * `--set` ones by the same parser, each named by its point (and expanded by seed, as `lea run --seeds` does). Its
+ * run id is `sweep-STAMP`, its runs' `POINT-STAMP`.
+ */
+export function sweepSpec(
+  configFile: string,
+  overrides: string[],
+  plan: SweepPlan,
+  seeds: number | undefined,
+  settings: InfraSettings,
+  opts: Omit<StartOptions, 'configFile' | 'baselineFile'>,
+  stamp: string,
+): StartSpec & { runId: string; cfgs: ExperimentConfig[] } {
+  const entries = plan.points.flatMap((p) => {
+    let cfg: ExperimentConfig;
+    try {
+      cfg = loadExperimentConfig(configFile, [...overrides, ...pointOverrides(p)]);
+    } catch (err) {
+      if (err instanceof BadInputError) throw new BadInputError(`point ${p.label}: ${err.message}`);
+      throw err;
+    }
+    if (cfg.pipeline !== 'reproduction')
+      throw new BadInputError(
+        `${configFile}: a sweep runs a reproduction config, not pipeline '${cfg.pipeline}'`,
+      );
+    const point = { ...cfg, name: p.name, sweep: undefined };
+    const cfgs = seeds === undefined ? [point] : withSeeds([point], [configFile], seeds);
+    return configEntries(cfgs, [configFile]).map((e) => ({ ...e, point: p.label }));
+  });
+  const spec = suiteSpec(entries, settings, opts, stamp);
+  const input = spec.args[0] as SuiteInput;
+  const name = `${plan.config}-sweep`;
+  return {
+    workflowType: spec.workflowType,
+    args: [{ ...input, name, sweep: plan }],
+    memo: { ...spec.memo, name, pipeline: 'sweep' },
+    runId: `sweep-${stamp}`,
+    cfgs: entries.map((e) => e.cfg),
   };
 }
 

@@ -18,7 +18,7 @@ import {
 import { DEFAULT_RUNTIME } from '../lib/pipeline/plan.js';
 import type { ReproductionInput, ReproductionResult, RunProgress } from '../workflows/reproduction.js';
 import type { SuiteResult } from '../workflows/suite.js';
-import { meanMetrics } from '../lib/pipeline/suite.js';
+import { meanMetrics, memberLabel } from '../lib/pipeline/suite.js';
 import { suiteText } from '../lib/report/suite.js';
 import { pollerCache, workerCommand, type TaskKind } from './task-queues.js';
 
@@ -254,7 +254,7 @@ export async function runRecord(client: Client, runId: string): Promise<RunRecor
 const QUERY_DEADLINE_MS = 5_000;
 
 interface SuiteMemo {
-  suite?: { runId: string; subject: string; seed?: number }[];
+  suite?: { runId: string; subject: string; seed?: number; point?: string }[];
 }
 
 /** A suite's record: each member's own record (a member not started yet shows as such), and their mean. */
@@ -271,6 +271,7 @@ async function suiteRecord(
       ...(member ?? { ...record, runId: m.runId, config: '', stages: [], metrics: {}, verdict: null }),
       subject: m.subject,
       ...(m.seed === undefined ? {} : { seed: m.seed }),
+      ...(m.point === undefined ? {} : { point: m.point }),
     });
   }
   record.members = members;
@@ -350,7 +351,10 @@ function formatSuite(r: RunRecord): string {
   const lines = [
     `${r.runId}  suite of ${members.length} runs  ${r.status}  started ${r.startedAt}${r.finishedAt ? `  finished ${r.finishedAt}` : ''}`,
   ];
-  for (const m of members) lines.push(formatRecord(m).replace(/^/gm, '  '));
+  for (const m of members) {
+    if (m.point !== undefined) lines.push(`  point ${memberLabel(m)}`);
+    lines.push(formatRecord(m).replace(/^/gm, m.point === undefined ? '  ' : '    '));
+  }
   if (r.error) lines.push(`  error: ${r.error}`);
   const table = suiteText({
     members,

@@ -10,9 +10,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { after, before, test } from 'node:test';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { registerReportCommand } from '../cli/commands/report.js';
 import { Rng } from '../lib/compute/rng.js';
 import { judge, type Baseline } from '../lib/pipeline/regression.js';
@@ -21,6 +19,7 @@ import { loadReportInput, reportInputFiles, reportInputKey } from '../lib/report
 import { writeComparison, writeReport, type ReportInput } from '../lib/report/report.js';
 import { roiPearson } from '../lib/report/stats.js';
 import { ndarray, type NdArray } from '../lib/tensors/ndarray.js';
+import { imageStates, launchBrowser, openPage, type Browser } from './helpers/browser.js';
 import { repoRoot } from './helpers/lea.js';
 import { testStore } from './helpers/store.js';
 
@@ -184,55 +183,18 @@ function makeInput(runId: string, seed: number): ReportInput {
   };
 }
 
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
-let context: BrowserContext;
-let profileDir: string;
+let browser: Browser;
 
 before(async () => {
   mkdirSync(outputDir, { recursive: true });
-  profileDir = mkdtempSync(join(tmpdir(), 'lea-chromium-'));
-  context = await chromium.launchPersistentContext(profileDir, {
-    executablePath: '/usr/bin/chromium',
-    args: CHROMIUM_ARGS,
-    headless: true,
-    viewport: { width: 1366, height: 860 },
-  });
+  browser = await launchBrowser();
 });
 
 after(async () => {
-  await context?.close();
-  rmSync(profileDir, { recursive: true, force: true });
+  await browser?.close();
 });
 
-/** Opens a page and records what must not happen: console errors, page errors, requests off the folder. */
-async function open(dir: string): Promise<{ page: Page; problems: string[] }> {
-  const page = await context.newPage();
-  const problems: string[] = [];
-  const root = pathToFileURL(dir).href;
-  page.on('console', (m) => m.type() === 'error' && problems.push(`console: ${m.text()}`));
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  page.on('requestfailed', (r) => problems.push(`failed: ${r.url()}`));
-  page.on('request', (r) => !r.url().startsWith(root) && problems.push(`outside the report: ${r.url()}`));
-  await page.goto(pathToFileURL(join(dir, 'index.html')).href, { waitUntil: 'load' });
-  return { page, problems };
-}
-
-/** Every <img>: [src, complete, naturalWidth]. */
-async function imageStates(page: Page): Promise<[string, boolean, number][]> {
-  return page.$$eval('img', (imgs) =>
-    imgs.map((i) => [i.getAttribute('src') ?? '', i.complete, i.naturalWidth] as [string, boolean, number]),
-  );
-}
+const open = (dir: string) => openPage(browser.context, dir);
 
 test('the report renders in Chromium: images load, the metrics table holds the numbers, it prints', async () => {
   const input = makeInput('mini-god-20260302-a', 1);

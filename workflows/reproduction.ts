@@ -41,6 +41,8 @@ export interface ReproductionInput {
   subject: string;
   /** The run's seed when it is a member of a seed suite (its row label there). */
   seed?: number;
+  /** The run's point (its label) when it is a member of a sweep. */
+  point?: string;
   /** The upstream choices the run takes (lib/config/upstream-choices.ts), for its memo when a suite starts it. */
   choices?: Record<string, string>;
   codeVersion: string;

@@ -3,7 +3,9 @@
  * tables are laid out: a row per subject and their mean. Each member is an ordinary reproduction run (a child
  * workflow with its own record and report); stages they share, such as a dataset's image side, are computed
  * once, because stage work is keyed by its cache key (reproduction.ts computeOnce). When every member has
- * ended, the mean is judged against the baseline (if given) and the suite's report is stored.
+ * ended, the mean is judged against the baseline (if given) and the suite's report is stored. A sweep
+ * (`lea sweep`) is a suite whose members are the points of a grid: its report compares each point with the
+ * baseline point instead (lib/pipeline/sweep.ts).
  */
 import {
   ParentClosePolicy,
@@ -21,6 +23,7 @@ import type { PooledScores, ScoresActivities } from '../activities/scores.js';
 import type { Verdict } from '../lib/pipeline/regression.js';
 import { scoresRefOf } from '../lib/pipeline/run-scores.js';
 import { meanMetrics, sdMetrics, type SuiteMember } from '../lib/pipeline/suite.js';
+import type { SweepOutcome, SweepPlan, SweepPointOutcome } from '../lib/pipeline/sweep.js';
 import type { IntervalSettings } from '../lib/stats/bootstrap.js';
 import type { ArtifactRef } from '../lib/storage/artifact-store.js';
 import {
@@ -39,6 +42,8 @@ export interface SuiteInput {
   members: ReproductionInput[];
   /** Judges the mean over the members. */
   baseline?: { source: string; text: string };
+  /** A sweep: the points the members belong to (each member's `point` is its point's label). */
+  sweep?: SweepPlan;
 }
 
 export interface SuiteResult {
@@ -53,11 +58,13 @@ export interface SuiteResult {
   intervalMethod?: string;
   verdict: Verdict | null;
   report: ArtifactRef | null;
+  /** A sweep: each point's runs and what its comparison reads. */
+  sweep?: SweepOutcome;
 }
 
 /** A member's run id: unique per suite run, also for a schedule's (whose suite ids Temporal makes unique). */
 export const memberRunId = (suiteId: string, configName: string): string =>
-  `${configName}-${suiteId.replace(/^suite-/, '')}`;
+  `${configName}-${suiteId.replace(/^(suite|sweep)-/, '')}`;
 
 export async function suiteWorkflow(input: SuiteInput): Promise<SuiteResult> {
   const suiteId = workflowInfo().workflowId;
@@ -66,6 +73,7 @@ export async function suiteWorkflow(input: SuiteInput): Promise<SuiteResult> {
     configName: m.configName,
     subject: m.subject,
     ...(m.seed === undefined ? {} : { seed: m.seed }),
+    ...(m.point === undefined ? {} : { point: m.point }),
     dataset: m.dataset,
     status: 'running',
     metrics: {},
@@ -77,14 +85,16 @@ export async function suiteWorkflow(input: SuiteInput): Promise<SuiteResult> {
     LeaSubject: [members.map((m) => m.subject).join('+')],
     LeaCodeVersion: [input.codeVersion],
   });
-  const suiteMemo = members.map(({ runId, subject, seed }) => ({
+  const suiteMemo = members.map(({ runId, subject, seed, point }) => ({
     runId,
     subject,
     ...(seed === undefined ? {} : { seed }),
+    ...(point === undefined ? {} : { point }),
   }));
   upsertMemo({ suite: suiteMemo });
 
   const scoresOf: (ArtifactRef | undefined)[] = [];
+  const resultOf: (ReproductionResult | undefined)[] = [];
   // Members start together: the first to need a shared stage computes it, the others wait for its artifact.
   await Promise.all(
     input.members.map(async (runInput, i) => {
@@ -105,6 +115,7 @@ export async function suiteWorkflow(input: SuiteInput): Promise<SuiteResult> {
         const result: ReproductionResult = await child.result();
         Object.assign(member, { status: 'completed', metrics: result.metrics });
         scoresOf[i] = scoresRefOf(result);
+        resultOf[i] = result;
       } catch (err) {
         if (isCancellation(err)) throw err;
         Object.assign(member, { status: 'failed', error: rootMessage(err) });
@@ -112,22 +123,40 @@ export async function suiteWorkflow(input: SuiteInput): Promise<SuiteResult> {
     }),
   );
 
+  const { poolSuiteScores } = proxyActivities<ScoresActivities>({
+    startToCloseTimeout: '10 minutes',
+    retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_ERRORS },
+  });
+  const metricsPlan = input.members[0]!.plan.find((p) => p.name === input.members[0]!.metricsStage);
+  const intervals = (metricsPlan?.config as { intervals: IntervalSettings }).intervals;
+  const { reportSuite, reportSweep } = proxyActivities<ReportActivities>({
+    startToCloseTimeout: '5 minutes',
+    retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_ERRORS },
+  });
+  // what the page's header shows
+  const about = {
+    suiteId,
+    name: input.name,
+    codeVersion: input.codeVersion,
+    startedAt: workflowInfo().startTime.toISOString(),
+  };
+  if (input.sweep) {
+    const sweep = await sweepOutcome(input.sweep, members, resultOf, (runs, point) =>
+      poolSuiteScores({ suiteId: `${suiteId}/points/${point}`, runs, intervals }),
+    );
+    const report = await reportSweep({ ...about, sweep });
+    upsertMemo({ suite: suiteMemo, verdict: null, report: report.key });
+    throwIfFailed(members);
+    return { members, metrics: meanMetrics(members), verdict: null, report, sweep };
+  }
+
   const mean = meanMetrics(members);
   const sd = sdMetrics(members);
   const scored = scoresOf.filter((r): r is ArtifactRef => r !== undefined);
   let pooled: PooledScores | null = null;
   // Suites recorded before pooled scores replay without this activity.
   if (patched('suite-pooled-scores') && scored.length > 0) {
-    const { poolSuiteScores } = proxyActivities<ScoresActivities>({
-      startToCloseTimeout: '10 minutes',
-      retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_ERRORS },
-    });
-    const metricsPlan = input.members[0]!.plan.find((p) => p.name === input.members[0]!.metricsStage);
-    pooled = await poolSuiteScores({
-      suiteId,
-      runs: scored,
-      intervals: (metricsPlan?.config as { intervals: IntervalSettings }).intervals,
-    });
+    pooled = await poolSuiteScores({ suiteId, runs: scored, intervals });
   }
   let verdict: Verdict | null = null;
   if (input.baseline) {
@@ -144,15 +173,8 @@ export async function suiteWorkflow(input: SuiteInput): Promise<SuiteResult> {
     });
     upsertSearchAttributes({ LeaVerdict: [verdict.verdict] });
   }
-  const { reportSuite } = proxyActivities<ReportActivities>({
-    startToCloseTimeout: '5 minutes',
-    retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_ERRORS },
-  });
   const report = await reportSuite({
-    suiteId,
-    name: input.name,
-    codeVersion: input.codeVersion,
-    startedAt: workflowInfo().startTime.toISOString(),
+    ...about,
     members,
     mean,
     sd,
@@ -161,11 +183,7 @@ export async function suiteWorkflow(input: SuiteInput): Promise<SuiteResult> {
     ...(input.baseline ? { baseline: input.baseline } : {}),
   });
   upsertMemo({ suite: suiteMemo, verdict: verdict?.verdict ?? null, report: report.key });
-  const failed = members.filter((m) => m.status !== 'completed');
-  if (failed.length)
-    throw new Error(
-      `${failed.length} of ${members.length} runs failed: ${failed.map((m) => m.runId).join(', ')}`,
-    );
+  throwIfFailed(members);
   return {
     members,
     metrics: mean,
@@ -174,4 +192,44 @@ export async function suiteWorkflow(input: SuiteInput): Promise<SuiteResult> {
     verdict,
     report,
   };
+}
+
+/** A suite with a failed run fails, once its report says which and why. */
+function throwIfFailed(members: SuiteMember[]): void {
+  const failed = members.filter((m) => m.status !== 'completed');
+  if (failed.length)
+    throw new Error(
+      `${failed.length} of ${members.length} runs failed: ${failed.map((m) => m.runId).join(', ')}`,
+    );
+}
+
+/**
+ * Each point of a sweep with its runs: what its comparison reads is a single run's metrics stage (its scores and
+ * intervals), or the pooled scores of its seeds' runs. A point with a failed run is failed, with that run's error.
+ */
+async function sweepOutcome(
+  plan: SweepPlan,
+  members: SuiteMember[],
+  results: (ReproductionResult | undefined)[],
+  pool: (runs: ArtifactRef[], point: string) => Promise<PooledScores>,
+): Promise<SweepOutcome> {
+  const points: SweepPointOutcome[] = [];
+  for (const point of plan.points) {
+    const of = members.flatMap((m, i) => (m.point === point.label ? [{ m, result: results[i] }] : []));
+    const runIds = of.map(({ m }) => m.runId);
+    const failed = of.find(({ m }) => m.status !== 'completed');
+    if (failed) {
+      points.push({ ...point, runIds, status: 'failed', error: failed.m.error ?? failed.m.status });
+      continue;
+    }
+    const metricsStages = of.map(({ result }) => result!.stages.find((s) => s.name === 'metrics')!);
+    let result: SweepPointOutcome['result'];
+    if (of.length === 1) result = { metrics: of[0]!.m.metrics, stages: metricsStages };
+    else {
+      const refs = metricsStages.flatMap((s) => (s.output ? [s.output] : []));
+      result = { metrics: meanMetrics(of.map(({ m }) => m)), ...(await pool(refs, point.name)) };
+    }
+    points.push({ ...point, runIds, status: 'completed', result });
+  }
+  return { ...plan, points };
 }

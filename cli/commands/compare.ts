@@ -1,24 +1,35 @@
 /**
  * `lea compare RUN_A RUN_B` (runs or suites): each metric of both with its interval, the paired difference
- * B − A on the test items both scored with its interval and p-value (corrected over the metrics), and the stages
- * whose outputs differ with what differs in each. `--json` prints the same as JSON.
+ * B − A on the test items both scored with its interval and p-value (corrected over the declared family of
+ * metrics), what that family can detect at all, and the stages whose outputs differ with what differs in each.
+ * `lea compare SWEEP`: every point against the sweep's baseline point, the table of its page. `--json` prints the
+ * same as JSON.
  */
 import { Option, type Command } from 'commander';
 import { completedResult } from '../../activities/judge.js';
 import { BadInputError } from '../../lib/errors.js';
-import { intervalsOfSummary } from '../../lib/metrics/intervals.js';
 import {
   choiceCauses,
+  COMPARE_DEFAULTS,
   compareMetrics,
+  comparedRun,
+  comparisonMethod,
+  pText,
+  rowsDetectability,
   stageDifferences,
-  type ComparedRun,
+  type CompareSettings,
   type MetricComparison,
   type StageProvenance,
 } from '../../lib/pipeline/compare.js';
 import type { StageRecord } from '../../lib/pipeline/run-record.js';
-import { readItemScores, scoresRefOf } from '../../lib/pipeline/run-scores.js';
 import type { SuiteMember } from '../../lib/pipeline/suite.js';
-import { fmtNumber } from '../../lib/report/format.js';
+import {
+  loadSweepComparison,
+  parseMetricsArg,
+  sweepText,
+  type SweepOutcome,
+} from '../../lib/pipeline/sweep.js';
+import { fmtNumber, textTable } from '../../lib/report/format.js';
 import { CORRECTIONS, type Correction } from '../../lib/stats/multiple.js';
 import { ArtifactStore, type ArtifactRef } from '../../lib/storage/artifact-store.js';
 import { positiveInt } from '../args.js';
@@ -30,6 +41,7 @@ interface CompareOptions {
   alpha: number;
   resamples: number;
   correction: Correction;
+  metrics?: string[];
   json?: boolean;
 }
 
@@ -40,6 +52,7 @@ interface FinishedResult {
   members?: SuiteMember[];
   scores?: ArtifactRef | null;
   metricIntervals?: Record<string, [number, number]>;
+  sweep?: SweepOutcome;
 }
 
 const finished = (client: Client, runId: string) =>
@@ -89,23 +102,6 @@ async function choicesOf(
   return memo?.choices;
 }
 
-async function comparedRun(
-  store: ArtifactStore,
-  runId: string,
-  result: FinishedResult,
-): Promise<ComparedRun> {
-  const items = await readItemScores(store, scoresRefOf(result));
-  const intervals =
-    result.metricIntervals ??
-    intervalsOfSummary(result.stages?.find((s) => s.name === 'metrics')?.summary ?? {})?.metricIntervals;
-  return {
-    runId,
-    metrics: result.metrics,
-    ...(intervals ? { metricIntervals: intervals } : {}),
-    ...(items ? { items } : {}),
-  };
-}
-
 function formatTable(rows: MetricComparison[], alpha: number): string {
   const f = (v: number | null | undefined) => (v === null || v === undefined ? '–' : fmtNumber(v));
   const ci = (b?: [number, number]) => (b ? ` [${fmtNumber(b[0])}, ${fmtNumber(b[1])}]` : '');
@@ -115,16 +111,36 @@ function formatTable(rows: MetricComparison[], alpha: number): string {
     f(r.a) + ci(r.aInterval),
     f(r.b) + ci(r.bInterval),
     f(r.difference) + ci(r.interval),
-    r.p === undefined ? '–' : `${r.p.toPrecision(2)} (${r.pAdjusted!.toPrecision(2)})`,
+    pText(r),
     r.test === 'paired sign-flip' ? `paired sign-flip, ${r.items} items` : 'none (no per-item scores)',
   ]);
-  const widths = heads.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
-  const line = (r: string[]) =>
-    r
-      .map((v, i) => v.padEnd(widths[i]!))
-      .join('  ')
-      .trimEnd();
-  return [line(heads), ...body.map(line)].join('\n');
+  return textTable(heads, body);
+}
+
+/** The comparison's settings: the flags, the family from --metrics or else the sweep's declared one. */
+const settingsOf = (opts: CompareOptions, declared: string[] | undefined): CompareSettings => {
+  const family = opts.metrics ?? declared;
+  return {
+    alpha: opts.alpha,
+    resamples: opts.resamples,
+    correction: opts.correction,
+    ...(family ? { family } : {}),
+  };
+};
+
+/** `lea compare SWEEP`: its page's table (lib/pipeline/sweep.ts), in the terminal or as JSON. */
+async function printSweep(store: ArtifactStore, sweepId: string, sweep: SweepOutcome, opts: CompareOptions) {
+  const c = await loadSweepComparison(store, sweep, settingsOf(opts, sweep.metrics));
+  if (opts.json) {
+    console.log(JSON.stringify({ sweep: sweepId, ...c }, null, 2));
+    return;
+  }
+  const failed = c.rows.filter((r) => r.status !== 'completed').length;
+  console.log(
+    `sweep ${sweepId}: ${c.rows.length} points over ${c.keys.join(', ')}${failed ? ` (${failed} failed)` : ''}\n\n` +
+      `${sweepText(c)}\n\n${c.method}`,
+  );
+  if (c.detectability) console.log(c.detectability.text);
 }
 
 export function registerCompareCommand(program: Command): void {
@@ -134,8 +150,8 @@ export function registerCompareCommand(program: Command): void {
       'compare two finished runs or suites: both values with intervals, the paired difference on shared test ' +
         'items with its interval and p-value, and the stages whose outputs differ (and why)',
     )
-    .argument('<runA>', 'run or suite id (the reference)')
-    .argument('<runB>', 'run or suite id (the candidate)')
+    .argument('<runA>', 'run or suite id (the reference), or a sweep id alone')
+    .argument('[runB]', 'run or suite id (the candidate)')
     .addOption(
       new Option('--alpha <a>', 'level: intervals of differences are 1 - alpha')
         .argParser((v) => {
@@ -143,39 +159,66 @@ export function registerCompareCommand(program: Command): void {
           if (!(a > 0 && a < 1)) throw new BadInputError(`--alpha ${v}: expected a number between 0 and 1`);
           return a;
         })
-        .default(0.01),
+        .default(COMPARE_DEFAULTS.alpha),
     )
-    .option('--resamples <n>', 'bootstrap resamples and random sign patterns', positiveInt, 10_000)
-    .addOption(new Option('--correction <method>', 'over the metrics').choices(CORRECTIONS).default('holm'))
+    .option(
+      '--resamples <n>',
+      'bootstrap resamples and random sign patterns',
+      positiveInt,
+      COMPARE_DEFAULTS.resamples,
+    )
+    .addOption(
+      new Option('--correction <method>', 'over the family of metrics')
+        .choices(CORRECTIONS)
+        .default(COMPARE_DEFAULTS.correction),
+    )
+    .option(
+      '--metrics <names>',
+      "the family the correction runs over, comma-separated (default: every metric; a sweep's: its own)",
+      parseMetricsArg,
+    )
     .option('--json', 'print the comparison as JSON')
-    .action(async (a: string, b: string, opts: CompareOptions) => {
+    .action(async (a: string, b: string | undefined, opts: CompareOptions) => {
       const settings = settingsFromEnv();
       await ensureServers(settings);
       const store = ArtifactStore.fromSettings(settings.s3);
       try {
         await withClient(async (client) => {
-          const [ra, rb] = [await finished(client, a), await finished(client, b)];
+          const ra = await finished(client, a);
+          if (b === undefined) {
+            if (!ra.sweep)
+              throw new BadInputError(`run '${a}' is not a sweep: name the run to compare it with`);
+            await printSweep(store, a, ra.sweep, opts);
+            return;
+          }
+          const rb = await finished(client, b);
+          const compareSettings = settingsOf(opts, undefined);
           const metrics = compareMetrics(
             await comparedRun(store, a, ra),
             await comparedRun(store, b, rb),
-            opts,
+            compareSettings,
           );
+          const unknown = (opts.metrics ?? []).filter((m) => !metrics.some((r) => r.metric === m));
+          if (unknown.length)
+            throw new BadInputError(`--metrics: ${unknown.join(', ')}: neither run has this metric`);
           const stages = stageDifferences(
             await provenance(client, store, ra),
             await provenance(client, store, rb),
             choiceCauses(await choicesOf(client, a, ra), await choicesOf(client, b, rb)),
           );
-          const method =
-            `paired on the test items both scored (a suite: items pooled over its runs); two-sided sign-flip test ` +
-            `of B − A (exact over all 2^n sign patterns when 2^n <= ${opts.resamples}, else ${opts.resamples} ` +
-            `random ones), ${opts.correction} correction over ${metrics.filter((m) => m.p !== undefined).length} ` +
-            `metrics; intervals of the difference: ${+(100 * (1 - opts.alpha)).toFixed(2)}% percentile bootstrap ` +
-            `over items; A and B's own intervals as their runs computed them`;
+          const method = comparisonMethod(
+            compareSettings,
+            metrics.filter((m) => m.pAdjusted !== undefined).length,
+          );
+          const detectable = rowsDetectability(metrics, compareSettings);
           if (opts.json) {
-            console.log(JSON.stringify({ a, b, method, metrics, stages }, null, 2));
+            console.log(
+              JSON.stringify({ a, b, method, detectability: detectable, metrics, stages }, null, 2),
+            );
             return;
           }
           console.log(`A ${a}\nB ${b}\n\n${formatTable(metrics, opts.alpha)}\n\n${method}`);
+          if (detectable) console.log(detectable.text);
           console.log(
             stages.length ? '\nstages whose outputs differ:' : '\nevery stage output is the same artifact',
           );

@@ -8,10 +8,11 @@ import {
 import { Option, type Command } from 'commander';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { loadExperimentConfig } from '../../lib/config/experiment.js';
+import { loadExperimentConfig, type ExperimentConfig } from '../../lib/config/experiment.js';
 import { dryRun } from '../dry-run.js';
-import { checkPinnedRun, checkWeights, runSpec, withSeeds } from '../pipelines.js';
+import { checkPinnedRun, checkWeights, runSpec, withSeeds, type StartSpec } from '../pipelines.js';
 import { positiveInt } from '../args.js';
+import { BadInputError } from '../../lib/errors.js';
 import { memberLabel } from '../../lib/pipeline/suite.js';
 import { watchProgress } from '../run-progress.js';
 import { noWorkerText, workerPolls } from '../task-queues.js';
@@ -74,7 +75,7 @@ async function pickedUp(handle: WorkflowHandle, withinMs: number): Promise<boole
   return false;
 }
 
-async function follow(settings: InfraSettings, client: Client, handle: WorkflowHandle, opts: RunOptions) {
+async function follow(settings: InfraSettings, client: Client, handle: WorkflowHandle, opts: FollowOptions) {
   const queue = taskQueue(settings, 'cpu');
   // A crashed worker stays listed as a poller for a while, so "someone polls" is checked by the run itself
   // being picked up, not by the poller list alone.
@@ -88,6 +89,78 @@ async function follow(settings: InfraSettings, client: Client, handle: WorkflowH
     `lea: no worker picked up '${queue}': running cpu and gpu workers in this process until the run ends`,
   );
   return runWorkers(settings, ['cpu', 'gpu'], handle.result());
+}
+
+/** A run's id stamp: its start time to the second and 6 random hex digits. */
+export const runStamp = (): string =>
+  `${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}-${randomBytes(3).toString('hex')}`;
+
+/** How `lea run` and `lea sweep` follow what they start. */
+export interface FollowOptions {
+  wait?: boolean;
+  json?: boolean;
+  localWorker: 'auto' | 'always' | 'never';
+  baseline?: string;
+  verbose?: boolean;
+}
+
+/**
+ * Starts a checked run, suite or sweep: its servers, weights and pinned run checked first; without --wait prints
+ * its id, with --wait follows it to the end (a local worker if none picks it up) and prints its record.
+ */
+export async function startRun(
+  spec: StartSpec & { runId: string },
+  cfgs: ExperimentConfig[],
+  settings: InfraSettings,
+  opts: FollowOptions,
+): Promise<void> {
+  const { workflowType, args, memo, runId } = spec;
+  await ensureServers(settings);
+  for (const cfg of cfgs) await checkWeights(cfg, settings);
+  const client = await connectClient(settings.temporal);
+  try {
+    await checkPinnedRun(client, opts.baseline);
+    const handle = await client.workflow.start(workflowType, {
+      workflowId: runId,
+      taskQueue: taskQueue(settings, 'cpu'),
+      args,
+      memo,
+      workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+    });
+    console.error(`lea: started run ${runId}`);
+    if (!opts.wait || opts.localWorker === 'never')
+      await warnUnpolled(client, settings, ['cpu', ...planQueues(args[0])]);
+    if (!opts.wait) {
+      console.log(opts.json ? JSON.stringify({ runId }) : runId);
+      return;
+    }
+    const finished = follow(settings, client, handle, opts);
+    const watching =
+      workflowType === 'reproductionWorkflow'
+        ? watchProgress(client, runId, finished)
+        : workflowType === 'suiteWorkflow' &&
+          watchProgress(client, runId, finished, { read: () => suiteStages(client, runId) });
+    try {
+      // A run that ended without a result (failed, cancelled, ...) is still reported: its record says why.
+      const result: unknown = await finished.catch((err: unknown) => {
+        if (err instanceof WorkflowFailedError) return undefined;
+        throw err;
+      });
+      const record = await runRecord(client, runId);
+      console.log(
+        opts.json
+          ? JSON.stringify(result === undefined ? record : { ...record, result }, null, 2)
+          : formatRecord(record),
+      );
+      process.exitCode = exitCodeOf(record);
+      if (process.exitCode !== 0)
+        console.error(`lea: run ${runId} ${record.status === 'completed' ? record.verdict : record.status}`);
+    } finally {
+      await watching;
+    }
+  } finally {
+    await client.connection.close();
+  }
 }
 
 export function registerRunCommand(program: Command): void {
@@ -126,6 +199,11 @@ export function registerRunCommand(program: Command): void {
     )
     .action(async (configFiles: string[], opts: RunOptions) => {
       const loaded = configFiles.map((file) => loadExperimentConfig(file, opts.set));
+      configFiles.forEach((file, i) => {
+        const cfg = loaded[i]!;
+        if (cfg.pipeline === 'reproduction' && cfg.sweep)
+          throw new BadInputError(`${file}: has a sweep section: start it with lea sweep ${file}`);
+      });
       const cfgs = opts.seeds === undefined ? loaded : withSeeds(loaded, configFiles, opts.seeds);
       const settings = settingsFromEnv();
       if (opts.dryRun) {
@@ -139,61 +217,13 @@ export function registerRunCommand(program: Command): void {
         return;
       }
       // Everything the run will read is checked before a server starts or a workflow is submitted.
-      const stamp = `${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}-${randomBytes(3).toString('hex')}`;
-      const { workflowType, args, memo, runId } = runSpec(
+      const spec = runSpec(
         cfgs,
         configFiles,
         settings,
         { force: opts.force, baselineFile: opts.baseline },
-        stamp,
+        runStamp(),
       );
-      await ensureServers(settings);
-      for (const cfg of cfgs) await checkWeights(cfg, settings);
-      const client = await connectClient(settings.temporal);
-      try {
-        await checkPinnedRun(client, opts.baseline);
-        const handle = await client.workflow.start(workflowType, {
-          workflowId: runId,
-          taskQueue: taskQueue(settings, 'cpu'),
-          args,
-          memo,
-          workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-        });
-        console.error(`lea: started run ${runId}`);
-        if (!opts.wait || opts.localWorker === 'never')
-          await warnUnpolled(client, settings, ['cpu', ...planQueues(args[0])]);
-        if (!opts.wait) {
-          console.log(opts.json ? JSON.stringify({ runId }) : runId);
-          return;
-        }
-        const finished = follow(settings, client, handle, opts);
-        const watching =
-          workflowType === 'reproductionWorkflow'
-            ? watchProgress(client, runId, finished)
-            : workflowType === 'suiteWorkflow' &&
-              watchProgress(client, runId, finished, { read: () => suiteStages(client, runId) });
-        try {
-          // A run that ended without a result (failed, cancelled, ...) is still reported: its record says why.
-          const result: unknown = await finished.catch((err: unknown) => {
-            if (err instanceof WorkflowFailedError) return undefined;
-            throw err;
-          });
-          const record = await runRecord(client, runId);
-          console.log(
-            opts.json
-              ? JSON.stringify(result === undefined ? record : { ...record, result }, null, 2)
-              : formatRecord(record),
-          );
-          process.exitCode = exitCodeOf(record);
-          if (process.exitCode !== 0)
-            console.error(
-              `lea: run ${runId} ${record.status === 'completed' ? record.verdict : record.status}`,
-            );
-        } finally {
-          await watching;
-        }
-      } finally {
-        await client.connection.close();
-      }
+      await startRun(spec, cfgs, settings, opts);
     });
 }

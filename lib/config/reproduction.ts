@@ -13,6 +13,7 @@ import {
   PATCH_PADDINGS,
   TEST_NORMALISATIONS,
 } from './choice-values.js';
+import { sweepSection } from './sweep.js';
 
 const posInt = z.number().int().min(1);
 /** The name of imported weights (`lea weights import --name`): the artifact `weights/<name>`. */
@@ -232,6 +233,8 @@ export const reproductionConfig = z
     seedScope: z.enum(['training', 'sampling']).default('training'),
     /** Decoding's MaskGIT draws, the n-way distractors and the bootstrap (absent: seed); set by a sampling suite. */
     samplingSeed: z.number().int().min(0).optional(),
+    /** A sweep over config fields, started by `lea sweep` (lib/config/sweep.ts); `lea run` refuses such a config. */
+    sweep: sweepSection.optional(),
     data,
     models: z.strictObject({ mae, fmriAe, imageFeatures, tokenizer, maskgit }),
     training,

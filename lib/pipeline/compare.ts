@@ -1,13 +1,19 @@
 /**
  * `lea compare A B`: two finished runs (or suites) metric by metric, paired on the test items both scored
- * (difference B − A, its bootstrap interval, a two-sided sign-flip p-value, corrected over the metrics), and
- * which stages' cache keys differ between them, with what differs in each (config, code version, inputs,
- * imported weights, backend), so a user sees what changed and whether it mattered.
+ * (difference B − A, its bootstrap interval, a two-sided sign-flip p-value, corrected over the declared family of
+ * metrics), and which stages' cache keys differ between them, with what differs in each (config, code version,
+ * inputs, imported weights, backend), so a user sees what changed and whether it mattered. A sweep's page and
+ * `lea compare SWEEP` compare each point with the baseline point through the same compareMetrics.
  */
 import { UPSTREAM_CHOICES } from '../config/upstream-choices.js';
+import { intervalsOfSummary } from '../metrics/intervals.js';
 import type { ItemScores } from '../metrics/scores.js';
 import { adjustPValues, type Correction } from '../stats/multiple.js';
+import { signFlipIsExact, smallestTwoSidedP } from '../stats/paired.js';
+import type { ArtifactStore } from '../storage/artifact-store.js';
 import { ItemTests, type CheckTest, type TestSettings } from './regression.js';
+import type { StageRecord } from './run-record.js';
+import { readItemScores, scoresRefOf, type ScoredResult } from './run-scores.js';
 
 export interface ComparedRun {
   runId: string;
@@ -27,14 +33,26 @@ export interface MetricComparison {
   test: CheckTest;
   interval?: [number, number];
   p?: number;
+  /** Corrected over the family; absent outside it. */
   pAdjusted?: number;
   items?: number;
+  /** In the family the correction runs over (the declared metrics; all of them when none are declared). */
+  inFamily: boolean;
 }
+
+/** How `lea compare` and a sweep test: the level, the draws, the correction and its family. */
+export interface CompareSettings extends TestSettings {
+  correction: Correction;
+  /** The metrics the correction runs over, declared beforehand (absent: every metric). */
+  family?: string[];
+}
+
+export const COMPARE_DEFAULTS = { alpha: 0.01, resamples: 10_000, correction: 'holm' } as const;
 
 export function compareMetrics(
   a: ComparedRun,
   b: ComparedRun,
-  settings: TestSettings & { correction: Correction },
+  settings: CompareSettings,
 ): MetricComparison[] {
   const tests = new ItemTests(settings);
   const names = [...new Set([...Object.keys(a.metrics), ...Object.keys(b.metrics)])].sort();
@@ -56,14 +74,133 @@ export function compareMetrics(
       test: test.test!,
       ...(test.interval ? { interval: test.interval } : {}),
       ...(test.p !== undefined ? { p: test.p, items: test.items } : {}),
+      inFamily: !settings.family || settings.family.includes(metric),
     };
   });
-  const tested = rows.filter((r) => r.p !== undefined);
+  const tested = rows.filter((r) => r.p !== undefined && r.inFamily);
   adjustPValues(
     tested.map((r) => r.p!),
     settings.correction,
   ).forEach((p, i) => (tested[i]!.pAdjusted = p));
   return rows;
+}
+
+/** A row's p and, in brackets, its corrected p (or that it is outside the family): `0.0044 (0.059)`. */
+export const pText = (r: Pick<MetricComparison, 'p' | 'pAdjusted'>): string =>
+  r.p === undefined
+    ? '–'
+    : `${r.p.toPrecision(2)} (${r.pAdjusted === undefined ? 'not in family' : r.pAdjusted.toPrecision(2)})`;
+
+/** Whether a row's difference is significant at the level: in the family, with corrected p below alpha. */
+export const significant = (r: MetricComparison, alpha: number): boolean =>
+  r.pAdjusted !== undefined && r.pAdjusted < alpha;
+
+/**
+ * What a comparison can decide at all, from the test alone: "detectable" means a difference can reach a corrected
+ * p below alpha. The two-sided sign-flip test's p on n items is at least 2^-(n-1) when exact (the smallest is
+ * reached only when every item moves one way), 2/(resamples + 1) when sampled; Holm's and Bonferroni's smallest
+ * adjusted p over m tests is m times the smallest p. Exact, a metric with k items moving in the direction of its
+ * mean difference has p >= 2^-(k-1) (flipping any of the other items only moves the mean further out), so no
+ * metric is significant unless one has at least `minItems` of n items moving its way.
+ */
+export interface Detectability {
+  items: number;
+  family: number;
+  alpha: number;
+  correction: Correction;
+  smallestP: number;
+  smallestAdjustedP: number;
+  decidable: boolean;
+  /** Exact test only: the fewest items moving one way that can give a significant difference. */
+  minItems?: number;
+  text: string;
+}
+
+export function detectability(
+  items: number,
+  family: number,
+  settings: Pick<CompareSettings, 'alpha' | 'resamples' | 'correction'>,
+): Detectability {
+  const { alpha, resamples, correction } = settings;
+  const factor = correction === 'none' ? 1 : family;
+  const smallestP = smallestTwoSidedP(items, resamples);
+  const smallestAdjustedP = Math.min(1, factor * smallestP);
+  const decidable = smallestAdjustedP < alpha;
+  const exact = signFlipIsExact(items, resamples);
+  // the least k with factor · 2^-(k-1) < alpha
+  const k = Math.floor(Math.log2(factor / alpha)) + 2;
+  const minItems = exact && decidable ? Math.max(1, k) : undefined;
+  const pText = exact
+    ? `the exact sign-flip test's smallest two-sided p on ${items} items is 2^-${items - 1} = ${smallestP.toPrecision(2)}`
+    : `the sign-flip test's smallest two-sided p with ${resamples} random sign patterns is 2/${resamples + 1} = ${smallestP.toPrecision(2)}`;
+  const adjText =
+    correction === 'none'
+      ? 'uncorrected'
+      : `${correction}-adjusted over ${family} metric${family === 1 ? '' : 's'}: ${family} × that = ${smallestAdjustedP.toPrecision(2)}`;
+  const text = decidable
+    ? `smallest detectable difference (corrected p < ${alpha}): ${pText}, ${adjText}` +
+      (minItems === undefined
+        ? ''
+        : `; a difference is significant only if at least ${minItems} of the ${items} items move in its direction`)
+    : `cannot decide: ${pText}, ${adjText}, not below ${alpha}: no difference of any size can be significant; ` +
+      `declare fewer metrics (--metrics) or score more test items`;
+  return {
+    items,
+    family,
+    alpha,
+    correction,
+    smallestP,
+    smallestAdjustedP,
+    decidable,
+    ...(minItems === undefined ? {} : { minItems }),
+    text,
+  };
+}
+
+/** The detectability of a comparison's family: its tested rows in the family, on the fewest items any used. */
+export function rowsDetectability(
+  rows: MetricComparison[],
+  settings: Pick<CompareSettings, 'alpha' | 'resamples' | 'correction'>,
+): Detectability | undefined {
+  const tested = rows.filter((r) => r.pAdjusted !== undefined);
+  if (tested.length === 0) return undefined;
+  return detectability(Math.min(...tested.map((r) => r.items!)), tested.length, settings);
+}
+
+/** How compareMetrics tests and corrects, in words (`lea compare` and a sweep's page print it). */
+export function comparisonMethod(settings: CompareSettings, tested: number): string {
+  const level = `${+(100 * (1 - settings.alpha)).toFixed(2)}%`;
+  const family = settings.family ? `the ${tested} declared metrics` : `${tested} metrics (every tested one)`;
+  return (
+    `paired on the test items both scored (a suite: items pooled over its runs); two-sided sign-flip test ` +
+    `of B − A (exact over all 2^n sign patterns when 2^n <= ${settings.resamples}, else ${settings.resamples} ` +
+    `random ones), ${settings.correction} correction over ${family}; intervals of the difference: ${level} ` +
+    `percentile bootstrap over items; A and B's own intervals as their runs computed them`
+  );
+}
+
+/** A finished run's (or suite's) result, as far as a comparison reads it: its metrics, scores and intervals. */
+export type ComparableResult = Omit<ScoredResult, 'stages'> & {
+  stages?: Pick<StageRecord, 'name' | 'output' | 'summary'>[];
+  metricIntervals?: Record<string, [number, number]>;
+};
+
+/** A finished result as compareMetrics reads it: its item scores from the store, its intervals. */
+export async function comparedRun(
+  store: ArtifactStore,
+  runId: string,
+  result: ComparableResult,
+): Promise<ComparedRun> {
+  const items = await readItemScores(store, scoresRefOf(result));
+  const intervals =
+    result.metricIntervals ??
+    intervalsOfSummary(result.stages?.find((s) => s.name === 'metrics')?.summary ?? {})?.metricIntervals;
+  return {
+    runId,
+    metrics: result.metrics,
+    ...(intervals ? { metricIntervals: intervals } : {}),
+    ...(items ? { items } : {}),
+  };
 }
 
 /** What a stage's stored output says about how it was made (its artifact manifest's meta). */

@@ -10,6 +10,8 @@
  *   correction: holm                        # holm | bonferroni | none (default holm)
  *   resamples: 10000                        # bootstrap resamples and random sign patterns (default 10000)
  *   run: god-sbj_1-20261201T120000-ab12cd   # optional: compare with this run (or suite), not the last good one
+ *   family: [decode.nway50, decode.fid]     # optional: the metrics the verdict judges, declared beforehand as a
+ *                                           # pre-registered analysis declares its primary endpoints (default: all)
  *   metrics:
  *     decode.nway50: { value: null, tolerance: 0.02, better: higher }   # null = not filled in yet
  *     decode.fid:    { value: 123.4, tolerance: 5, better: lower }
@@ -19,7 +21,9 @@
  * bootstrap's inversion, so the metric regresses exactly when v lies outside the run's interval (at the
  * corrected level) by more than the tolerance. Against a run: a paired sign-flip test of the per-item
  * differences (candidate − reference, on the items both scored), one-sided in the `better` direction. Every
- * test of the verdict is one family, corrected as the file says; a metric regresses when it is worse by more
+ * test of the verdict's family (every metric it names, or those `family` declares) is corrected together as the
+ * file says, and a metric outside a declared family is tested and reported but never judged; a metric of the
+ * family regresses when it is worse by more
  * than its tolerance (which may be 0) and its corrected p is below alpha. A metric with no per-item scores (FID,
  * whole-stack SSIM, the per-voxel encoding r) or a run from before scores were stored is checked against the
  * tolerance alone, and says so. A stand-in metric (lib/metrics/definitions.ts, e.g. decode.proto_nway5) is
@@ -42,16 +46,27 @@ const expectation = z.strictObject({
   better: z.enum(['higher', 'lower', 'either']).default('either'),
 });
 
-export const baselineSchema = z.strictObject({
-  name: z.string().min(1),
-  source: z.string().min(1),
-  /** A run or suite id: the paired comparison is with it instead of the last good run. */
-  run: z.string().min(1).optional(),
-  alpha: z.number().gt(0).lt(1).default(0.01),
-  correction: z.enum(CORRECTIONS).default('holm'),
-  resamples: z.number().int().min(1000).max(1_000_000).default(10_000),
-  metrics: z.record(z.string(), expectation),
-});
+export const baselineSchema = z
+  .strictObject({
+    name: z.string().min(1),
+    source: z.string().min(1),
+    /** A run or suite id: the paired comparison is with it instead of the last good run. */
+    run: z.string().min(1).optional(),
+    alpha: z.number().gt(0).lt(1).default(0.01),
+    correction: z.enum(CORRECTIONS).default('holm'),
+    resamples: z.number().int().min(1000).max(1_000_000).default(10_000),
+    /** The metrics judged and corrected together (absent: every metric below). */
+    family: z
+      .array(z.string().min(1))
+      .min(1)
+      .refine((f) => new Set(f).size === f.length, 'a metric named twice')
+      .optional(),
+    metrics: z.record(z.string(), expectation),
+  })
+  .refine((b) => (b.family ?? []).every((m) => m in b.metrics), {
+    message: 'every metric of the family needs its entry under metrics',
+    path: ['family'],
+  });
 
 export type Baseline = z.infer<typeof baselineSchema>;
 export type Expectation = z.infer<typeof expectation>;
@@ -72,8 +87,10 @@ export interface Check {
   /** The interval of the difference at level 1 - alpha (uncorrected): paired items, or the run's bootstrap. */
   interval?: [number, number];
   p?: number;
-  /** p after the family's correction (the verdict's `correction`). */
+  /** p after the family's correction (the verdict's `correction`); absent outside a declared family. */
   pAdjusted?: number;
+  /** Outside the baseline's declared family: tested and shown, never judged. */
+  outsideFamily?: true;
   /** Test items the test used. */
   items?: number;
   regressed?: boolean;
@@ -234,11 +251,14 @@ export class ItemTests {
 /** The verdict's method, in words (the record, `lea status` and the report print it). */
 function describeMethod(b: Baseline, tests: number): string {
   const level = `${+(100 * (1 - b.alpha)).toFixed(2)}%`;
+  const family = b.family
+    ? ` of the declared family (${b.family.join(', ')}; the other metrics are not judged)`
+    : '';
   return (
     `against a run: paired sign-flip test of per-item differences (exact over all 2^n sign patterns when ` +
     `2^n <= ${b.resamples}, else ${b.resamples} random ones); against a published value: bootstrap of the run's ` +
     `mean over test items (${b.resamples} resamples); ${b.correction === 'none' ? 'no correction' : `${b.correction} correction`} ` +
-    `over ${tests} test${tests === 1 ? '' : 's'}; regressed = worse by more than the tolerance with corrected ` +
+    `over ${tests} test${tests === 1 ? '' : 's'}${family}; regressed = worse by more than the tolerance with corrected ` +
     `p < ${b.alpha}; intervals of differences: ${level} percentile bootstrap over items (uncorrected)`
   );
 }
@@ -284,7 +304,9 @@ export function judge(run: JudgedRun, baseline: Baseline, reference?: ReferenceR
     const previous = reference?.metrics[name];
     if (previous !== undefined && Number.isFinite(previous)) compare(name, e, previous, reference);
   }
-  const tested = checks.filter((c) => c.p !== undefined);
+  const judged = (c: Check) => !baseline.family || baseline.family.includes(c.metric);
+  for (const c of checks) if (!judged(c)) c.outsideFamily = true;
+  const tested = checks.filter((c) => c.p !== undefined && judged(c));
   adjustPValues(
     tested.map((c) => c.p!),
     baseline.correction,
@@ -293,7 +315,9 @@ export function judge(run: JudgedRun, baseline: Baseline, reference?: ReferenceR
     const e = baseline.metrics[c.metric]!;
     c.regressed =
       c.actual === null ||
-      (worseBy(e, c.expected, c.actual) && (c.pAdjusted === undefined || c.pAdjusted < baseline.alpha));
+      (judged(c) &&
+        worseBy(e, c.expected, c.actual) &&
+        (c.pAdjusted === undefined || c.pAdjusted < baseline.alpha));
   }
   const failures = checks.filter((c) => c.regressed);
   return {
@@ -321,8 +345,11 @@ export function describeTest(c: Check): string {
   if (!c.test || c.test === 'tolerance') return 'tolerance only (no per-item scores)';
   const ci = c.interval ? ` [${c.interval[0].toPrecision(3)}, ${c.interval[1].toPrecision(3)}]` : '';
   const p = c.p === undefined ? '' : `, p ${c.p.toPrecision(2)}`;
-  const adj =
-    c.pAdjusted === undefined || c.pAdjusted === c.p ? '' : ` (corrected ${c.pAdjusted.toPrecision(2)})`;
+  const adj = c.outsideFamily
+    ? ' (outside the declared family: not judged)'
+    : c.pAdjusted === undefined || c.pAdjusted === c.p
+      ? ''
+      : ` (corrected ${c.pAdjusted.toPrecision(2)})`;
   return `${c.test} over ${c.items} items: difference${ci}${p}${adj}`;
 }
 

@@ -140,7 +140,7 @@ export interface RunRecord {
   /** A suite: the standard deviation of each metric over its runs (subjects or seeds). */
   sd?: Record<string, number>;
   /** A suite (workflows/suite.ts): its runs' records, each with its subject; `metrics` are their mean. */
-  members?: (RunRecord & { subject: string; seed?: number })[];
+  members?: (RunRecord & { subject: string; seed?: number; point?: string })[];
 }
 
 /** A planned stage that has not started: what the workflow's records and `lea status` begin from. */

@@ -12,6 +12,8 @@ export interface SuiteMember {
   subject: string;
   /** The member's seed, in a seed suite. */
   seed?: number;
+  /** The member's point, in a sweep: what it sets (`decoding.steps=4 alignment.ridgeAlpha=10`). */
+  point?: string;
   status: RunStatus;
   metrics: Record<string, number>;
   error?: string;
@@ -56,9 +58,11 @@ export function sdMetrics(members: Pick<SuiteMember, 'status' | 'metrics'>[]): R
   return out;
 }
 
-/** The row label of a member: its subject, and its seed in a seed suite. */
-export const memberLabel = (m: Pick<SuiteMember, 'subject' | 'seed'>): string =>
-  m.seed === undefined ? m.subject : `${m.subject} seed ${m.seed}`;
+/** The row label of a member: its subject (a sweep's: its point), and its seed in a seed suite. */
+export const memberLabel = (m: Pick<SuiteMember, 'subject' | 'seed' | 'point'>): string => {
+  const what = m.point ?? m.subject;
+  return m.seed === undefined ? what : `${what} seed ${m.seed}`;
+};
 
 /**
  * What each seed of a seed suite re-draws (`seeds` in the config, or `lea run --seeds N`):

@@ -47,3 +47,14 @@ export function fmtSeconds(s: number): string {
   const minutes = Math.round(total / 60);
   return `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, '0')} min`;
 }
+
+/** A plain-text table for a terminal: columns padded to their widest cell, two spaces apart. */
+export function textTable(heads: string[], body: string[][]): string {
+  const widths = heads.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
+  const line = (r: string[]) =>
+    r
+      .map((v, i) => v.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
+  return [line(heads), ...body.map(line)].join('\n');
+}

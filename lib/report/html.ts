@@ -1,5 +1,30 @@
-/** The page shell (inline stylesheet for screen and print) and the HTML pieces both report pages share. */
+/** The page shell (inline stylesheet for screen and print) and the HTML pieces the report pages share. */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { esc } from './format.js';
+import type { Chart } from './svg.js';
+
+/** A page's files by path relative to its folder: index.html, PNG tiles, SVG charts. */
+export type Files = Map<string, Uint8Array | string>;
+
+/** Writes a page's files under outDir; returns their paths in the map's order. */
+export async function writeFiles(outDir: string, files: Files): Promise<string[]> {
+  for (const [path, body] of files) {
+    const dest = join(outDir, path);
+    await mkdir(dirname(dest), { recursive: true });
+    await writeFile(dest, body);
+  }
+  return [...files.keys()];
+}
+
+/** Stores a chart under its path (svg/...) and returns the <figure> that shows it (caption is HTML). */
+export function chartFigure(files: Files, src: string, chart: Chart, alt: string, caption: string): string {
+  files.set(src, chart.svg);
+  return (
+    `<figure><img src="${esc(src)}" alt="${esc(alt)}" width="${chart.width}" height="${chart.height}">` +
+    `<figcaption>${caption}</figcaption></figure>`
+  );
+}
 
 const CSS = `
 :root { color-scheme: light; --ink: #1d1d1f; --muted: #5f6368; --line: #e3e3e6;
@@ -52,6 +77,8 @@ figure { margin: 0 0 16px; break-inside: avoid; }
 figcaption { font-size: 0.84rem; color: var(--muted); margin-top: 2px; }
 .charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(460px, 1fr)); gap: 12px 20px; }
 .charts img { width: 100%; }
+.scroll { overflow-x: auto; }
+td.best { background: var(--pass); }
 @media print {
   @page { size: A4; margin: 14mm 12mm; }
   * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }

@@ -6,18 +6,27 @@
  * writeComparison puts two runs side by side (metric deltas, reconstruction grids).
  * Rendering is deterministic (no clock, no randomness), so the same input stores as the same artifact.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
 import { BadInputError } from '../errors.js';
 import { metricDefinition } from '../metrics/definitions.js';
 import { describeAttempt, type RunRecord } from '../pipeline/run-record.js';
 import { AGAINST, describeTest, type Check, type Verdict } from '../pipeline/regression.js';
 import type { NdArray } from '../tensors/ndarray.js';
 import { esc, fmtDelta, fmtNumber, fmtSeconds } from './format.js';
-import { facts, imageGrid, keyHtml, page, table, type GridGroup, type Tile } from './html.js';
+import {
+  chartFigure,
+  facts,
+  imageGrid,
+  keyHtml,
+  page,
+  table,
+  writeFiles,
+  type Files,
+  type GridGroup,
+  type Tile,
+} from './html.js';
 import { rgbTilePng, upscaleFactor } from './png.js';
 import { itemPearson, meanItemPearson, roiPearson } from './stats.js';
-import { barChart, chooseYScale, lineChart, type Band, type Chart } from './svg.js';
+import { barChart, chooseYScale, lineChart, type Band } from './svg.js';
 
 export interface ReportRun extends RunRecord {
   configName: string;
@@ -93,8 +102,6 @@ const MEASURED_COLOR = '#1f1f1f';
 const PREDICTED_COLOR = '#d9480f';
 const LOSS_COLOR = '#1a56b0';
 const BAR_COLOR = '#2b8a3e';
-
-type Files = Map<string, Uint8Array | string>;
 
 // ---- input checks ----------------------------------------------------------------------------------
 
@@ -386,15 +393,6 @@ function reconstructionSection(files: Files, input: ReportInput): string {
   );
 }
 
-/** Stores a chart under svg/ and returns the <figure> that shows it (caption is HTML). */
-function chartFigure(files: Files, src: string, chart: Chart, alt: string, caption: string): string {
-  files.set(src, chart.svg);
-  return (
-    `<figure><img src="${esc(src)}" alt="${esc(alt)}" width="${chart.width}" height="${chart.height}">` +
-    `<figcaption>${caption}</figcaption></figure>`
-  );
-}
-
 function roiBands(e: EncodingResult): Band[] {
   let start = 0;
   return e.roiSizes.map((size, i) => {
@@ -526,15 +524,6 @@ function artifactsSection(input: ReportInput): string {
     ) +
     '</section>\n'
   );
-}
-
-async function writeFiles(outDir: string, files: Files): Promise<string[]> {
-  for (const [path, body] of files) {
-    const dest = join(outDir, path);
-    await mkdir(dirname(dest), { recursive: true });
-    await writeFile(dest, body);
-  }
-  return [...files.keys()];
 }
 
 const NAV =

@@ -1,6 +1,6 @@
 /**
- * Hand-written SVG charts for the report: line charts (loss curves, voxel patterns) and bar charts (per-ROI
- * correlation). Every chart carries its own width and height, so an <img> of it has a natural size, and only
+ * Hand-written SVG charts for the reports: line charts (loss curves, voxel patterns, a sweep's metric against a
+ * swept key), bar charts (per-ROI correlation) and parallel coordinates (a sweep's points). Every chart carries its own width and height, so an <img> of it has a natural size, and only
  * generic font families, so it renders the same offline.
  */
 import { esc, fmtNumber } from './format.js';
@@ -27,6 +27,10 @@ export interface LineChartSpec {
   yLabel: string;
   series: Series[];
   yScale: YScale;
+  /** Linear by default; log for a key swept over decades (a ridge's alpha). */
+  xScale?: YScale;
+  /** Text for x ticks at these values instead of the numbers (a swept key's non-numeric values). */
+  xTickLabels?: Map<number, string>;
   bands?: Band[];
 }
 
@@ -190,7 +194,7 @@ export function lineChart(spec: LineChartSpec): Chart {
     out += `<text x="${width / 2}" y="${height / 2}" text-anchor="middle" fill="${AXIS}">no data recorded</text>\n`;
     return { svg: out + '</svg>\n', width, height };
   }
-  const xa = linearAxis(...extent(xs), 6, true);
+  const xa = spec.xScale === 'log' ? logAxis(...extent(xs)) : linearAxis(...extent(xs), 6, true);
   const ya = spec.yScale === 'log' ? logAxis(...extent(ys)) : linearAxis(...extent(ys));
   const px = (x: number) => m.l + xa.unit(x) * pw;
   const py = (y: number) => m.t + (1 - ya.unit(y)) * ph;
@@ -208,7 +212,8 @@ export function lineChart(spec: LineChartSpec): Chart {
   }
   for (const t of xa.ticks) {
     out += `<line x1="${c(px(t))}" x2="${c(px(t))}" y1="${m.t + ph}" y2="${m.t + ph + 4}" stroke="${AXIS}"/>\n`;
-    out += `<text x="${c(px(t))}" y="${m.t + ph + 16}" text-anchor="middle" fill="${AXIS}">${esc(fmtNumber(t))}</text>\n`;
+    const label = spec.xTickLabels ? (spec.xTickLabels.get(t) ?? '') : fmtNumber(t);
+    out += `<text x="${c(px(t))}" y="${m.t + ph + 16}" text-anchor="middle" fill="${AXIS}">${esc(label)}</text>\n`;
   }
   out += `<rect x="${m.l}" y="${m.t}" width="${pw}" height="${ph}" fill="none" stroke="${AXIS}"/>\n`;
   out += `<text x="${m.l + pw / 2}" y="${height - 6}" text-anchor="middle" fill="#222">${esc(spec.xLabel)}</text>\n`;
@@ -280,5 +285,65 @@ export function barChart(spec: BarChartSpec): Chart {
   out += `<line x1="${m.l}" x2="${m.l + pw}" y1="${c(py(0))}" y2="${c(py(0))}" stroke="${AXIS}"/>\n`;
   out += `<line x1="${m.l}" x2="${m.l}" y1="${m.t}" y2="${m.t + ph}" stroke="${AXIS}"/>\n`;
   out += `<text transform="translate(14 ${m.t + ph / 2}) rotate(-90)" text-anchor="middle" fill="#222">${esc(spec.yLabel)}</text>\n`;
+  return { svg: out + '</svg>\n', width, height };
+}
+
+/** One vertical axis of a parallel-coordinates chart: a value per line (null: the line skips this axis). */
+export interface ParallelAxis {
+  label: string;
+  values: (number | null)[];
+  scale: YScale;
+  /** Text for ticks at these values instead of the numbers (non-numeric swept values by their index). */
+  tickLabels?: Map<number, string>;
+}
+
+export interface ParallelChartSpec {
+  title: string;
+  axes: ParallelAxis[];
+  /** One per value index of the axes. */
+  lines: { label: string; color: string; width: number }[];
+}
+
+/** Parallel coordinates: an axis per swept key and metric, a polyline per point across them. */
+export function parallelChart(spec: ParallelChartSpec): Chart {
+  const slot = 150;
+  const m = { l: 80, r: 80, t: 52, b: 30 };
+  const width = Math.max(420, m.l + m.r + slot * (spec.axes.length - 1));
+  const height = 320;
+  const ph = height - m.t - m.b;
+  const step = spec.axes.length > 1 ? (width - m.l - m.r) / (spec.axes.length - 1) : 0;
+  let out = svgOpen(width, height, spec.title);
+  const scaled = spec.axes.map((a, i) => {
+    const finite = a.values.filter((v): v is number => v !== null && Number.isFinite(v));
+    const axis = finite.length
+      ? a.scale === 'log'
+        ? logAxis(...extent(finite))
+        : linearAxis(...extent(finite), 4, a.tickLabels !== undefined)
+      : undefined;
+    const x = m.l + step * i;
+    return { ...a, axis, x, y: (v: number) => m.t + (1 - axis!.unit(v)) * ph };
+  });
+  spec.lines.forEach((line, j) => {
+    const runs: string[][] = [[]];
+    for (const a of scaled) {
+      const v = a.values[j];
+      if (a.axis && v !== null && v !== undefined && Number.isFinite(v))
+        runs.at(-1)!.push(`${c(a.x)},${c(a.y(v))}`);
+      else if (runs.at(-1)!.length) runs.push([]);
+    }
+    for (const r of runs.filter((r) => r.length > 1))
+      out += `<polyline points="${r.join(' ')}" fill="none" stroke="${line.color}" stroke-width="${line.width}" stroke-opacity="0.85"><title>${esc(line.label)}</title></polyline>\n`;
+  });
+  scaled.forEach((a, i) => {
+    out += `<line x1="${c(a.x)}" x2="${c(a.x)}" y1="${m.t}" y2="${m.t + ph}" stroke="${AXIS}"/>\n`;
+    // labels alternate between two rows, so long metric names beside each other do not overlap
+    out += `<text x="${c(a.x)}" y="${m.t - (i % 2 ? 10 : 26)}" text-anchor="middle" fill="#222">${esc(a.label)}</text>\n`;
+    for (const t of a.axis?.ticks ?? []) {
+      const label = a.tickLabels ? a.tickLabels.get(t) : fmtNumber(t);
+      if (label === undefined) continue;
+      out += `<line x1="${c(a.x - 3)}" x2="${c(a.x)}" y1="${c(a.y(t))}" y2="${c(a.y(t))}" stroke="${AXIS}"/>\n`;
+      out += `<text x="${c(a.x - 5)}" y="${c(a.y(t) + 4)}" text-anchor="end" fill="${AXIS}" font-size="10">${esc(label)}</text>\n`;
+    }
+  });
   return { svg: out + '</svg>\n', width, height };
 }

@@ -31,6 +31,19 @@ export function drawSigns(n: number, resamples: number, rng: Rng): Int8Array {
 /** Largest n tested exactly: 2^n patterns must fit a typed array and a few seconds. */
 const EXACT_MAX_ITEMS = 24;
 
+/** Whether signFlipTest enumerates every sign pattern of n items (else it draws `resamples` random ones). */
+export const signFlipIsExact = (n: number, resamples: number): boolean =>
+  n <= EXACT_MAX_ITEMS && 2 ** n <= resamples;
+
+/**
+ * The smallest two-sided p signFlipTest can return on n items, whatever the differences: exact, only the observed
+ * pattern and its mirror image are as extreme, 2·2^-n = 2^-(n-1) (all n differences of one sign); sampled, no
+ * drawn pattern as extreme, 2/(resamples + 1).
+ */
+export function smallestTwoSidedP(n: number, resamples: number): number {
+  return signFlipIsExact(n, resamples) ? 2 ** -(n - 1) : Math.min(1, 2 / (resamples + 1));
+}
+
 export function signFlipTest(
   d: Float64Array,
   options: { alternative: Alternative; resamples: number; rng?: Rng; signs?: Int8Array },
@@ -39,7 +52,7 @@ export function signFlipTest(
   if (n < 2) throw new BadInputError(`a paired test needs at least 2 items, got ${n}`);
   const observed = mean(d);
   const gamma = Math.abs(Number.EPSILON * 100 * observed);
-  const exact = n <= EXACT_MAX_ITEMS && 2 ** n <= options.resamples && !options.signs;
+  const exact = signFlipIsExact(n, options.resamples) && !options.signs;
   let less = 0;
   let greater = 0;
   const count = (s: number) => {
