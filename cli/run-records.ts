@@ -364,6 +364,8 @@ function formatSuite(r: RunRecord): string {
     ...(r.metricIntervals ? { metricIntervals: r.metricIntervals } : {}),
   });
   lines.push('', table.replace(/^/gm, '  '));
+  if (members.some((m) => m.point !== undefined))
+    lines.push(`  each point against the baseline point: lea compare ${r.runId}`);
   if (r.intervalMethod) lines.push(`  intervals: ${r.intervalMethod}`);
   if (r.verdict) lines.push(`  verdict of the mean: ${r.verdict}`);
   lines.push(...verdictText(r));

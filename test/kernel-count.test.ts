@@ -84,13 +84,16 @@ const maskGit = (width: number, tokens: number, batch: number) =>
 async function checkSizeInvariance(
   step: (width: number, tokens: number, batch: number) => Promise<StepKernels>,
   tokens: number,
+  narrowDiffers: boolean,
 ): Promise<void> {
   const reference = await step(512, tokens, 2);
   assert.deepEqual(await step(768, tokens, 2), reference);
   assert.deepEqual(await step(512, 2 * tokens, 2), reference);
   assert.deepEqual(await step(512, tokens, 3), reference);
   const narrow = await step(64, tokens, 2);
-  assert.ok(narrow.step.total < reference.step.total, `${narrow.step.total} vs ${reference.step.total}`);
+  if (narrowDiffers)
+    assert.ok(narrow.step.total < reference.step.total, `${narrow.step.total} vs ${reference.step.total}`);
+  else assert.deepEqual(narrow, reference);
   assert.ok(reference.forward > 0 && reference.backward > 0 && reference.update > 0);
 }
 
@@ -98,9 +101,8 @@ async function checkSizeInvariance(
 // 512. The batch does not change the count: the CLS and mask tokens broadcast by an Add (one Sum in the backward),
 // not Tile (a Slice and an Add per example).
 test('fMRI autoencoder: the kernels of a step do not change from width 512 up or with tokens and batch, but do below it', () =>
-  checkSizeInvariance(ae, 64));
+  checkSizeInvariance(ae, 64, true));
 
-// 128 tokens and batch 2: 258 rows in the blocks and at least 128 masked rows in the head (half the tokens or
-// more are masked), so from width 512 every column sum has 2^16 entries or more, as at paper size.
-test('MaskGIT: the kernels of a step do not change from width 512 up or with tokens and batch, but do below it', () =>
-  checkSizeInvariance(maskGit, 128));
+// MaskGIT's step is plain tfjs autodiff, with no size-dependent backward pieces: its kernels are the same at any width.
+test('MaskGIT: the kernels of a step do not change with width, tokens or batch', () =>
+  checkSizeInvariance(maskGit, 128, false));

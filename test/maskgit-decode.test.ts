@@ -5,13 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import {
-  maskgitDecode,
-  remaskBelowCut,
-  repeatForSamples,
-  SAMPLES_PER_ITEM,
-} from '../lib/alignment/maskgit-decode.js';
 import { Rng } from '../lib/compute/rng.js';
+import { loadExperimentConfig } from '../lib/config/experiment.js';
+import type { ReproductionConfig } from '../lib/config/reproduction.js';
+import { maskgitDecode, remaskBelowCut, repeatForSamples } from '../lib/models/maskgit-decode.js';
 import { BadInputError } from '../lib/errors.js';
 import { runOracle } from './helpers/oracle.js';
 
@@ -20,6 +17,9 @@ function randomLogits(rows: number, length: number, vocab: number, seed: number)
   const rng = new Rng(seed, 'logits');
   return async () => rng.fillNormal(new Float32Array(rows * length * vocab), 0, 2);
 }
+
+/** The paper's decoding settings (spec §3): 11 steps, choice temperature 4.5, 5 samples per item. */
+const PAPER = (loadExperimentConfig('configs/paper/god-sbj_1.yaml') as ReproductionConfig).decoding;
 
 function countsOf(masked: Int32Array, steps: number, rows: number, row: number): number[] {
   return Array.from({ length: steps }, (_, t) => masked[t * rows + row]!);
@@ -51,6 +51,8 @@ print(json.dumps(out))
 describe('MaskGIT decoding', () => {
   it('leaves 253, 245, 232, 215, 193, 167, 138, 106, 72, 36, 1 of 256 tokens masked (spec §3)', async () => {
     const res = await maskgitDecode({
+      steps: PAPER.steps,
+      choiceTemperature: PAPER.choiceTemperature,
       logits: randomLogits(3, 256, 32, 1),
       rows: 3,
       length: 256,
@@ -73,6 +75,8 @@ describe('MaskGIT decoding', () => {
     assert.deepEqual(ref['16'], [15, 14, 13, 12, 11, 10, 8, 6, 4, 2, 1]);
     for (const L of lengths) {
       const res = await maskgitDecode({
+        steps: PAPER.steps,
+        choiceTemperature: PAPER.choiceTemperature,
         logits: randomLogits(2, L, 8, L),
         rows: 2,
         length: L,
@@ -92,6 +96,8 @@ describe('MaskGIT decoding', () => {
     const seen: Int32Array[] = [];
     const rng = new Rng(9, 'logits');
     const res = await maskgitDecode({
+      steps: PAPER.steps,
+      choiceTemperature: PAPER.choiceTemperature,
       logits: async (tokens) => {
         seen.push(tokens);
         return rng.fillNormal(new Float32Array(rows * L * V));
@@ -122,6 +128,8 @@ describe('MaskGIT decoding', () => {
   it('is reproducible from its seed', async () => {
     const run = (seed: number) =>
       maskgitDecode({
+        steps: PAPER.steps,
+        choiceTemperature: PAPER.choiceTemperature,
         logits: randomLogits(4, 16, 8, 3),
         rows: 4,
         length: 16,
@@ -139,6 +147,7 @@ describe('MaskGIT decoding', () => {
     const L = 256;
     const logitRow = [0, 1, 2, -1];
     const res = await maskgitDecode({
+      choiceTemperature: PAPER.choiceTemperature,
       logits: async () => Float32Array.from({ length: rows * L * 4 }, (_, k) => logitRow[k % 4]!),
       rows,
       length: L,
@@ -172,6 +181,7 @@ describe('MaskGIT decoding', () => {
     const logits = Float32Array.from({ length: L * L }, (_, k) => (k % L <= Math.floor(k / L) ? 0 : -1e9));
     const seen: Int32Array[] = [];
     const res = await maskgitDecode({
+      steps: PAPER.steps,
       logits: async (tokens) => {
         seen.push(tokens);
         return logits;
@@ -196,15 +206,17 @@ describe('MaskGIT decoding', () => {
 
   it('repeats conditioning rows item-major for 5 samples per item', () => {
     const x = Float32Array.from([1, 2, 3, 4]);
-    assert.equal(SAMPLES_PER_ITEM, 5);
+    assert.equal(PAPER.samples, 5);
     assert.deepEqual(
-      [...repeatForSamples(x, 2, 2)],
+      [...repeatForSamples(x, 2, 2, PAPER.samples)],
       [1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 3, 4, 3, 4, 3, 4, 3, 4, 3, 4],
     );
   });
 
   it('rejects bad options and wrongly sized logits', async () => {
     const base = {
+      steps: PAPER.steps,
+      choiceTemperature: PAPER.choiceTemperature,
       logits: randomLogits(1, 4, 3, 1),
       rows: 1,
       length: 4,

@@ -522,7 +522,7 @@ function plainMaskGitLoss(
 }
 
 for (const numerics of MASKGIT_NUMERICS)
-  test(`MaskGIT, ${numerics} numerics: the fused post-LN blocks give the loss and every gradient of the plain op-by-op model (with dropout)`, () => {
+  test(`MaskGIT, ${numerics} numerics: the loss and every gradient equal an op-by-op re-statement's (post-LN blocks, dropout)`, () => {
     const rng = new Rng(21);
     const mg = new MaskGit({ ...smallMaskGit, numerics }, rng);
     perturb(mg.params, rng);

@@ -69,6 +69,9 @@ test(
     const status = runLea(['status', record.runId]);
     assert.equal(status.code, 0, explain(status));
     for (const p of points) assert.ok(status.stdout.includes(`  point ${p}\n`), `status names point ${p}`);
+    // the points' table has no mean over them (they are settings, not replicates)
+    assert.doesNotMatch(status.stdout, /^ {2}metric .* mean/m);
+    assert.match(status.stdout, new RegExp(`lea compare ${record.runId}`));
   },
 );
 

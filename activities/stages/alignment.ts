@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { encodeFeatures } from '../../lib/alignment/encode.js';
-import { maskgitDecode, repeatForSamples } from '../../lib/alignment/maskgit-decode.js';
+import { maskgitDecode, repeatForSamples } from '../../lib/models/maskgit-decode.js';
 import { matFromNdArray, type Mat } from '../../lib/alignment/matrix.js';
 import {
   fitRidge,
@@ -263,7 +263,8 @@ const decodeConfig = z.object({
 /** MaskGIT sampling conditioned on the decoded features: `samples` images per test fMRI (spec §3). */
 export const decodeStage: StageImpl = {
   // 2: MaskGIT and the tokenizer decoder run ROWS_PER_FORWARD rows at a time (float rounding may differ).
-  codeVersion: '2',
+  // 3: MaskGIT's blocks as plain ops, query, key and value by separate products (rounding differs).
+  codeVersion: '3',
   async run(ctx, raw) {
     const cfg = stageConfig(decodeConfig, raw, ctx.stage);
     const decodedFeatures = await readNpy(join(await ctx.inputDir('ridge'), 'decoded_features_test.npy'));

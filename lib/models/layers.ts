@@ -203,9 +203,17 @@ export function layerNorm(x: tf.Tensor, g: tf.Tensor, b: tf.Tensor, eps: number)
   return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), g), b);
 }
 
-/** Exact (erf) GELU, PyTorch's nn.GELU default. */
-export function gelu(x: tf.Tensor): tf.Tensor {
-  return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
+/** √(2/π), and its product with 0.044715: the tanh form's inner term is x·(TANH_K + TANH_K3·x²). */
+const TANH_K = Math.sqrt(2 / Math.PI);
+const TANH_K3 = TANH_K * 0.044715;
+
+/** GELU: exact, ½x(1 + erf(x/√2)) (nn.GELU's default), or jax.nn.gelu's ½x(1 + tanh(√(2/π)(x + 0.044715x³))). */
+export function gelu(x: tf.Tensor, form: GeluForm = 'erf'): tf.Tensor {
+  const inner =
+    form === 'erf'
+      ? tf.erf(tf.mul(x, Math.SQRT1_2))
+      : tf.tanh(tf.mul(x, tf.add(tf.mul(tf.square(x), TANH_K3), TANH_K)));
+  return tf.mul(tf.mul(x, 0.5), tf.add(inner, 1));
 }
 
 /** x·sigmoid(x) ("swish", VQGAN's nonlinearity). */
@@ -251,7 +259,7 @@ export function sampleWithoutReplacement(
 }
 
 /*
- * Pieces of hand-written backward passes (the fused blocks of transformer.ts and maskgit.ts), over rows
+ * Pieces of hand-written backward passes (the fused blocks of transformer.ts), over rows
  * x [N, D]: each forward returns what its backward needs. On the native backend every op costs ~10 µs of
  * dispatch, which dominates small models, so these are written for few kernels.
  */
@@ -331,48 +339,16 @@ export function linearBackward(dy: tf.Tensor, x: tf.Tensor, w: tf.Tensor) {
   };
 }
 
-/** √(2/π) and its product with 0.044715: the tanh form's k·(u + 0.044715·u³) = u·(K + K3·u²). */
-const TANH_K = Math.sqrt(2 / Math.PI);
-const TANH_K3 = TANH_K * 0.044715;
-
-/**
- * GELU as u·s(u) for each form: the gate s and its slope ds/du, given u and s (the backward reuses s).
- *   erf:  s = Φ(u),                         ds/du = φ(u) = exp(−u²/2)/√(2π)
- *   tanh: s = ½(1 + tanh(u·(K + K3·u²))),   ds/du = 2s(1 − s)·(K + 3·K3·u²)
- */
-const GELU_GATES: Record<
-  GeluForm,
-  { gate(u: tf.Tensor): tf.Tensor; slope(u: tf.Tensor, s: tf.Tensor): tf.Tensor }
-> = {
-  erf: {
-    gate: (u) => tf.add(tf.mul(tf.erf(tf.mul(u, c(Math.SQRT1_2))), c(0.5)), c(0.5)),
-    slope: (u) => tf.mul(tf.exp(tf.mul(tf.square(u), c(-0.5))), c(1 / Math.sqrt(2 * Math.PI))),
-  },
-  tanh: {
-    gate: (u) =>
-      tf.add(tf.mul(tf.tanh(tf.mul(u, tf.add(tf.mul(tf.square(u), c(TANH_K3)), c(TANH_K)))), c(0.5)), c(0.5)),
-    slope: (u, s) =>
-      tf.mul(
-        tf.mul(tf.mul(s, tf.sub(c(1), s)), c(2)),
-        tf.add(tf.mul(tf.square(u), c(3 * TANH_K3)), c(TANH_K)),
-      ),
-  },
-};
-
-/** GELU u·s(u); returns the gate s too, which the backward reuses. */
-export function geluForward(u: tf.Tensor, form: GeluForm = 'erf') {
-  const gate = GELU_GATES[form].gate(u);
-  return { y: tf.mul(u, gate), gate };
+/** Exact GELU, u·Φ(u); returns Φ(u) too, which the backward reuses. */
+export function geluForward(u: tf.Tensor) {
+  const cdf = tf.add(tf.mul(tf.erf(tf.mul(u, c(Math.SQRT1_2))), c(0.5)), c(0.5));
+  return { y: tf.mul(u, cdf), cdf };
 }
 
-/** d/du [u·s(u)] = s + u·ds/du. */
-export function geluBackward(
-  dy: tf.Tensor,
-  u: tf.Tensor,
-  gate: tf.Tensor,
-  form: GeluForm = 'erf',
-): tf.Tensor {
-  return tf.mul(dy, tf.add(gate, tf.mul(u, GELU_GATES[form].slope(u, gate))));
+/** d/du [u·Φ(u)] = Φ(u) + u·φ(u), φ(u) = exp(−u²/2)/√(2π). */
+export function geluBackward(dy: tf.Tensor, u: tf.Tensor, cdf: tf.Tensor): tf.Tensor {
+  const pdf = tf.mul(tf.exp(tf.mul(tf.square(u), c(-0.5))), c(1 / Math.sqrt(2 * Math.PI)));
+  return tf.mul(dy, tf.add(cdf, tf.mul(u, pdf)));
 }
 
 /** Layer norm over the last axis of x [N, D] as one differentiable op (lnForward / lnBackward). */
@@ -391,18 +367,4 @@ export function layerNormOp(eps: number) {
         }),
     };
   }) as (x: tf.Tensor2D, g: tf.Tensor, b: tf.Tensor) => tf.Tensor2D;
-}
-
-/** GELU as one differentiable op (geluForward / geluBackward): about half the kernels of autodiff's. */
-export function geluOp(form: GeluForm) {
-  return tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [u, save] = args as [tf.Tensor, tf.GradSaveFunc];
-    const act = geluForward(u, form);
-    save([u, act.gate]);
-    return {
-      value: act.y,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
-        tf.tidy(() => geluBackward(dy, saved[0] as tf.Tensor, saved[1] as tf.Tensor, form)),
-    };
-  }) as (u: tf.Tensor) => tf.Tensor;
 }

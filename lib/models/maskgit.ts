@@ -18,21 +18,15 @@ import {
   ParamBuilder,
   disposeParams,
   dropoutMask,
-  geluBackward,
-  geluForward,
-  geluOp,
-  layerNormOp,
+  gelu,
+  layerNorm,
   linear,
-  linearBackward,
-  lnBackward,
-  lnForward,
   param,
   sampleWithoutReplacement,
   type Params,
 } from './layers.js';
 import {
   MASKGIT_NUMERIC_VALUES,
-  type GeluForm,
   type MaskGitNumerics,
   type MaskGitNumericValues,
 } from './maskgit-numerics.js';
@@ -87,130 +81,12 @@ interface BlockMasks {
   mlp?: tf.Tensor2D;
 }
 
-type T = tf.Tensor;
-/** A tuple of N tensors, for destructuring customGrad's arguments. */
-type Tensors<N extends number, R extends T[] = []> = R['length'] extends N ? R : Tensors<N, [...R, T]>;
+/** x ⊙ mask in training; x itself at inference. */
+const dropped = <R extends tf.Rank>(x: tf.Tensor<R>, mask?: tf.Tensor<R>): tf.Tensor<R> =>
+  mask ? tf.mul(x, mask) : x;
 
-/**
- * One post-LN BERT block (SelfAttention of the authors' code) as a single differentiable op with a
- * hand-written backward, over x [N = B·T, D]. Inputs after x, all parameters: query, key, value, proj (W [D, D],
- * b [D] each), norm1 g/b, linear1 W/b, linear2 W/b, norm2 g/b; one gradient each is returned, same order.
- * Against tfjs autodiff it cuts the op count ~3x and keeps 15 tensors per block instead of every
- * intermediate, which is what lets the paper-size model (batch 8, 257 positions, 24 blocks) train in memory.
- *   attention: q, k, v = x W_{q,k,v} + b per head; p = softmax(q kᵀ/√hd); o = (p ⊙ M_att) v
- *   y1 = LN1(x + (o W_o + b_o) ⊙ M_attn);  y = LN2(y1 + (GELU(y1 W_1 + c_1) W_2 + c_2) ⊙ M_mlp)
- * The backward reads only saved tensors and parameters (variables): anything else the forward used is
- * disposed by then, so the dropout masks are saved as well.
- */
-function postLnBlock(batch: number, heads: number, gelu: GeluForm, masks: BlockMasks) {
-  return tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [x, wq, bq, wk, bk, wv, bv, wo, bo, g1, b1, w1, c1, w2, c2, g2, b2] = args as Tensors<17>;
-    const save = args[17] as tf.GradSaveFunc;
-    const [n, d] = x.shape as [number, number];
-    const t = n / batch;
-    const hd = d / heads;
-    const scale = 1 / Math.sqrt(hd);
-    const wqkv = tf.concat([wq, wk, wv], 1); // [D, 3D]: one matmul for q, k and v
-    const qkv = linear(x, wqkv, tf.concat([bq, bk, bv]));
-    const heads5 = tf.transpose(tf.reshape(qkv, [batch, t, 3, heads, hd]), [2, 0, 3, 1, 4]);
-    const [q, k, v] = tf.unstack(heads5) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
-    const qs = tf.mul(q, scale);
-    const p = tf.softmax(tf.matMul(qs, k, false, true)); // [B, H, T, T]
-    const o = tf.reshape(tf.transpose(tf.matMul(masks.att ? tf.mul(p, masks.att) : p, v), [0, 2, 1, 3]), [
-      n,
-      d,
-    ]);
-    const a = linear(o, wo, bo);
-    const ln1 = lnForward(tf.add(x, masks.attn ? tf.mul(a, masks.attn) : a), g1, b1, BLOCK_EPS);
-    const u = linear(ln1.y, w1, c1);
-    const act = geluForward(u, gelu);
-    const m = linear(act.y, w2, c2);
-    const ln2 = lnForward(tf.add(ln1.y, masks.mlp ? tf.mul(m, masks.mlp) : m), g2, b2, BLOCK_EPS);
-    // wqkv too: keeping it is free (a reference), concatenating it again in the backward a copy of 3·D² floats
-    const kept: T[] = [
-      x,
-      qs,
-      k,
-      v,
-      p,
-      o,
-      ln1.y,
-      ln1.xhat,
-      ln1.rstd,
-      u,
-      act.gate,
-      act.y,
-      ln2.xhat,
-      ln2.rstd,
-      wqkv,
-    ];
-    if (masks.att && masks.attn && masks.mlp) kept.push(masks.att, masks.attn, masks.mlp);
-    save(kept);
-    return {
-      value: ln2.y,
-      // tidy: tfjs runs a custom gradient outside any scope, so its intermediates would otherwise live until
-      // the whole backward pass ends (~0.5 GB per block at paper size)
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
-        tf.tidy(() => {
-          const [
-            xS,
-            qsS,
-            kS,
-            vS,
-            pS,
-            oS,
-            y1,
-            xhat1,
-            rstd1,
-            uS,
-            gate,
-            actY,
-            xhat2,
-            rstd2,
-            wqkvS,
-            mAtt,
-            mAttn,
-            mMlp,
-          ] = saved as [...Tensors<15>, ...Partial<Tensors<3>>];
-          const n2 = lnBackward(dy, xhat2, rstd2, g2);
-          const fc2 = linearBackward(mMlp ? tf.mul(n2.dx, mMlp) : n2.dx, actY, w2);
-          const fc1 = linearBackward(geluBackward(fc2.dx, uS, gate, gelu), y1, w1);
-          const n1 = lnBackward(tf.add(n2.dx, fc1.dx), xhat1, rstd1, g1);
-          const proj = linearBackward(mAttn ? tf.mul(n1.dx, mAttn) : n1.dx, oS, wo);
-          const dO = tf.transpose(tf.reshape(proj.dx, [batch, t, heads, hd]), [0, 2, 1, 3]) as tf.Tensor4D;
-          const dv = tf.matMul(mAtt ? tf.mul(pS, mAtt) : pS, dO, true, false);
-          const dpd = tf.matMul(dO, vS, false, true);
-          const dp = mAtt ? tf.mul(dpd, mAtt) : dpd;
-          const ds = tf.mul(pS, tf.sub(dp, tf.sum(tf.mul(dp, pS), -1, true))) as tf.Tensor4D; // softmax backward
-          const dq = tf.mul(tf.matMul(ds, kS), scale);
-          const dk = tf.matMul(ds, qsS, true, false);
-          const dqkv = tf.reshape(tf.transpose(tf.stack([dq, dk, dv]), [1, 3, 0, 2, 4]), [n, 3 * d]);
-          const qkvG = linearBackward(dqkv, xS, wqkvS);
-          const [dwq, dwk, dwv] = tf.split(qkvG.dw, 3, 1);
-          const [dbq, dbk, dbv] = tf.split(qkvG.db, 3);
-          return [
-            tf.add(n1.dx, qkvG.dx),
-            dwq,
-            dbq,
-            dwk,
-            dbk,
-            dwv,
-            dbv,
-            proj.dw,
-            proj.db,
-            n1.dg,
-            n1.db,
-            fc1.dw,
-            fc1.db,
-            fc2.dw,
-            fc2.db,
-            n2.dg,
-            n2.db,
-          ] as T[];
-        }),
-    };
-  });
-}
+/** MaskGIT's cosine schedule: the fraction of tokens masked at u ∈ [0, 1] (training draws u, decoding steps it). */
+export const maskRatio = (u: number): number => Math.cos((Math.PI / 2) * u);
 
 export class MaskGit {
   readonly params: Params;
@@ -265,18 +141,32 @@ export class MaskGit {
     return MASKGIT_NUMERIC_VALUES[this.cfg.numerics];
   }
 
-  /** One post-LN block over h [B·T, D], with its dropout masks in training. */
-  private block(h: tf.Tensor2D, i: number, batch: number, masks: BlockMasks): tf.Tensor2D {
-    const names = [
-      ...['query', 'key', 'value', 'proj'].flatMap((n) => [`self_attn.${n}.weight`, `self_attn.${n}.bias`]),
-      ...['norm1', 'linear1', 'linear2', 'norm2'].flatMap((n) => [`${n}.weight`, `${n}.bias`]),
-    ];
-    return postLnBlock(
-      batch,
-      this.cfg.heads,
-      this.numerics.gelu,
-      masks,
-    )(h, ...names.map((n) => this.p(`decoder.${i}.${n}`))) as tf.Tensor2D;
+  /**
+   * One post-LN BERT block (the authors' SelfAttention) over h [B·T, D], with its dropout masks in training:
+   * y = LN(h + drop(MHA(h))); out = LN(y + drop(linear2(GELU(linear1(y))))).
+   */
+  private block(h: tf.Tensor2D, i: number, batch: number, drop: BlockMasks): tf.Tensor2D {
+    const p = (name: string) => this.p(`decoder.${i}.${name}`);
+    const lin = (x: tf.Tensor, name: string) => linear(x, p(`${name}.weight`), p(`${name}.bias`));
+    const [n, d] = h.shape;
+    const { heads } = this.cfg;
+    const [t, hd] = [n / batch, d / heads];
+    const split = (name: string) =>
+      tf.transpose(tf.reshape(lin(h, `self_attn.${name}`), [batch, t, heads, hd]), [0, 2, 1, 3]); // [B, H, T, hd]
+    const scores = tf.mul(tf.matMul(split('query'), split('key'), false, true), 1 / Math.sqrt(hd)); // [B, H, T, T]
+    const att = dropped(tf.softmax(scores), drop.att);
+    const o = tf.reshape(tf.transpose(tf.matMul(att, split('value')), [0, 2, 1, 3]), [n, d]); // [B·T, D]
+    const y = this.norm(tf.add(h, dropped(lin(o, 'self_attn.proj'), drop.attn)), `decoder.${i}.norm1`);
+    const m = lin(this.gelu(lin(y, 'linear1')), 'linear2');
+    return this.norm(tf.add(y, dropped(m, drop.mlp)), `decoder.${i}.norm2`);
+  }
+
+  private norm(x: tf.Tensor, name: string, eps = BLOCK_EPS): tf.Tensor2D {
+    return layerNorm(x, this.p(`${name}.weight`), this.p(`${name}.bias`), eps) as tf.Tensor2D;
+  }
+
+  private gelu(x: tf.Tensor): tf.Tensor {
+    return gelu(x, this.numerics.gelu);
   }
 
   /**
@@ -308,12 +198,7 @@ export class MaskGit {
     ]);
     const z = tf.reshape(tf.gather(this.p('token_emb.weight'), ids), [b, l, d]);
     const seq = tf.reshape(tf.add(tf.concat([c, z], 1), this.p('de_pos_emb.weight')), [b * (l + 1), d]);
-    const ln = layerNormOp(this.numerics.embedLayerNormEps)(
-      seq as tf.Tensor2D,
-      this.p('ln.weight'),
-      this.p('ln.bias'),
-    );
-    let h = (dropout ? tf.mul(ln, dropout.embed) : ln) as tf.Tensor2D;
+    let h = dropped(this.norm(seq, 'ln', this.numerics.embedLayerNormEps), dropout?.embed);
     for (let i = 0; i < this.cfg.depth; i++) h = this.block(h, i, b, dropout?.blocks[i] ?? {});
     return h;
   }
@@ -321,11 +206,7 @@ export class MaskGit {
   /** Tied-embedding head on rows of hidden states [M, D] → logits over the codes [M, codes]. */
   head(h: tf.Tensor2D): tf.Tensor2D {
     const { codes, width: d } = this.cfg;
-    const e = layerNormOp(BLOCK_EPS)(
-      geluOp(this.numerics.gelu)(linear(h, this.p('mlps.0.weight'), this.p('mlps.0.bias'))) as tf.Tensor2D,
-      this.p('mlps.2.weight'),
-      this.p('mlps.2.bias'),
-    );
+    const e = this.norm(this.gelu(linear(h, this.p('mlps.0.weight'), this.p('mlps.0.bias'))), 'mlps.2');
     const table = tf.slice(this.p('token_emb.weight'), [0, 0], [codes, d]);
     return tf.add(
       tf.matMul(e as tf.Tensor2D, table as tf.Tensor2D, false, true),
@@ -353,7 +234,7 @@ export class MaskGit {
    */
   maskTokens(tokens: Int32Array, batch: number, rng: Rng): { input: Int32Array; masked: Int32Array } {
     const l = this.cfg.length;
-    const r = Math.max(Math.cos((Math.PI / 2) * rng.uniform()), this.cfg.minMaskRate);
+    const r = Math.max(maskRatio(rng.uniform()), this.cfg.minMaskRate);
     const count = Math.floor(r * l);
     const input = Int32Array.from(tokens);
     const masked = new Int32Array(batch * count);

@@ -158,7 +158,7 @@ function makeBlock(cfg: EncoderConfig, batch: number) {
 
     // The parameters the backward reads are variables, alive through the backward, so they are read from
     // this closure: saving them would cost one kernel each.
-    save([ln1.y, ln1.xhat, ln1.rstd, qs, k, v, p, o, ln2.y, ln2.xhat, ln2.rstd, u, act.gate, act.y]);
+    save([ln1.y, ln1.xhat, ln1.rstd, qs, k, v, p, o, ln2.y, ln2.xhat, ln2.rstd, u, act.cdf, act.y]);
     return {
       value: y,
       // tfjs runs gradFunc outside any scope: the tidy frees this block's temporaries now rather than

@@ -32,7 +32,7 @@ export const SUITE_JSON = 'suite.json';
 
 /** What the table itself reads: each run's subject, status and metrics, their mean, sd and interval, the baseline. */
 type SuiteTable = Pick<SuiteReportInput, 'mean' | 'baseline' | 'sd' | 'metricIntervals'> & {
-  members: Pick<SuiteMember, 'subject' | 'seed' | 'status' | 'metrics'>[];
+  members: Pick<SuiteMember, 'subject' | 'seed' | 'point' | 'status' | 'metrics'>[];
 };
 
 /** Metric columns: the paper's metrics first, then the others (stand-ins), each group by name. */
@@ -134,10 +134,12 @@ export function suiteHtml(input: SuiteReportInput): string {
 /** Metrics as rows, subjects (then mean and baseline) as columns: the table turned for a terminal. */
 export function suiteText(input: SuiteTable): string {
   const cols = [...columns(input, false), ...columns(input, true)];
+  // a sweep's points are different settings, not replicates: no mean over them (lea compare SWEEP compares them)
+  const mean = !input.members.some((m) => m.point !== undefined);
   const heads = [
     'metric',
     ...input.members.map(memberLabel),
-    'mean',
+    ...(mean ? ['mean'] : []),
     ...(input.sd ? ['sd'] : []),
     ...(input.metricIntervals ? ['interval'] : []),
     ...(input.baseline ? ['baseline'] : []),
@@ -150,7 +152,7 @@ export function suiteText(input: SuiteTable): string {
   const rows = cols.map((c) => [
     c,
     ...input.members.map((m) => fmt(m.metrics[c])),
-    fmt(input.mean[c]) + coverage(input, c),
+    ...(mean ? [fmt(input.mean[c]) + coverage(input, c)] : []),
     ...(input.sd ? [fmt(input.sd[c])] : []),
     ...(input.metricIntervals ? [ci(c)] : []),
     ...(input.baseline ? [fmt(input.baseline.values[c])] : []),

@@ -81,7 +81,8 @@ async function encodeInChunks(
 export const maskgitStage: TrainableStage = {
   name: 'maskgit',
   // 2: the loss over every position, weighted to the masked ones (one compiled program for any mask ratio)
-  codeVersion: '2',
+  // 3: plain blocks differentiated by tfjs, no hand-written backward (rounding differs)
+  codeVersion: '3',
   data: 'images',
   plan: ({ models, training }, uses) => ({
     earlier: { tokenizer: 'tokenizer' },

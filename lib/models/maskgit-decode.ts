@@ -3,15 +3,12 @@
  * start fully masked; at each of T steps draw a code at every still-masked position from the softmax of the
  * logits (temperature 1, no top-k), then re-mask the least confident draws, fewer each step on a cosine
  * schedule, with Gumbel noise on the confidences scaled by choiceTemperature·(1 − r). The output is the
- * last step's draws, which fill every position. All randomness comes from the supplied seeded Rng.
+ * last step's draws, which fill every position. All randomness comes from the supplied seeded Rng. The
+ * paper's steps (11), choice temperature (4.5) and samples per item (5) are the config's `decoding` defaults.
  */
 import type { Rng } from '../compute/rng.js';
 import { BadInputError } from '../errors.js';
-
-export const DECODE_STEPS = 11;
-export const CHOICE_TEMPERATURE = 4.5;
-/** Samples decoded per test fMRI (spec §3). */
-export const SAMPLES_PER_ITEM = 5;
+import { maskRatio } from './maskgit.js';
 
 export interface MaskGitDecodeOptions {
   /** Logits over the `vocab` codes at every position: tokens [rows·length] → [rows·length·vocab]. */
@@ -22,8 +19,8 @@ export interface MaskGitDecodeOptions {
   /** The transformer's mask token id; never drawn (it lies outside the `vocab` columns). */
   maskId: number;
   rng: Rng;
-  steps?: number;
-  choiceTemperature?: number;
+  steps: number;
+  choiceTemperature: number;
 }
 
 export interface MaskGitDecodeResult {
@@ -34,11 +31,11 @@ export interface MaskGitDecodeResult {
 }
 
 /**
- * How many positions stay masked after step t (0-based) of T: floor(L·cos(π/2·(t+1)/T)) clamped to
+ * How many positions stay masked after step t (0-based) of T: floor(L·maskRatio((t+1)/T)) clamped to
  * [1, unknown − 1], so every step fixes at least one position and leaves at least one for the next.
  */
 export function maskLength(step: number, steps: number, length: number, unknown: number): number {
-  const n = Math.floor(length * Math.cos((Math.PI / 2) * ((step + 1) / steps)));
+  const n = Math.floor(length * maskRatio((step + 1) / steps));
   return Math.max(1, Math.min(unknown - 1, n));
 }
 
@@ -75,8 +72,7 @@ function checkOptions(o: MaskGitDecodeOptions, steps: number, temperature: numbe
 }
 
 export async function maskgitDecode(options: MaskGitDecodeOptions): Promise<MaskGitDecodeResult> {
-  const steps = options.steps ?? DECODE_STEPS;
-  const temperature = options.choiceTemperature ?? CHOICE_TEMPERATURE;
+  const { steps, choiceTemperature: temperature } = options;
   checkOptions(options, steps, temperature);
   const { rows, length: L, vocab: V, maskId, rng } = options;
   const cur = new Int32Array(rows * L).fill(maskId);
@@ -135,7 +131,7 @@ export function repeatForSamples(
   x: Float32Array,
   items: number,
   width: number,
-  samples = SAMPLES_PER_ITEM,
+  samples: number,
 ): Float32Array {
   if (x.length !== items * width)
     throw new BadInputError(`expected ${items}x${width} values, got ${x.length}`);
