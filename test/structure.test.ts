@@ -73,35 +73,27 @@ after(async () => {
 
 test('a config naming weights that are not imported, or that do not fit it (architecture, numerics), is refused before anything starts', () => {
   const before = runLea(['runs', '--json'], env);
-  const missing = runLea(
-    ['run', 'configs/structure.yaml', '--set', 'models.imageFeatures.weights=nope-never-imported'],
-    env,
-  );
-  assert.equal(missing.code, 2, explain(missing));
-  assert.match(
-    missing.stderr,
+  /** `lea run` of the structure config with one field set: refused (exit 2) with `message`. */
+  const refused = (set: string, message: RegExp) => {
+    const r = runLea(['run', 'configs/structure.yaml', '--set', set], env);
+    assert.equal(r.code, 2, explain(r));
+    assert.match(r.stderr, message);
+  };
+  refused(
+    'models.imageFeatures.weights=nope-never-imported',
     /models\.imageFeatures\.weights: weights 'nope-never-imported' are not imported: run lea weights import --kind openclip-vit-h14 --from FILE --name nope-never-imported/,
   );
-  const misfit = runLea(['run', 'configs/structure.yaml', '--set', 'models.imageFeatures.dim=64'], env);
-  assert.equal(misfit.code, 2, explain(misfit));
-  assert.match(misfit.stderr, /weights 'structure-clip' do not fit the config: outDim 64 \(imported: 48\)/);
-  // imported with LEA's numerics (the default), run with MaskGIT's
-  const numerics = runLea(
-    ['run', 'configs/structure.yaml', '--set', 'models.maskgit.numerics=maskgit-flax'],
-    env,
+  refused(
+    'models.imageFeatures.dim=64',
+    /weights 'structure-clip' do not fit the config: outDim 64 \(imported: 48\)/,
   );
-  assert.equal(numerics.code, 2, explain(numerics));
-  assert.match(
-    numerics.stderr,
+  // imported with LEA's numerics (the default), run with MaskGIT's
+  refused(
+    'models.maskgit.numerics=maskgit-flax',
     /models\.maskgit\.initFrom: weights 'structure-maskgit' do not fit the config: numerics "maskgit-flax" \(imported: "lea-port"\)/,
   );
-  const wrongKind = runLea(
-    ['run', 'configs/structure.yaml', '--set', 'models.maskgit.initFrom=structure-vqgan'],
-    env,
-  );
-  assert.equal(wrongKind.code, 2, explain(wrongKind));
-  assert.match(
-    wrongKind.stderr,
+  refused(
+    'models.maskgit.initFrom=structure-vqgan',
     /models\.maskgit\.initFrom: weights 'structure-vqgan' are maskgit-tokenizer, not maskgit-transformer/,
   );
   assert.equal(runLea(['runs', '--json'], env).stdout, before.stdout, 'no run was started');

@@ -29,7 +29,7 @@ import {
   sweepText,
   type SweepOutcome,
 } from '../../lib/pipeline/sweep.js';
-import { fmtNumber, textTable } from '../../lib/report/format.js';
+import { fmtIntervalAfter, fmtNumber, textTable } from '../../lib/report/format.js';
 import { CORRECTIONS, type Correction } from '../../lib/stats/multiple.js';
 import { ArtifactStore, type ArtifactRef } from '../../lib/storage/artifact-store.js';
 import { positiveInt } from '../args.js';
@@ -104,13 +104,12 @@ async function choicesOf(
 
 function formatTable(rows: MetricComparison[], alpha: number): string {
   const f = (v: number | null | undefined) => (v === null || v === undefined ? '–' : fmtNumber(v));
-  const ci = (b?: [number, number]) => (b ? ` [${fmtNumber(b[0])}, ${fmtNumber(b[1])}]` : '');
   const heads = ['metric', 'A', 'B', `B − A [${+(100 * (1 - alpha)).toFixed(2)}%]`, 'p (corrected)', 'test'];
   const body = rows.map((r) => [
     r.metric,
-    f(r.a) + ci(r.aInterval),
-    f(r.b) + ci(r.bInterval),
-    f(r.difference) + ci(r.interval),
+    f(r.a) + fmtIntervalAfter(r.aInterval),
+    f(r.b) + fmtIntervalAfter(r.bInterval),
+    f(r.difference) + fmtIntervalAfter(r.interval),
     pText(r),
     r.test === 'paired sign-flip' ? `paired sign-flip, ${r.items} items` : 'none (no per-item scores)',
   ]);

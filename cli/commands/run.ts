@@ -22,16 +22,11 @@ import { connectClient } from '../../workers/temporal-connection.js';
 import { installWorkerLogging, runWorkers } from '../../workers/worker.js';
 import { ensureServers, settingsFromEnv } from '../context.js';
 
-interface RunOptions {
-  wait?: boolean;
+interface RunOptions extends FollowOptions {
   dryRun?: boolean;
   set: string[];
-  json?: boolean;
-  localWorker: 'auto' | 'always' | 'never';
   force: string[];
-  baseline?: string;
   seeds?: number;
-  verbose?: boolean;
 }
 
 /**
@@ -103,6 +98,12 @@ export interface FollowOptions {
   baseline?: string;
   verbose?: boolean;
 }
+
+/** `--local-worker`, for the commands that start and follow a run (`lea run`, `lea sweep`). */
+export const localWorkerOption = (): Option =>
+  new Option('--local-worker <when>', 'with --wait, run a worker in this process')
+    .choices(['auto', 'always', 'never'])
+    .default('auto');
 
 /**
  * Starts a checked run, suite or sweep: its servers, weights and pinned run checked first; without --wait prints
@@ -192,11 +193,7 @@ export function registerRunCommand(program: Command): void {
       '--verbose',
       "with --wait, print the in-process worker's Temporal SDK log on stderr (always in LEA_HOME/logs/worker.log)",
     )
-    .addOption(
-      new Option('--local-worker <when>', 'with --wait, run a worker in this process')
-        .choices(['auto', 'always', 'never'])
-        .default('auto'),
-    )
+    .addOption(localWorkerOption())
     .action(async (configFiles: string[], opts: RunOptions) => {
       const loaded = configFiles.map((file) => loadExperimentConfig(file, opts.set));
       configFiles.forEach((file, i) => {

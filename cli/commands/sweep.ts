@@ -4,7 +4,7 @@
  * once. `lea status SWEEP` follows it point by point, `lea report SWEEP` is its comparison page and
  * `lea compare SWEEP` the same table in the terminal.
  */
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import { loadExperimentConfig } from '../../lib/config/experiment.js';
 import type { SweepSection } from '../../lib/config/sweep.js';
 import { BadInputError } from '../../lib/errors.js';
@@ -18,7 +18,7 @@ import {
 import { positiveInt } from '../args.js';
 import { settingsFromEnv } from '../context.js';
 import { sweepSpec } from '../pipelines.js';
-import { runStamp, startRun, type FollowOptions } from './run.js';
+import { localWorkerOption, runStamp, startRun, type FollowOptions } from './run.js';
 
 interface SweepOptions extends FollowOptions {
   grid: string[];
@@ -81,11 +81,7 @@ export function registerSweepCommand(program: Command): void {
     .option('--wait', 'wait for every point to finish and print the record')
     .option('--json', 'print the run id, then (with --wait) the record as JSON')
     .option('--verbose', "with --wait, print the in-process worker's Temporal SDK log on stderr")
-    .addOption(
-      new Option('--local-worker <when>', 'with --wait, run a worker in this process')
-        .choices(['auto', 'always', 'never'])
-        .default('auto'),
-    )
+    .addOption(localWorkerOption())
     .action(async (configFile: string, opts: SweepOptions) => {
       const cfg = loadExperimentConfig(configFile, opts.set);
       if (cfg.pipeline !== 'reproduction')

@@ -9,7 +9,7 @@ import { Rng } from '../compute/rng.js';
 import { configPath, sweepSection, type SweepSection, type SweptValue } from '../config/sweep.js';
 import { BadInputError } from '../errors.js';
 import { metricDefinition } from '../metrics/definitions.js';
-import { fmtNumber, textTable } from '../report/format.js';
+import { fmtIntervalAfter, fmtNumber, textTable } from '../report/format.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
 import {
   compareMetrics,
@@ -315,7 +315,6 @@ export async function loadSweepComparison(
 
 /** The sweep's points as the terminal shows them: one row per point and metric, its difference from the baseline. */
 export function sweepText(c: SweepComparison): string {
-  const ci = (b?: [number, number]) => (b ? ` [${fmtNumber(b[0])}, ${fmtNumber(b[1])}]` : '');
   const heads = [
     'point',
     'metric',
@@ -336,8 +335,8 @@ export function sweepText(c: SweepComparison): string {
       body.push([
         label,
         m,
-        (v === undefined ? '–' : fmtNumber(v)) + ci(r.metricIntervals?.[m]),
-        d?.difference == null ? '' : fmtNumber(d.difference) + ci(d.interval),
+        (v === undefined ? '–' : fmtNumber(v)) + fmtIntervalAfter(r.metricIntervals?.[m]),
+        d?.difference == null ? '' : fmtNumber(d.difference) + fmtIntervalAfter(d.interval),
         d ? pText(d) + (c.best[m] === r.name ? ' best' : '') : '',
       ]);
     }

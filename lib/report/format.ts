@@ -32,6 +32,11 @@ export function fmtNumber(v: number): string {
   return text.replace(/-/g, '−'); // a typographic minus, as in print
 }
 
+/** An interval to follow a value, " [lo, hi]", or nothing when there is none. */
+export function fmtIntervalAfter(b?: [number, number]): string {
+  return b ? ` [${fmtNumber(b[0])}, ${fmtNumber(b[1])}]` : '';
+}
+
 /** A signed difference, e.g. "+0.012" or "−3.1". */
 export function fmtDelta(v: number): string {
   return v > 0 ? `+${fmtNumber(v)}` : fmtNumber(v);
