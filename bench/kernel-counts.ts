@@ -8,7 +8,7 @@
  * a reference count, no native work, so the line gives the total without them as well.
  *
  * Counted at reduced sizes (about 3 GB at the peak, against 10-12 GB at the paper's): a count follows the
- * structure, not the sizes, except where lib/models/layers.ts's backward pieces pick kernels by size (an explicit
+ * structure, not the sizes, except where lib/models/fused/pieces.ts's backward pieces pick kernels by size (an explicit
  * transpose in the backward from 2^18 weights, column sums as an einsum from 2^16 entries), so widths stay at 512,
  * the smallest at which every such choice comes out as at the paper's size. The batch is the paper's, though the
  * count no longer depends on it.

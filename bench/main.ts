@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- --only ID,ID] [--rounds N]` (ids: matmul-512/1024/2048, step-small/medium/paper and their
  * compiled forms step-*-graph and step-*-xla,
- * tiny-ops, tiny-ops-floor, ridge, paper-dry-run, calibration, kernel-counts; a prefix such as `step` selects several):
+ * tiny-ops, tiny-ops-floor, ridge, paper-dry-run, calibration, kernel-counts, fused-ops; a prefix such as `step` selects several):
  * TensorFlow.js (backend chosen by lib/compute/backend.ts) against independent references, measured side by side in one run: the
  * reference (numpy / PyTorch CPU, bench/reference/server.py) and ours alternate round by round, and the
  * figure reported is the ratio of medians (ours / reference time), with the ratio of best times beside
@@ -331,6 +331,13 @@ const SCRIPTS = [
   { id: 'calibration', file: 'bench/calibration.ts', args: () => [], byDefault: false },
   // the paper models' kernel calls per training step, counted at reduced widths (~3 GB, 20 s): only when named
   { id: 'kernel-counts', file: 'bench/kernel-counts.ts', args: () => [], byDefault: false },
+  // each fused op's step time against its plain twin's, compiled and eager (several minutes): only when named
+  {
+    id: 'fused-ops',
+    file: 'bench/fused-ops.ts',
+    args: (rounds: number) => ['--rounds', String(rounds)],
+    byDefault: false,
+  },
   // 10 GB of disk at its peak and about 6 minutes: only when named
   { id: 'paper-dry-run', file: 'bench/paper-dry-run.ts', args: () => [], byDefault: false },
 ];

@@ -1,14 +1,15 @@
 /**
  * The training steps of the paper's models as their stages run them (batch, draws, loss, AdamW settings of
  * configs/paper), built at any size: bench/models.ts times them at the paper's, eager and compiled;
- * bench/kernel-counts.ts counts their kernels at reduced widths; test/compiled-step.test.ts checks compiled
- * against eager at the miniature's.
+ * bench/kernel-counts.ts counts their kernels at reduced widths; bench/fused-ops.ts times them with each fused op
+ * and its plain twin; test/compiled-step.test.ts checks compiled against eager at the miniature's.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { CompileMode } from '../lib/compute/compile-modes.js';
 import { Rng } from '../lib/compute/rng.js';
 import type { PatchPadding } from '../lib/config/choice-values.js';
 import { FmriAutoencoder, dropVoxels, type FmriAeConfig } from '../lib/models/fmri-autoencoder.js';
+import type { OpSet } from '../lib/models/fused/index.js';
 import type { Params } from '../lib/models/layers.js';
 import { FmriMae, type MaeConfig } from '../lib/models/mae.js';
 import { MaskGit, type MaskGitConfig } from '../lib/models/maskgit.js';
@@ -66,9 +67,9 @@ function modelStep(task: TrainTask, opt: AdamW, rng: Rng, tokens: number, dispos
 }
 
 /** fMRI autoencoder: voxel dropout 0.25 on the input, reconstruction of the clean voxels; clip 0.1. */
-export function aeStep(cfg: FmriAeConfig, batch: number, seed = 0): ModelStep {
+export function aeStep(cfg: FmriAeConfig, batch: number, seed = 0, ops?: OpSet): ModelStep {
   const rng = new Rng(seed, 'bench-ae');
-  const ae = new FmriAutoencoder(cfg, rng);
+  const ae = new FmriAutoencoder(cfg, rng, ops);
   const k = ae.voxels;
   const clean = rng.fillNormal(new Float32Array(batch * k));
   const task: TrainTask<{ input: tf.Tensor2D; target: tf.Tensor2D }> = {
@@ -93,9 +94,10 @@ export function maeStep(
   voxels: number,
   batch: number,
   seed = 0,
+  ops?: OpSet,
 ): ModelStep {
   const rng = new Rng(seed, 'bench-mae');
-  const mae = new FmriMae(cfg, rng, padding);
+  const mae = new FmriMae(cfg, rng, padding, ops);
   const x = rng.fillNormal(new Float32Array(batch * voxels));
   const task: TrainTask<ReturnType<FmriMae['drawStep']>> = {
     stage: 'mae',

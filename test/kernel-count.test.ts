@@ -1,7 +1,7 @@
 /**
  * bench/count-kernels.ts: the count of a function whose kernels are known, and what bench/kernel-counts.ts relies
  * on to count paper-structure steps at reduced sizes: a step's kernels do not change with width or tokens while
- * the size-dependent choices of lib/models/layers.ts's backward pieces come out as at the paper's size (from 2^18
+ * the size-dependent choices of lib/models/fused/pieces.ts's backward pieces come out as at the paper's size (from 2^18
  * weights an explicit transpose in the backward, from 2^16 entries column sums as an einsum), and do otherwise.
  */
 import * as tf from '@tensorflow/tfjs';

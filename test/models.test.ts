@@ -15,9 +15,9 @@ import {
   dropoutMask,
   paramsToArrays,
   sincosPositions,
-  stopGradient,
   type Params,
 } from '../lib/models/layers.js';
+import { stopGradient } from '../lib/models/fused/op.js';
 import { FmriMae, loadMaeIntoAutoencoder, type MaeConfig } from '../lib/models/mae.js';
 import { MaskGit, type MaskGitConfig } from '../lib/models/maskgit.js';
 import { MASKGIT_NUMERIC_VALUES } from '../lib/models/maskgit-numerics.js';
@@ -174,62 +174,6 @@ function perturb(params: Params, rng: Rng): void {
     tf.tidy(() => v.assign(tf.tensor(values, v.shape)));
   }
 }
-
-test('ROI tokeniser and voxel head equal per-ROI Conv1d(padding=1) + Linear, as the PyTorch modules run them', () => {
-  const rng = new Rng(4);
-  const ae = new FmriAutoencoder(smallAe, rng);
-  perturb(ae.params, rng);
-  const { roiSizes, tokensPerRoi: t, width: d, decoderWidth: dd } = smallAe;
-  const p = (n: string) => ae.params.get(n) as tf.Variable;
-  tf.tidy(() => {
-    const x = tf.tensor2d(rng.fillNormal(new Float32Array(3 * 16)), [3, 16]);
-    let off = 0;
-    const ref = roiSizes.map((n, i) => {
-      const xi = tf.reshape(tf.slice(x, [0, off], [3, n]), [3, n, 1]) as tf.Tensor3D;
-      off += n;
-      const conv = tf.add(
-        tf.conv1d(xi, p(`patch_embed.layers.${i}.0.weight`) as tf.Tensor as tf.Tensor3D, 1, 'same'),
-        p(`patch_embed.layers.${i}.0.bias`),
-      );
-      const rows = tf.reshape(tf.transpose(conv, [0, 2, 1]), [3 * t, n]);
-      return tf.reshape(
-        tf.add(
-          tf.matMul(rows, p(`patch_embed.layers.${i}.1.weight`) as tf.Tensor2D),
-          p(`patch_embed.layers.${i}.1.bias`),
-        ),
-        [3, t, d],
-      );
-    });
-    const err = tf.max(tf.abs(tf.sub(ae.embedRois(x), tf.concat(ref, 1)))).dataSync()[0] as number;
-    assert.ok(err < 1e-5, `tokeniser differs by ${err}`);
-
-    const h = tf.tensor3d(rng.fillNormal(new Float32Array(3 * roiSizes.length * t * dd)), [
-      3,
-      roiSizes.length * t,
-      dd,
-    ]);
-    const head = roiSizes.map((n, i) => {
-      const hi = tf.reshape(tf.slice(h, [0, i * t, 0], [3, t, dd]), [3 * t, dd]);
-      const y = tf.reshape(
-        tf.add(
-          tf.matMul(hi, p(`channel_mapper.${i}.0.weight`) as tf.Tensor2D),
-          p(`channel_mapper.${i}.0.bias`),
-        ),
-        [3, t, n],
-      );
-      const conv = tf.conv1d(
-        tf.transpose(y, [0, 2, 1]) as tf.Tensor3D,
-        p('decoder_pred.weight') as tf.Tensor as tf.Tensor3D,
-        1,
-        'same',
-      );
-      return tf.reshape(tf.add(conv, p('decoder_pred.bias')), [3, n]);
-    });
-    const err2 = tf.max(tf.abs(tf.sub(ae.voxelHead(h), tf.concat(head, 1)))).dataSync()[0] as number;
-    assert.ok(err2 < 1e-5, `voxel head differs by ${err2}`);
-  });
-  ae.dispose();
-});
 
 /**
  * Gradient check against central differences along two unit directions per parameter tensor: the analytic

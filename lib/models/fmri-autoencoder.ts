@@ -13,14 +13,15 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../compute/rng.js';
+import { OP_SETS, type OpSet } from './fused/index.js';
 import {
   ParamBuilder,
-  columnSums,
   disposeParams,
   linear,
   param,
   sampleWithoutReplacement,
   sincosPositions,
+  weightBias,
   type Params,
 } from './layers.js';
 import { encoderDecoderConfigs, encoderForward, initEncoder, type EncoderConfig } from './transformer.js';
@@ -51,8 +52,6 @@ export class FmriAutoencoder {
   /** Fixed sin-cos tables without the CLS row (which is zero): [N, D] and [N, Dd]. */
   private readonly pos: tf.Tensor2D;
   private readonly decoderPos: tf.Tensor2D;
-  /** Index tables of the ROI layout (see roiLayout). */
-  private readonly layout: RoiLayout;
   /**
    * Per batch size: zeros [B, 1, D] and the decoder positions repeated [B, N, Dd], so the CLS and mask tokens
    * broadcast over the batch in an Add, whose gradient is one Sum whatever the batch (tfjs runs broadcastTo as
@@ -63,6 +62,8 @@ export class FmriAutoencoder {
   constructor(
     readonly cfg: FmriAeConfig,
     rng: Rng,
+    /** The fused ops or their plain twins (the bench times both). */
+    private readonly ops: OpSet = OP_SETS.fused,
   ) {
     const { roiSizes, tokensPerRoi: t, width: d, latent, decoderWidth: dd } = cfg;
     this.voxels = roiSizes.reduce((a, b) => a + b, 0);
@@ -93,7 +94,6 @@ export class FmriAutoencoder {
     const tokens = roiSizes.length * t;
     this.pos = tf.tensor2d(sincosPositions(d, tokens).subarray(d), [tokens, d]);
     this.decoderPos = tf.tensor2d(sincosPositions(dd, tokens).subarray(dd), [tokens, dd]);
-    this.layout = roiLayout(roiSizes);
   }
 
   private batchConstants(b: number): BatchConstants {
@@ -102,7 +102,6 @@ export class FmriAutoencoder {
       const { width: d, decoderWidth: dd } = this.cfg;
       k = {
         zeros: tf.keep(tf.zeros([b, 1, d])),
-        column: tf.keep(tf.zeros([b, 1])),
         decoderPos: tf.keep(
           tf.tidy(() => tf.tile(tf.reshape(this.decoderPos, [1, this.tokens, dd]), [b, 1, 1])),
         ),
@@ -116,143 +115,22 @@ export class FmriAutoencoder {
     return this.cfg.roiSizes.length * this.cfg.tokensPerRoi;
   }
 
-  /**
-   * ROI tokeniser: x [B, K] → [B, N, D] (positions not yet added). Written for few ops, not per ROI (tfjs
-   * dispatch cost dominates small models): each voxel's 3-tap window within its ROI is gathered once
-   * [B, K, 3], every voxel uses its ROI's kernel [K, 3, T], and the R Linear layers run as one matmul with a
-   * block-diagonal [K, R·D] weight (R times the FLOPs of separate matmuls: ~3% of a paper-size step). One
-   * differentiable op over the parameters with a hand-written backward (about 25 kernels against ~100 for
-   * autodiff of the same forward); x is data, not differentiated.
-   */
+  /** ROI tokeniser (fused/roi.ts): x [B, K] → [B, N, D], positions not yet added. */
   embedRois(x: tf.Tensor2D): tf.Tensor3D {
-    const [b, k] = x.shape;
-    const { roiSizes, tokensPerRoi: t, width: d } = this.cfg;
-    const r = roiSizes.length;
-    const { window, roiOfVoxel } = this.layout;
-    const x3 = tf.reshape(tf.gather(tf.concat([x, this.batchConstants(b).column], 1), window, 1), [b, k, 3]);
-    const names = (suffix: string) => roiSizes.map((_, i) => `patch_embed.layers.${i}.${suffix}`);
-    const inputs = ['0.weight', '0.bias', '1.weight', '1.bias']
-      .flatMap(names)
-      .map((n) => param(this.params, n));
-    const tokenise = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-      const save = args[4 * r] as tf.GradSaveFunc;
-      const ps = args.slice(0, 4 * r) as tf.Tensor[];
-      const [convW, convB, linW, linB] = [0, 1, 2, 3].map((j) => ps.slice(j * r, (j + 1) * r));
-      const kernels = tf.gather(tf.reshape(tf.stack(convW as tf.Tensor[]), [r, 3, t]), roiOfVoxel); // [K, 3, T]
-      const biases = tf.gather(tf.stack(convB as tf.Tensor[]), roiOfVoxel); // [K, T]
-      const conv = tf.add(tf.einsum('bks,kst->bkt', x3, kernels), biases); // [B, K, T]
-      const rows = tf.reshape(tf.transpose(conv, [0, 2, 1]), [b * t, k]); // [B·T, K]
-      const w = tf.concat(
-        (linW as tf.Tensor[]).map((wi, i) =>
-          tf.pad(wi, [
-            [0, 0],
-            [i * d, (r - 1 - i) * d],
-          ]),
-        ),
-        0,
-      ); // [K, R·D] block-diagonal
-      const y = linear(rows, w, tf.concat(linB as tf.Tensor[])); // [B·T, R·D]
-      save([x3, rows, w]);
-      return {
-        value: tf.reshape(tf.transpose(tf.reshape(y, [b, t, r, d]), [0, 2, 1, 3]), [b, r * t, d]),
-        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
-          tf.tidy(() => {
-            const [x3S, rowsS, wS] = saved as [tf.Tensor3D, tf.Tensor2D, tf.Tensor2D];
-            const dY = tf.reshape(tf.transpose(tf.reshape(dy, [b, r, t, d]), [0, 2, 1, 3]), [b * t, r * d]);
-            const dW = tf.matMul(rowsS, dY as tf.Tensor2D, true, false); // [K, R·D]: keep each ROI's block
-            let offset = 0;
-            const dLinW = roiSizes.map((n, i) => {
-              const block = tf.slice(dW, [offset, i * d], [n, d]);
-              offset += n;
-              return block;
-            });
-            const dLinB = tf.split(columnSums(dY), r);
-            const dConv = tf.transpose(
-              tf.reshape(tf.matMul(dY as tf.Tensor2D, wS, false, true), [b, t, k]),
-              [0, 2, 1],
-            ); // [B, K, T]
-            // per voxel, then summed over each ROI's voxels
-            const dKernels = tf.unsortedSegmentSum(tf.einsum('bks,bkt->kst', x3S, dConv), roiOfVoxel, r); // [R, 3, T]
-            const dBiases = tf.unsortedSegmentSum(tf.sum(dConv, 0), roiOfVoxel, r); // [R, T]
-            return [
-              ...tf.unstack(tf.reshape(dKernels, [r, 3, 1, t])),
-              ...tf.unstack(dBiases),
-              ...dLinW,
-              ...dLinB,
-            ];
-          }),
-      };
-    });
-    return tokenise(...inputs) as tf.Tensor3D;
+    const roi = (i: number) => `patch_embed.layers.${i}`;
+    const layers = this.cfg.roiSizes.map((_, i) => ({
+      conv: weightBias(this.params, `${roi(i)}.0`),
+      linear: weightBias(this.params, `${roi(i)}.1`),
+    }));
+    return this.ops.roiTokens(x, layers);
   }
 
-  /**
-   * Decoder head: tokens [B, N, Dd] (CLS dropped) → voxels [B, K]. The R Linear(Dd→n_i) layers run as one
-   * matmul with a block-diagonal [R·Dd, K] weight; the shared Conv1d(T→1, k3) is a [T, 3] matmul followed by
-   * summing each voxel's 3-tap window within its ROI. One differentiable op with a hand-written backward.
-   */
+  /** Decoder head (fused/roi.ts): tokens [B, N, Dd] (CLS dropped) → voxels [B, K]. */
   voxelHead(h: tf.Tensor3D): tf.Tensor2D {
-    const [b, , dd] = h.shape;
-    const { roiSizes, tokensPerRoi: t } = this.cfg;
-    const r = roiSizes.length;
-    const k = this.voxels;
-    const { headTaps, headTapsInverse } = this.layout;
-    // a cached constant: the backward runs after the forward's own tensors are gone
-    const zeros = this.batchConstants(b).column;
-    const mapW = roiSizes.map((_, i) => param(this.params, `channel_mapper.${i}.0.weight`));
-    const mapB = roiSizes.map((_, i) => param(this.params, `channel_mapper.${i}.0.bias`));
-    const predW = param(this.params, 'decoder_pred.weight');
-    const predB = param(this.params, 'decoder_pred.bias');
-    const head = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-      const x = args[0] as tf.Tensor3D;
-      const save = args[2 * r + 3] as tf.GradSaveFunc;
-      const rows = tf.reshape(tf.transpose(tf.reshape(x, [b, r, t, dd]), [0, 2, 1, 3]), [b * t, r * dd]); // [B·T, R·Dd]
-      let offset = 0;
-      const blocks = roiSizes.map((n, i) => {
-        const block = tf.pad(mapW[i] as tf.Tensor, [
-          [0, 0],
-          [offset, k - offset - n],
-        ]);
-        offset += n;
-        return block;
-      });
-      const wMap = tf.concat(blocks, 0); // [R·Dd, K]
-      const y = tf.reshape(linear(rows, wMap, tf.concat(mapB)), [b, t, k]); // [B, T, K]
-      // u[b, j, tap] = Σ_t w[tap, t]·y[b, t, j]; out[b, j] = Σ_tap u[b, j + tap − 1, tap] inside the ROI
-      const w = tf.reshape(predW, [3, t]);
-      const yT = tf.reshape(tf.transpose(y, [0, 2, 1]), [b * k, t]); // [B·K, T]
-      const u = tf.reshape(tf.matMul(yT, w, false, true), [b, k * 3]);
-      const taps = tf.gather(tf.concat([u, zeros], 1), headTaps, 1); // [B, K·3]
-      save([rows, wMap, yT]);
-      return {
-        value: tf.add(tf.sum(tf.reshape(taps, [b, k, 3]), 2), predB),
-        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
-          tf.tidy(() => {
-            const [rowsS, wMapS, yTS] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
-            // each u entry feeds at most one voxel's window: its gradient is that voxel's
-            const du = tf.reshape(tf.gather(tf.concat([dy, zeros], 1), headTapsInverse, 1), [b * k, 3]);
-            const dPredW = tf.reshape(tf.matMul(du, yTS, true, false), [3, t, 1]);
-            const dYT = tf.matMul(du, tf.reshape(predW, [3, t]) as tf.Tensor2D); // [B·K, T]
-            const dY = tf.reshape(tf.transpose(tf.reshape(dYT, [b, k, t]), [0, 2, 1]), [b * t, k]);
-            const dRows = tf.matMul(dY, wMapS, false, true); // [B·T, R·Dd]
-            const dWMap = tf.matMul(rowsS, dY, true, false); // [R·Dd, K]: keep each ROI's block
-            let at = 0;
-            const dMapW = roiSizes.map((n, i) => {
-              const block = tf.slice(dWMap, [i * dd, at], [dd, n]);
-              at += n;
-              return block;
-            });
-            return [
-              tf.reshape(tf.transpose(tf.reshape(dRows, [b, t, r, dd]), [0, 2, 1, 3]), [b, r * t, dd]),
-              ...dMapW,
-              ...tf.split(columnSums(dY), roiSizes),
-              dPredW,
-              tf.reshape(tf.sum(dy), [1]),
-            ];
-          }),
-      };
+    return this.ops.voxelHead(h, {
+      channelMapper: this.cfg.roiSizes.map((_, i) => weightBias(this.params, `channel_mapper.${i}.0`)),
+      decoderPred: weightBias(this.params, 'decoder_pred'),
     });
-    return head(h, ...mapW, ...mapB, predW, predB) as tf.Tensor2D;
   }
 
   /** x [B, K] → latent z [B, latent]. */
@@ -261,7 +139,13 @@ export class FmriAutoencoder {
     const d = this.cfg.width;
     const tokens = tf.add(this.embedRois(x), this.pos); // [B, N, D]
     const cls = tf.add(param(this.params, 'cls_token'), this.batchConstants(b).zeros); // CLS position is the zero row
-    const h = encoderForward(this.params, this.encoder, tf.concat([cls, tokens], 1) as tf.Tensor3D);
+    const h = encoderForward(
+      this.params,
+      this.encoder,
+      tf.concat([cls, tokens], 1) as tf.Tensor3D,
+      '',
+      this.ops,
+    );
     const clsOut = tf.reshape(tf.slice(h, [0, 0, 0], [b, 1, d]), [b, d]);
     return linear(clsOut, param(this.params, 'pred.weight'), param(this.params, 'pred.bias'));
   }
@@ -281,6 +165,7 @@ export class FmriAutoencoder {
       this.decoder,
       tf.concat([first, masks], 1) as tf.Tensor3D,
       'decoder_',
+      this.ops,
     );
     return this.voxelHead(tf.slice(h, [0, 1, 0], [b, n, dd]));
   }
@@ -298,7 +183,7 @@ export class FmriAutoencoder {
     disposeParams(this.params);
     this.pos.dispose();
     this.decoderPos.dispose();
-    for (const k of this.perBatch.values()) tf.dispose([k.zeros, k.column, k.decoderPos]);
+    for (const k of this.perBatch.values()) tf.dispose([k.zeros, k.decoderPos]);
   }
 }
 
@@ -306,45 +191,8 @@ export class FmriAutoencoder {
 interface BatchConstants {
   /** [B, 1, D]: the CLS token broadcasts over the batch by adding these. */
   zeros: tf.Tensor3D;
-  /** [B, 1]: the zero column that padded windows read. */
-  column: tf.Tensor2D;
   /** [B, N, Dd]: the decoder's positions for every example. */
   decoderPos: tf.Tensor3D;
-}
-
-interface RoiLayout {
-  /** [K·3]: for voxel j and tap 0..2, the column of x holding voxel j + tap − 1, or K (a zero column) past its ROI. */
-  window: Int32Array;
-  /** [K]: the ROI of each voxel. */
-  roiOfVoxel: Int32Array;
-  /** [K·3]: for voxel j and tap, the entry (j + tap − 1)·3 + tap of the decoder's u [K·3], or K·3 (zero). */
-  headTaps: Int32Array;
-  /** [K·3]: for the entry src·3 + tap of u, the voxel j = src − tap + 1 whose window reads it, or K (none). */
-  headTapsInverse: Int32Array;
-}
-
-/** Zero padding at ROI edges: PyTorch's Conv1d(padding=1) runs on each ROI's slice separately. */
-function roiLayout(roiSizes: number[]): RoiLayout {
-  const k = roiSizes.reduce((a, b) => a + b, 0);
-  const window = new Int32Array(k * 3);
-  const roiOfVoxel = new Int32Array(k);
-  const headTaps = new Int32Array(k * 3);
-  const headTapsInverse = new Int32Array(k * 3).fill(k);
-  let start = 0;
-  roiSizes.forEach((n, i) => {
-    for (let j = start; j < start + n; j++) {
-      roiOfVoxel[j] = i;
-      for (let tap = 0; tap < 3; tap++) {
-        const src = j + tap - 1;
-        const inside = src >= start && src < start + n;
-        window[j * 3 + tap] = inside ? src : k;
-        headTaps[j * 3 + tap] = inside ? src * 3 + tap : k * 3;
-        if (inside) headTapsInverse[src * 3 + tap] = j;
-      }
-    }
-    start += n;
-  });
-  return { window, roiOfVoxel, headTaps, headTapsInverse };
 }
 
 /**

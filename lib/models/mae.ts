@@ -16,6 +16,7 @@ import type { Rng } from '../compute/rng.js';
 import type { PatchPadding } from '../config/choice-values.js';
 import type { NdArray } from '../tensors/ndarray.js';
 import { FmriAutoencoder } from './fmri-autoencoder.js';
+import { OP_SETS, type OpSet } from './fused/index.js';
 import {
   ParamBuilder,
   disposeParams,
@@ -70,6 +71,8 @@ export class FmriMae {
     rng: Rng,
     /** How a row is padded to whole patches (data.patchPadding): no parameter depends on it. */
     readonly padding: PatchPadding,
+    /** The fused ops or their plain twins (the bench times both). */
+    private readonly ops: OpSet = OP_SETS.fused,
   ) {
     const { patchSize: p, width: d, decoderWidth: dd } = cfg;
     ({ encoder: this.encoder, decoder: this.decoder } = encoderDecoderConfigs(cfg));
@@ -184,7 +187,13 @@ export class FmriMae {
     );
     const visible = tf.reshape(tf.gather(emb, keptRows), [b, lk, d]);
     const cls = tf.broadcastTo(param(this.params, 'cls_token'), [b, 1, d]); // not tile: see fmri-autoencoder.ts
-    const latents = encoderForward(this.params, this.encoder, tf.concat([cls, visible], 1) as tf.Tensor3D);
+    const latents = encoderForward(
+      this.params,
+      this.encoder,
+      tf.concat([cls, visible], 1) as tf.Tensor3D,
+      '',
+      this.ops,
+    );
     return { latents, patches };
   }
 
@@ -225,6 +234,7 @@ export class FmriMae {
       this.decoder,
       tf.concat([tf.slice(e, [0, 0, 0], [b, 1, dd]), slots], 1) as tf.Tensor3D,
       'decoder_',
+      this.ops,
     );
     const pred = tf.reshape(
       linear(

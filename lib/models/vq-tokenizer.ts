@@ -23,7 +23,8 @@ import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../compute/rng.js';
 import { tidyValues } from '../compute/values.js';
 import type { ImageBatch } from './types.js';
-import { ParamBuilder, disposeParams, param, stopGradient, swish, type Params } from './layers.js';
+import { stopGradient } from './fused/op.js';
+import { ParamBuilder, disposeParams, param, swish, type Params } from './layers.js';
 import { MASKGIT_NUMERIC_VALUES, type MaskGitNumerics } from './maskgit-numerics.js';
 
 export interface ImageTokenizer {

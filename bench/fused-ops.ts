@@ -1,0 +1,148 @@
+/**
+ * `npm run bench -- --only fused-ops [--rounds N]` (or `node --import tsx bench/fused-ops.ts [--rounds N]
+ * [--modes xla,graph,eager]`): is each fused op (lib/models/fused/) still worth its hand-written backward? The
+ * training steps of the two models that use them (bench/model-steps.ts: the MAE and the fMRI autoencoder, at the
+ * miniature's size and at width 128 / depth 4) are timed in each compile mode with every op fused, with one op
+ * group swapped for its plain twin, and with all plain. Variants alternate round by round; a row's figure is the
+ * median over rounds of its mean step time, and its ratio to the all-fused step of the same mode (above 1: the
+ * fused op saves that much). Prints a table and writes JSON to bench/results/.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { initCompute } from '../lib/compute/backend.js';
+import { COMPILE_MODES, type CompileMode } from '../lib/compute/compile-modes.js';
+import { loadExperimentConfig } from '../lib/config/experiment.js';
+import type { ReproductionConfig } from '../lib/config/reproduction.js';
+import type { FmriAeConfig } from '../lib/models/fmri-autoencoder.js';
+import { OP_SETS, type OpSet } from '../lib/models/fused/index.js';
+import type { MaeConfig } from '../lib/models/mae.js';
+import { fmriAeConfig } from '../lib/train/stages/fmri-ae.js';
+import { maeConfig } from '../lib/train/stages/mae.js';
+import { aeStep, maeStep, type ModelStep } from './model-steps.js';
+
+const { fused, plain } = OP_SETS;
+/** Which ops run plain in each variant; the rest stay fused. */
+const VARIANTS: Record<string, Partial<OpSet>> = {
+  'all fused': {},
+  'encoder blocks plain': { preLnBlock: plain.preLnBlock, layerNorm: plain.layerNorm },
+  'ROI ends plain': { roiTokens: plain.roiTokens, voxelHead: plain.voxelHead },
+  'all plain': plain,
+};
+
+const smoke = loadExperimentConfig('configs/smoke.yaml') as ReproductionConfig;
+const rois = smoke.data.roiPatch as number[];
+const voxels = rois.reduce((a, b) => a + b, 0);
+const mid = {
+  width: 128,
+  depth: 4,
+  heads: 8,
+  mlpRatio: 1,
+  decoderWidth: 128,
+  decoderDepth: 4,
+  decoderHeads: 8,
+};
+const midMae: MaeConfig = { ...maeConfig(smoke), ...mid };
+const midAe: FmriAeConfig = { ...fmriAeConfig(smoke, rois), ...mid, tokensPerRoi: 8, latent: 128 };
+
+interface StepCase {
+  name: string;
+  batch: number;
+  variants: string[];
+  build: (ops: OpSet) => ModelStep;
+}
+const CASES: StepCase[] = [
+  {
+    name: 'MAE, smoke',
+    batch: 32,
+    variants: ['all fused', 'all plain'],
+    build: (ops) => maeStep(maeConfig(smoke), smoke.data.patchPadding, voxels, 32, 0, ops),
+  },
+  {
+    name: 'MAE, width 128, depth 4',
+    batch: 16,
+    variants: ['all fused', 'all plain'],
+    build: (ops) => maeStep(midMae, smoke.data.patchPadding, 4 * voxels, 16, 0, ops),
+  },
+  {
+    name: 'fMRI autoencoder, smoke',
+    batch: 32,
+    variants: Object.keys(VARIANTS),
+    build: (ops) => aeStep(fmriAeConfig(smoke, rois), 32, 0, ops),
+  },
+  {
+    name: 'fMRI autoencoder, width 128, depth 4',
+    batch: 16,
+    variants: Object.keys(VARIANTS),
+    build: (ops) => aeStep(midAe, 16, 0, ops),
+  },
+];
+
+function parseArgs(argv: string[]): { rounds: number; modes: CompileMode[] } {
+  const opts = { rounds: 3, modes: [...COMPILE_MODES] as CompileMode[] };
+  for (let i = 0; i < argv.length; i += 2) {
+    const [flag, value = ''] = [argv[i], argv[i + 1]];
+    if (flag === '--rounds' && Number(value) >= 1) opts.rounds = Number(value);
+    else if (
+      flag === '--modes' &&
+      value.split(',').every((m) => (COMPILE_MODES as readonly string[]).includes(m))
+    )
+      opts.modes = value.split(',') as CompileMode[];
+    else throw new Error(`bad argument ${flag} ${value} (--rounds N, --modes xla,graph,eager)`);
+  }
+  return opts;
+}
+
+/** Mean seconds per step over `steps` steps. */
+function timeSteps(step: () => number, steps: number): number {
+  const t0 = performance.now();
+  for (let i = 0; i < steps; i++) step();
+  return (performance.now() - t0) / 1000 / steps;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1] as number;
+
+const { rounds, modes } = parseArgs(process.argv.slice(2));
+const provenance = await initCompute();
+console.log(
+  `backend ${provenance.backend} (${provenance.choice}), ${provenance.threads} threads; ${rounds} rounds`,
+);
+const rows = [];
+for (const c of CASES) {
+  for (const mode of modes) {
+    const runs = c.variants.map((variant) => {
+      const s = c.build({ ...fused, ...VARIANTS[variant] });
+      const step = s.stepper(mode);
+      const t0 = performance.now();
+      step(); // the first call traces and compiles
+      const firstCall = (performance.now() - t0) / 1000;
+      // about a second of steps per round
+      const steps = Math.max(3, Math.min(40, Math.round(1 / timeSteps(step, 2))));
+      return { variant, s, step, firstCall, steps, means: [] as number[] };
+    });
+    for (let r = 0; r < rounds; r++) for (const run of runs) run.means.push(timeSteps(run.step, run.steps));
+    const base = median(runs[0]?.means ?? []);
+    for (const { variant, s, firstCall, steps, means } of runs) {
+      s.dispose();
+      const seconds = median(means);
+      rows.push({
+        case: c.name,
+        batch: c.batch,
+        mode,
+        variant,
+        seconds,
+        ratio: seconds / base,
+        firstCall,
+        steps,
+        means,
+      });
+      console.log(
+        `${c.name.padEnd(38)} ${mode.padEnd(6)} ${variant.padEnd(22)} ${(seconds * 1000).toFixed(1).padStart(8)} ms ` +
+          `${(seconds / base).toFixed(2)}x  (first call ${firstCall.toFixed(1)} s; ${rounds} x ${steps} steps)`,
+      );
+    }
+  }
+}
+const dir = 'bench/results';
+mkdirSync(dir, { recursive: true });
+const file = `${dir}/fused-ops-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
+writeFileSync(file, JSON.stringify({ provenance, rounds, rows }, null, 2));
+console.log(`wrote ${file}`);

@@ -1,0 +1,29 @@
+/**
+ * The fused ops the training models run, each beside its plain twin: one table. A model takes one of the two
+ * sets (fused by default); test/fused-ops.test.ts checks every entry's forward and gradients against its twin,
+ * and `npm run bench -- --only fused-ops` times each model's compiled step with either set.
+ */
+import { layerNormFused, layerNormPlain, preLnBlock, preLnBlockPlain } from './encoder-block.js';
+import { roiTokens, roiTokensPlain, voxelHead, voxelHeadPlain } from './roi.js';
+
+export type { BlockParams, BlockShape } from './encoder-block.js';
+export type { RoiEmbedParams, VoxelHeadParams } from './roi.js';
+
+export interface OpSet {
+  preLnBlock: typeof preLnBlock;
+  layerNorm: typeof layerNormFused;
+  roiTokens: typeof roiTokens;
+  voxelHead: typeof voxelHead;
+}
+
+export const OP_SETS = {
+  fused: { preLnBlock, layerNorm: layerNormFused, roiTokens, voxelHead },
+  plain: {
+    preLnBlock: preLnBlockPlain,
+    layerNorm: layerNormPlain,
+    roiTokens: roiTokensPlain,
+    voxelHead: voxelHeadPlain,
+  },
+} as const satisfies Record<string, OpSet>;
+
+export type OpSetName = keyof typeof OP_SETS;
