@@ -2,12 +2,15 @@
  * Ridge alignment against scikit-learn: coef, intercept and predictions of sklearn.linear_model.Ridge
  * (primal and dual shapes, with and without intercept), alpha selection against GridSearchCV, and the
  * transductive re-normalisation against its NumPy formula. Agreement is max|ours − sklearn| / max|sklearn|.
+ * Both arithmetics are checked: TensorFlow's float64 kernels (the native backend's) to 1e-10, and the float32
+ * split the other backends use to 1e-6, run here on purpose.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import * as tf from '@tensorflow/tfjs';
 import { matFromNdArray, mat, type Mat } from '../lib/alignment/matrix.js';
 import {
   fitDecodingMap,
@@ -15,7 +18,9 @@ import {
   fitRidge,
   predictRidge,
   renormalise,
+  ridgeArithmetic,
   selectAlpha,
+  type RidgeArithmetic,
 } from '../lib/alignment/ridge.js';
 import { encodeFeatures } from '../lib/alignment/encode.js';
 import { initCompute } from '../lib/compute/backend.js';
@@ -25,7 +30,12 @@ import { readNpy } from '../lib/tensors/npy.js';
 import { runOracle } from './helpers/oracle.js';
 import { maxRelError } from './helpers/compare.js';
 
-const TOL = 1e-6;
+const TOL = 1e-10;
+/** Each arithmetic's agreement with scikit-learn; the float32 split's products are accurate to about 1e-7. */
+const ARITHMETICS: { arithmetic: RidgeArithmetic; tol: number }[] = [
+  { arithmetic: 'float64', tol: TOL },
+  { arithmetic: 'float32-split', tol: 1e-6 },
+];
 
 interface Case {
   name: string;
@@ -104,25 +114,61 @@ describe('ridge against scikit-learn', () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  for (const c of CASES) {
-    it(`${c.name}: ${c.n}x${c.p} -> ${c.t}, alpha ${c.alpha}, fit_intercept=${c.fitIntercept}`, async (t) => {
-      const x = await load(`${c.name}-X`);
-      const y = await load(`${c.name}-Y`);
-      const model = await fitRidge(x, y, { alpha: c.alpha, fitIntercept: c.fitIntercept });
-      assert.deepEqual([model.coef.rows, model.coef.cols], [c.p, c.t]);
-      const coefErr = maxRelError(model.coef.data, (await load(`${c.name}-coef`)).data);
-      t.diagnostic(`max|coef - sklearn| / max|sklearn| = ${coefErr.toExponential(2)}`);
-      assert.ok(coefErr < TOL, `coef relative error ${coefErr}`);
-      if (c.fitIntercept) {
-        const icErr = maxRelError(model.intercept, (await load(`${c.name}-intercept`)).data);
-        assert.ok(icErr < TOL, `intercept relative error ${icErr}`);
-      } else {
-        assert.ok(model.intercept.every((v) => v === 0));
-      }
-      const pred = await predictRidge(model, await load(`${c.name}-X2`));
-      const predErr = maxRelError(pred.data, (await load(`${c.name}-pred`)).data);
-      assert.ok(predErr < TOL, `prediction relative error ${predErr}`);
-    });
+  it('takes the float64 arithmetic on the native backend: no tfjs kernel runs in a fit', async (t) => {
+    if (tf.getBackend() !== 'tensorflow')
+      return t.skip(`the ${tf.getBackend()} backend has no float64 kernels`);
+    assert.equal(ridgeArithmetic(), 'float64');
+    const x = await load('primal-X');
+    const y = await load('primal-Y');
+    const kernels = async (arithmetic?: RidgeArithmetic): Promise<string[]> =>
+      (
+        await tf.profile(async () => {
+          await fitRidge(x, y, { alpha: 1, fitIntercept: true, arithmetic });
+        })
+      ).kernelNames;
+    assert.deepEqual(await kernels(), []);
+    assert.ok((await kernels('float32-split')).includes('BatchMatMul'));
+  });
+
+  for (const { arithmetic, tol } of ARITHMETICS) {
+    for (const c of CASES) {
+      it(`${arithmetic}, ${c.name}: ${c.n}x${c.p} -> ${c.t}, alpha ${c.alpha}, fit_intercept=${c.fitIntercept}`, async (t) => {
+        if (arithmetic === 'float64' && ridgeArithmetic() !== 'float64')
+          return t.skip('no float64 kernels here');
+        const x = await load(`${c.name}-X`);
+        const y = await load(`${c.name}-Y`);
+        const model = await fitRidge(x, y, { alpha: c.alpha, fitIntercept: c.fitIntercept, arithmetic });
+        assert.deepEqual([model.coef.rows, model.coef.cols], [c.p, c.t]);
+        const coefErr = maxRelError(model.coef.data, (await load(`${c.name}-coef`)).data);
+        t.diagnostic(`max|coef - sklearn| / max|sklearn| = ${coefErr.toExponential(2)}`);
+        assert.ok(coefErr < tol, `coef relative error ${coefErr}`);
+        if (c.fitIntercept) {
+          const icErr = maxRelError(model.intercept, (await load(`${c.name}-intercept`)).data);
+          assert.ok(icErr < tol, `intercept relative error ${icErr}`);
+        } else {
+          assert.ok(model.intercept.every((v) => v === 0));
+        }
+        const pred = await predictRidge(model, await load(`${c.name}-X2`), arithmetic);
+        const predErr = maxRelError(pred.data, (await load(`${c.name}-pred`)).data);
+        assert.ok(predErr < tol, `prediction relative error ${predErr}`);
+      });
+    }
+
+    for (const name of ['cv-primal', 'cv-dual']) {
+      it(`${arithmetic}: alpha selection matches GridSearchCV(KFold(5)) on ${name}`, async (t) => {
+        if (arithmetic === 'float64' && ridgeArithmetic() !== 'float64')
+          return t.skip('no float64 kernels here');
+        const ref = cv.cv[name]!;
+        const sel = await selectAlpha(await load(`${name}-X`), await load(`${name}-Y`), {
+          alphas: cv.alphas,
+          folds: 5,
+          fitIntercept: ref.fitIntercept,
+          arithmetic,
+        });
+        assert.equal(sel.alpha, ref.alpha);
+        assert.ok(maxRelError(sel.scores, ref.scores) < tol, `scores ${sel.scores} vs ${ref.scores}`);
+      });
+    }
   }
 
   it('the paper maps are Ridge(500) without (decoding) and with (encoding) intercept', async () => {
@@ -136,19 +182,6 @@ describe('ridge against scikit-learn', () => {
     assert.equal(dec.fitIntercept, false);
     assert.equal(enc.alpha, 500);
   });
-
-  for (const name of ['cv-primal', 'cv-dual']) {
-    it(`alpha selection matches GridSearchCV(KFold(5)) on ${name}`, async () => {
-      const ref = cv.cv[name]!;
-      const sel = await selectAlpha(await load(`${name}-X`), await load(`${name}-Y`), {
-        alphas: cv.alphas,
-        folds: 5,
-        fitIntercept: ref.fitIntercept,
-      });
-      assert.equal(sel.alpha, ref.alpha);
-      assert.ok(maxRelError(sel.scores, ref.scores) < TOL, `scores ${sel.scores} vs ${ref.scores}`);
-    });
-  }
 
   it('re-normalises predictions with unbiased std (spec §2.6)', async () => {
     const out = renormalise(await load('renorm-P'), await load('renorm-T'));

@@ -1,7 +1,8 @@
 /**
  * Float64-accurate matrix products computed with the tfjs backend's float32 matmul (an Ozaki-style split).
  *
- * Why: the ridge products dominate its cost and tfjs only multiplies in float32. Plain float32 Gram entries
+ * Why: the ridge products dominate its cost and tfjs only multiplies in float32. Used where TensorFlow's own
+ * float64 kernels cannot run (the wasm and cpu backends; see ridge.ts). Plain float32 Gram entries
  * are off by 5e-7 to 1e-6 of the largest entry at 1200-4803 samples, and a two-piece split (products to
  * ≈1e-9) still left ridge coefficients up to 2.5e-6 away from scikit-learn on offset, correlated data
  * (condition number ≈ 7e3): the solve amplifies product errors by the condition number. This three-piece

@@ -5,11 +5,17 @@
  * - fit_intercept centres X and Y with their column means (no scaling); intercept = mean(Y) − mean(X)·coef.
  * - primal when n_samples >= n_features: (XᵀX + αI)·coef = XᵀY; dual otherwise (sklearn's kernel path):
  *   (XXᵀ + αI)·D = Y, coef = Xᵀ·D.
- * - The products run on the tfjs backend with float64 accuracy (precise-matmul.ts) and the solve is a float64
- *   Cholesky (spd-solve.ts), so results agree with sklearn in float64, not only with its float32 run.
+ * - The products and the Cholesky solve are float64, so results agree with sklearn in float64, not only with
+ *   its float32 run. Two arithmetics give that (RidgeArithmetic): on the native backend with the patched addon,
+ *   TensorFlow's own float64 kernels as hand-built functions (float64-ops.ts); elsewhere (the wasm and cpu
+ *   backends, an unpatched addon) tfjs has float32 matmuls only, so the products are emulated with a split
+ *   of each operand into float32 pieces (precise-matmul.ts) and the Cholesky is blocked in JS (spd-solve.ts).
  * coef has shape [n_features, n_targets] (sklearn's coef_ transposed): Y ≈ X·coef + intercept.
  */
+import * as tf from '@tensorflow/tfjs';
+import { compiledModeFor } from '../compute/tf-function.js';
 import { BadInputError } from '../errors.js';
+import { centre64, gram64, matMul64, normalEquations64, spdSolve64, take, upload64 } from './float64-ops.js';
 import { mat, type Mat } from './matrix.js';
 import { normalEquations, op, preciseGram, preciseMatMul } from './precise-matmul.js';
 import { spdSolve } from './spd-solve.js';
@@ -17,9 +23,22 @@ import { spdSolve } from './spd-solve.js';
 /** The paper's alpha for both maps. */
 export const PAPER_RIDGE_ALPHA = 500;
 
+/**
+ * 'float64': TensorFlow's float64 kernels (native backend with the patched addon); 'float32-split': float64
+ * products emulated with tfjs float32 matmuls (any backend).
+ */
+export type RidgeArithmetic = 'float64' | 'float32-split';
+
+/** The arithmetic this backend gives: 'float64' wherever hand-built TensorFlow functions run. */
+export function ridgeArithmetic(): RidgeArithmetic {
+  return compiledModeFor('graph').mode === 'graph' ? 'float64' : 'float32-split';
+}
+
 export interface RidgeOptions {
   alpha: number;
   fitIntercept: boolean;
+  /** Defaults to ridgeArithmetic(). */
+  arithmetic?: RidgeArithmetic;
 }
 
 export interface RidgeModel {
@@ -65,49 +84,122 @@ function addToDiagonal(a: Mat, alpha: number): Mat {
   return out;
 }
 
-/** Everything of a fit that does not depend on alpha, so alpha selection factorises once per fold. */
-interface Prepared {
-  fitIntercept: boolean;
+/** The alpha-independent part of a fit, so alpha selection prepares it once per fold. */
+interface System {
+  /** Column means of X and Y when centred (fit_intercept), else null. */
   xMean: Float64Array | null;
   yMean: Float64Array | null;
-  /** Centred (or raw) X, needed to map dual coefficients back. */
-  x: Mat;
-  dual: boolean;
-  /** XᵀX (primal) or XXᵀ (dual). */
-  gram: Mat;
-  /** XᵀY (primal) or Y (dual). */
-  rhs: Mat;
+  /** coef for one alpha. */
+  solve(alpha: number): Promise<Mat>;
+  dispose(): void;
 }
 
-async function prepare(x: Mat, y: Mat, fitIntercept: boolean): Promise<Prepared> {
+interface Arithmetic {
+  /** Primal ((XᵀX + αI)·coef = XᵀY) when X has at least as many rows as columns, else dual. */
+  system(x: Mat, y: Mat, centre: boolean): Promise<System>;
+  /** x·coef */
+  product(x: Mat, coef: Mat): Promise<Mat>;
+}
+
+const float64: Arithmetic = {
+  async system(x, y, centre) {
+    let xs = upload64(x);
+    let ys = upload64(y);
+    let xMean: Float64Array | null = null;
+    let yMean: Float64Array | null = null;
+    if (centre) {
+      const cx = await centre64(xs);
+      const cy = await centre64(ys);
+      tf.dispose([xs.bits, ys.bits]);
+      [xs, ys, xMean, yMean] = [cx.centred, cy.centred, cx.mean, cy.mean];
+    }
+    if (x.cols > x.rows) {
+      const kernel = gram64(xs);
+      return {
+        xMean,
+        yMean,
+        async solve(alpha) {
+          const dual = await spdSolve64(kernel, ys, alpha);
+          const coef = matMul64(xs, dual, true);
+          dual.bits.dispose();
+          return take(coef);
+        },
+        dispose: () => tf.dispose([xs.bits, ys.bits, kernel.bits]),
+      };
+    }
+    const { gram, cross } = normalEquations64(xs, ys);
+    tf.dispose([xs.bits, ys.bits]);
+    return {
+      xMean,
+      yMean,
+      solve: async (alpha) => take(await spdSolve64(gram, cross, alpha)),
+      dispose: () => tf.dispose([gram.bits, cross.bits]),
+    };
+  },
+  async product(x, coef) {
+    const xs = upload64(x);
+    const cs = upload64(coef);
+    try {
+      return await take(matMul64(xs, cs));
+    } finally {
+      tf.dispose([xs.bits, cs.bits]);
+    }
+  },
+};
+
+const float32Split: Arithmetic = {
+  async system(x, y, centre) {
+    const xMean = centre ? columnMeans(x) : null;
+    const yMean = centre ? columnMeans(y) : null;
+    const xc = xMean ? subtractRow(x, xMean) : x;
+    const yc = yMean ? subtractRow(y, yMean) : y;
+    const none = (): void => undefined;
+    if (x.cols > x.rows) {
+      const kernel = await preciseGram(op(xc, true));
+      return {
+        xMean,
+        yMean,
+        solve: async (alpha) =>
+          preciseMatMul(op(xc, true), op(await spdSolve(addToDiagonal(kernel, alpha), yc))),
+        dispose: none,
+      };
+    }
+    const { gram, cross } = await normalEquations(xc, yc);
+    return { xMean, yMean, solve: (alpha) => spdSolve(addToDiagonal(gram, alpha), cross), dispose: none };
+  },
+  product: (x, coef) => preciseMatMul(op(x), op(coef)),
+};
+
+function arithmeticOf(choice: RidgeArithmetic = ridgeArithmetic()): Arithmetic {
+  return choice === 'float64' ? float64 : float32Split;
+}
+
+interface Prepared {
+  fitIntercept: boolean;
+  system: System;
+}
+
+async function prepare(x: Mat, y: Mat, fitIntercept: boolean, arithmetic: Arithmetic): Promise<Prepared> {
   checkPair(x, y);
-  const xMean = fitIntercept ? columnMeans(x) : null;
-  const yMean = fitIntercept ? columnMeans(y) : null;
-  const xc = xMean ? subtractRow(x, xMean) : x;
-  const yc = yMean ? subtractRow(y, yMean) : y;
-  if (x.cols > x.rows) {
-    return { fitIntercept, xMean, yMean, x: xc, dual: true, gram: await preciseGram(op(xc, true)), rhs: yc };
-  }
-  const { gram, cross } = await normalEquations(xc, yc);
-  return { fitIntercept, xMean, yMean, x: xc, dual: false, gram, rhs: cross };
+  return { fitIntercept, system: await arithmetic.system(x, y, fitIntercept) };
 }
 
 async function solve(p: Prepared, alpha: number): Promise<RidgeModel> {
-  let sol: Mat;
+  let coef: Mat;
   try {
-    sol = await spdSolve(addToDiagonal(p.gram, alpha), p.rhs);
+    coef = await p.system.solve(alpha);
   } catch (err) {
     if (err instanceof BadInputError) {
       throw new BadInputError(`ridge system is singular at alpha=${alpha} (${err.message}); use alpha > 0`);
     }
     throw err;
   }
-  const coef = p.dual ? await preciseMatMul(op(p.x, true), op(sol)) : sol;
   const intercept = new Float64Array(coef.cols);
-  if (p.xMean && p.yMean) {
+  const { xMean, yMean } = p.system;
+  if (xMean && yMean) {
     for (let j = 0; j < coef.cols; j++) {
-      let s = p.yMean[j]!;
-      for (let i = 0; i < coef.rows; i++) s -= p.xMean[i]! * coef.data[i * coef.cols + j]!;
+      let s = yMean[j]!;
+      for (let i = 0; i < coef.rows; i++) s -= xMean[i]! * coef.data[i * coef.cols + j]!;
       intercept[j] = s;
     }
   }
@@ -117,16 +209,21 @@ async function solve(p: Prepared, alpha: number): Promise<RidgeModel> {
 /** Fits Y ≈ X·coef + intercept with ridge penalty alpha·‖coef‖². */
 export async function fitRidge(x: Mat, y: Mat, options: RidgeOptions): Promise<RidgeModel> {
   checkAlpha(options.alpha, 'alpha');
-  return solve(await prepare(x, y, options.fitIntercept), options.alpha);
+  const prepared = await prepare(x, y, options.fitIntercept, arithmeticOf(options.arithmetic));
+  try {
+    return await solve(prepared, options.alpha);
+  } finally {
+    prepared.system.dispose();
+  }
 }
 
 /** X·coef + intercept. */
-export async function predictRidge(model: RidgeModel, x: Mat): Promise<Mat> {
+export async function predictRidge(model: RidgeModel, x: Mat, arithmetic?: RidgeArithmetic): Promise<Mat> {
   if (x.cols !== model.coef.rows) {
     throw new BadInputError(`model expects ${model.coef.rows} features, got an array with ${x.cols} columns`);
   }
   if (x.rows === 0) throw new BadInputError('cannot predict an empty array');
-  const out = await preciseMatMul(op(x), op(model.coef));
+  const out = await arithmeticOf(arithmetic).product(x, model.coef);
   const t = out.cols;
   for (let i = 0; i < out.rows; i++) for (let j = 0; j < t; j++) out.data[i * t + j]! += model.intercept[j]!;
   return out;
@@ -222,7 +319,7 @@ export interface AlphaSelection {
 export async function selectAlpha(
   x: Mat,
   y: Mat,
-  options: { alphas: number[]; folds: number; fitIntercept: boolean },
+  options: { alphas: number[]; folds: number; fitIntercept: boolean; arithmetic?: RidgeArithmetic },
 ): Promise<AlphaSelection> {
   checkPair(x, y);
   const { alphas, folds } = options;
@@ -235,6 +332,7 @@ export async function selectAlpha(
       `folds must be an integer in [2, ${maxFolds}] for ${x.rows} samples, got ${folds}`,
     );
   }
+  const arithmetic = arithmeticOf(options.arithmetic);
   const scores = new Array<number>(alphas.length).fill(0);
   let start = 0;
   for (let f = 0; f < folds; f++) {
@@ -242,12 +340,16 @@ export async function selectAlpha(
     const test = Array.from({ length: size }, (_, i) => start + i);
     const train = Array.from({ length: x.rows - size }, (_, i) => (i < start ? i : i + size));
     start += size;
-    const prepared = await prepare(rows(x, train), rows(y, train), options.fitIntercept);
+    const prepared = await prepare(rows(x, train), rows(y, train), options.fitIntercept, arithmetic);
     const xTest = rows(x, test);
     const yTest = rows(y, test);
-    for (let a = 0; a < alphas.length; a++) {
-      const model = await solve(prepared, alphas[a]!);
-      scores[a]! += r2(yTest, await predictRidge(model, xTest)) / folds;
+    try {
+      for (let a = 0; a < alphas.length; a++) {
+        const model = await solve(prepared, alphas[a]!);
+        scores[a]! += r2(yTest, await predictRidge(model, xTest, options.arithmetic)) / folds;
+      }
+    } finally {
+      prepared.system.dispose();
     }
   }
   let best = 0;

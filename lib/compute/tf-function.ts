@@ -4,7 +4,9 @@
  * native binding's op boundary, the recorded ops become a FunctionDef (compiled by XLA when `_XlaMustCompile` is
  * set), the patched binding registers it in the eager context (scripts/tfjs-binding-functions.patch), and from
  * then on one executeOp runs the whole step. Only the native backends have the binding; elsewhere callers run
- * their function eagerly (compiledModeFor says which).
+ * their function eagerly (compiledModeFor says which). A program built by hand in the same form (ops TensorFlow has
+ * but tfjs does not, as the float64 ridge arithmetic in lib/alignment/float64-ops.ts) registers the same way
+ * (compileProgram).
  *
  * What becomes what, by where a recorded op's input came from:
  *  - an output of an earlier recorded op: an edge;
@@ -95,29 +97,33 @@ function opDefOf(binding: Binding, op: string): OpDef {
   return def;
 }
 
-/** Where one recorded input comes from. */
-type Source =
+/** Where one input of a program's op comes from. */
+export type Source =
   | { kind: 'op'; op: number; output: number }
   | { kind: 'arg'; index: number }
   | { kind: 'const'; index: number };
 
-interface TracedOp {
+/** One op of a program; the type attributes eager execution infers from the inputs may be left out. */
+export interface ProgramOp {
   op: string;
-  attrs: TfjsAttr[];
+  attrs: Record<string, AttrValue>;
   inputs: Source[];
-  outputs: { dtype: number; shape: number[] }[];
+  /** The DataType of each output. */
+  outputs: number[];
 }
 
-interface TracedConst {
+export interface ProgramConst {
   dtype: number;
   shape: number[];
   bytes: Uint8Array;
 }
 
-interface Trace {
-  ops: TracedOp[];
-  consts: TracedConst[];
-  args: { dtype: number; shape: number[] }[];
+/** A TensorFlow function before registration: what a trace recorded, or what a caller built by hand. */
+export interface Program {
+  ops: ProgramOp[];
+  consts: ProgramConst[];
+  /** The DataType of each argument. */
+  args: number[];
   outputs: Source[];
 }
 
@@ -132,7 +138,7 @@ function trace(
   fn: (inputs: tf.Tensor[]) => tf.Tensor[],
   inputs: tf.Tensor[],
   label: string,
-): Trace {
+): Program {
   const binding = backend.binding;
   // inputs whose values still sit in JS are uploaded now, outside the recording, so they are arguments
   const argIds = backend.getInputTensorIds(inputs);
@@ -140,10 +146,10 @@ function trace(
   argIds.forEach((id, index) => {
     if (!sources.has(id)) sources.set(id, { kind: 'arg', index });
   });
-  const t: Trace = {
+  const t: Program = {
     ops: [],
     consts: [],
-    args: inputs.map((x) => ({ dtype: TF_DTYPE[x.dtype] as number, shape: x.shape })),
+    args: inputs.map((x) => TF_DTYPE[x.dtype] as number),
     outputs: [],
   };
   const produced = new Map<number, string>();
@@ -190,13 +196,13 @@ function trace(
     const k = t.ops.length;
     t.ops.push({
       op: name,
-      attrs: attrs.map((a) => ({ ...a, value: Array.isArray(a.value) ? [...a.value] : a.value })),
+      attrs: Object.fromEntries(attrs.map((a) => [a.name, attrValue(binding, a)])),
       inputs: inputIds.map((id) => {
         const s = sources.get(id);
         if (!s) throw new Error(`${label}: op ${name} reads tensor ${id}, which the recorder never saw`);
         return s;
       }),
-      outputs: outputs.map((o) => ({ dtype: o.dtype, shape: [...o.shape] })),
+      outputs: outputs.map((o) => o.dtype),
     });
     outputs.forEach((o, output) => {
       sources.set(o.id, { kind: 'op', op: k, output });
@@ -224,8 +230,8 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /** Throws unless two traces are the same program with the same constants (see the file's comment). */
-function checkSameProgram(a: Trace, b: Trace, label: string): void {
-  const structure = (t: Trace): string =>
+function checkSameProgram(a: Program, b: Program, label: string): void {
+  const structure = (t: Program): string =>
     JSON.stringify({ ops: t.ops, outputs: t.outputs, consts: t.consts.map((c) => [c.dtype, c.shape]) });
   if (structure(a) !== structure(b)) {
     const k = a.ops.findIndex((op, i) => JSON.stringify(op) !== JSON.stringify(b.ops[i]));
@@ -234,7 +240,7 @@ function checkSameProgram(a: Trace, b: Trace, label: string): void {
     throw new Error(`${label}: two calls ran different ops (first difference at ${where}); cannot compile`);
   }
   a.consts.forEach((c, index) => {
-    if (sameBytes(c.bytes, (b.consts[index] as TracedConst).bytes)) return;
+    if (sameBytes(c.bytes, (b.consts[index] as ProgramConst).bytes)) return;
     const k = a.ops.findIndex((op) => op.inputs.some((s) => s.kind === 'const' && s.index === index));
     throw new Error(
       `${label}: op ${k} (${a.ops[k]?.op}) reads a value uploaded inside the step that differs between two ` +
@@ -245,17 +251,19 @@ function checkSameProgram(a: Trace, b: Trace, label: string): void {
 
 function attrValue(binding: Binding, a: TfjsAttr): AttrValue {
   const list = Array.isArray(a.value);
+  // copies: the recorded program keeps no array tfjs might reuse
+  const items = <T>(): T[] => [...(a.value as T[])];
   switch (a.type) {
     case binding.TF_ATTR_STRING:
       return { s: new TextEncoder().encode(String(a.value)) };
     case binding.TF_ATTR_INT:
-      return list ? { list: { i: a.value as number[] } } : { i: Number(a.value) };
+      return list ? { list: { i: items<number>() } } : { i: Number(a.value) };
     case binding.TF_ATTR_FLOAT:
-      return list ? { list: { f: a.value as number[] } } : { f: Number(a.value) };
+      return list ? { list: { f: items<number>() } } : { f: Number(a.value) };
     case binding.TF_ATTR_BOOL:
-      return list ? { list: { b: a.value as boolean[] } } : { b: Boolean(a.value) };
+      return list ? { list: { b: items<boolean>() } } : { b: Boolean(a.value) };
     case binding.TF_ATTR_TYPE:
-      return list ? { list: { type: a.value as number[] } } : { type: Number(a.value) };
+      return list ? { list: { type: items<number>() } } : { type: Number(a.value) };
     case binding.TF_ATTR_SHAPE:
       return { shape: shapeProto(a.value as number[]) };
     default:
@@ -276,17 +284,9 @@ function argCounts(args: ArgDef[], attr: Record<string, AttrValue>, total: numbe
   return known.map((n) => n ?? rest);
 }
 
-/** One recorded op as a NodeDef: the attributes eager execution infers from the inputs are filled in here. */
-function nodeDef(
-  binding: Binding,
-  k: number,
-  op: TracedOp,
-  def: OpDef,
-  inputDtypes: number[],
-  inputRefs: string[],
-): NodeDef {
-  const attr: Record<string, AttrValue> = {};
-  for (const a of op.attrs) attr[a.name] = attrValue(binding, a);
+/** One program op as a NodeDef: the attributes eager execution infers from the inputs are filled in here. */
+function nodeDef(k: number, op: ProgramOp, def: OpDef, inputDtypes: number[], inputRefs: string[]): NodeDef {
+  const attr: Record<string, AttrValue> = { ...op.attrs };
   const inputArgs = def.input_arg ?? [];
   let at = 0;
   argCounts(inputArgs, attr, inputDtypes.length).forEach((count, i) => {
@@ -303,7 +303,7 @@ function nodeDef(
   argCounts(outputArgs, attr, op.outputs.length).forEach((count, i) => {
     const arg = outputArgs[i] as ArgDef;
     if (arg.type_attr && !attr[arg.type_attr] && count > 0)
-      attr[arg.type_attr] = { type: (op.outputs[out] as { dtype: number }).dtype };
+      attr[arg.type_attr] = { type: op.outputs[out] as number };
     out += count;
   });
   for (const a of def.attr ?? []) if (!attr[a.name] && a.default_value) attr[a.name] = a.default_value;
@@ -320,7 +320,7 @@ function outputRefs(k: number, def: OpDef, node: NodeDef, outputs: number): stri
   return refs;
 }
 
-function functionDef(binding: Binding, t: Trace, mode: 'xla' | 'graph'): FunctionDef {
+function functionDef(binding: Binding, t: Program, mode: 'xla' | 'graph'): FunctionDef {
   const nodes: NodeDef[] = t.consts.map((c, j) => ({
     name: `const${j}`,
     op: 'Const',
@@ -333,9 +333,9 @@ function functionDef(binding: Binding, t: Trace, mode: 'xla' | 'graph'): Functio
   const refs: string[][] = [];
   const dtypeOf = (s: Source): number =>
     s.kind === 'op'
-      ? (t.ops[s.op]?.outputs[s.output]?.dtype as number)
+      ? (t.ops[s.op]?.outputs[s.output] as number)
       : s.kind === 'arg'
-        ? (t.args[s.index]?.dtype as number)
+        ? (t.args[s.index] as number)
         : (t.consts[s.index]?.dtype as number);
   const refOf = (s: Source): string =>
     s.kind === 'op'
@@ -345,7 +345,7 @@ function functionDef(binding: Binding, t: Trace, mode: 'xla' | 'graph'): Functio
         : `const${s.index}:output:0`;
   t.ops.forEach((op, k) => {
     const def = opDefOf(binding, op.op);
-    const node = nodeDef(binding, k, op, def, op.inputs.map(dtypeOf), op.inputs.map(refOf));
+    const node = nodeDef(k, op, def, op.inputs.map(dtypeOf), op.inputs.map(refOf));
     nodes.push(node);
     refs.push(outputRefs(k, def, node, op.outputs.length));
   });
@@ -366,7 +366,7 @@ function functionDef(binding: Binding, t: Trace, mode: 'xla' | 'graph'): Functio
   const fn: FunctionDef = {
     signature: {
       name: '',
-      input_arg: t.args.map((a, i) => ({ name: `in${i}`, type: a.dtype })),
+      input_arg: t.args.map((type, i) => ({ name: `in${i}`, type })),
       output_arg: t.outputs.map((s, i) => ({ name: `out${i}`, type: dtypeOf(s) })),
     },
     attr: mode === 'xla' ? { _XlaMustCompile: { b: true } } : {},
@@ -383,9 +383,40 @@ function functionDef(binding: Binding, t: Trace, mode: 'xla' | 'graph'): Functio
 export interface CompiledFunction {
   readonly name: string;
   readonly mode: 'xla' | 'graph';
-  /** Ops the eager trace ran: what one call replaces. */
+  /** Ops in the program: for a traced function, the eager ops one call replaces. */
   readonly tracedOps: number;
   call(inputs: tf.Tensor[]): tf.Tensor[];
+}
+
+function nativeOrThrow(mode: 'xla' | 'graph', label: string): NativeBackend {
+  const backend = native();
+  if (!backend) throw new Error(`${label}: ${compiledModeFor(mode).reason}`);
+  return backend;
+}
+
+/**
+ * Registers `program` as a TensorFlow function (one place builds FunctionDefs: traced steps and hand-built
+ * programs alike) and returns it. Its arguments and outputs must be dtypes tfjs has (float32, int32, bool):
+ * other dtypes travel as their bits (Bitcast).
+ */
+export function compileProgram(
+  program: Program,
+  opts: { mode: 'xla' | 'graph'; label: string },
+): CompiledFunction {
+  const backend = nativeOrThrow(opts.mode, opts.label);
+  const def = functionDef(backend.binding, program, opts.mode);
+  (backend.binding.registerFunction as (b: Uint8Array) => void)(encodeFunctionDef(def));
+  const { args, outputs } = program;
+  return {
+    name: def.signature.name,
+    mode: opts.mode,
+    tracedOps: program.ops.length,
+    call(x) {
+      if (x.length !== args.length)
+        throw new Error(`${opts.label}: ${x.length} inputs, the function takes ${args.length}`);
+      return backend.executeMultipleOutputs(def.signature.name, [], x, outputs.length);
+    },
+  };
 }
 
 /**
@@ -399,25 +430,12 @@ export function compileFunction(
   inputs: [tf.Tensor[]] | [tf.Tensor[], tf.Tensor[]],
   opts: { mode: 'xla' | 'graph'; label: string },
 ): CompiledFunction {
-  const backend = native();
-  if (!backend) throw new Error(`${opts.label}: ${compiledModeFor(opts.mode).reason}`);
+  const backend = nativeOrThrow(opts.mode, opts.label);
   // one untraced run first: a model may make and cache constants on its first call, which later calls reuse
   tf.tidy(() => {
     fn(inputs[0]);
   });
   const first = trace(backend, fn, inputs[0], opts.label);
   if (inputs[1]) checkSameProgram(first, trace(backend, fn, inputs[1], opts.label), opts.label);
-  const def = functionDef(backend.binding, first, opts.mode);
-  (backend.binding.registerFunction as (b: Uint8Array) => void)(encodeFunctionDef(def));
-  const outputs = first.outputs.length;
-  return {
-    name: def.signature.name,
-    mode: opts.mode,
-    tracedOps: first.ops.length,
-    call(x) {
-      if (x.length !== first.args.length)
-        throw new Error(`${opts.label}: ${x.length} inputs, the function takes ${first.args.length}`);
-      return backend.executeMultipleOutputs(def.signature.name, [], x, outputs);
-    },
-  };
+  return compileProgram(first, opts);
 }
