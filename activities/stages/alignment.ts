@@ -229,7 +229,9 @@ async function fitMap(
  * its latents in the encode stage.
  */
 export const ridgeStage: StageImpl = {
-  codeVersion: '1',
+  // 2: float64 arithmetic by TensorFlow's kernels on the native backend (lib/alignment/float64-ops.ts): results
+  //    move in the last bits of float64
+  codeVersion: '2',
   async run(ctx, raw) {
     const cfg = stageConfig(ridgeConfig, raw, ctx.stage);
     const lat = await ctx.inputDir('latents');
@@ -341,7 +343,8 @@ const summaryOf = (ctx: StageContext, input: string) =>
 
 /** Image → feature → encoding ridge → re-normalised latent → autoencoder decoder → voxels (spec §1 stage 5). */
 export const encodeStage: StageImpl = {
-  codeVersion: '1',
+  // 2: the encoding map's product in float64 by TensorFlow's kernels (as the ridge stage's 2)
+  codeVersion: '2',
   async run(ctx) {
     const ridge = await ctx.inputDir('ridge');
     const coef = matFromNdArray(await readNpy(join(ridge, 'encoding_coef.npy')), 'encoding_coef');

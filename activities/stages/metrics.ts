@@ -101,8 +101,8 @@ async function paperNetworks(
 export const metricsStage: StageImpl = {
   // 2: paper networks, stand-ins renamed, prototypes from training images only, measured chance, ref rows.
   // 3: per-item scores (scores.json) and bootstrap intervals. 4: mse and snr 2-way on wrapped uint8 too; FID
-  // resized as metrics.fidResize says.
-  codeVersion: '4',
+  // resized as metrics.fidResize says. 5: its feature-level ridges in float64 by TensorFlow's kernels.
+  codeVersion: '5',
   async run(ctx, raw) {
     const { seed, samplingSeed, alignment, imageFeatures, intervals, fidResize } = stageConfig(
       metricsConfig,
