@@ -1,11 +1,11 @@
 /**
  * `npm run bench -- --only fused-ops [--rounds N]` (or `node --import tsx bench/fused-ops.ts [--rounds N]
- * [--modes xla,graph,eager]`): is each fused op (lib/models/fused/) still worth its hand-written backward? The
- * training steps of the two models that use them (bench/model-steps.ts: the MAE and the fMRI autoencoder, at the
- * miniature's size and at width 128 / depth 4) are timed in each compile mode with every op fused, with one op
- * group swapped for its plain twin, and with all plain. Variants alternate round by round; a row's figure is the
- * median over rounds of its mean step time, and its ratio to the all-fused step of the same mode (above 1: the
- * fused op saves that much). Prints a table and writes JSON to bench/results/.
+ * [--modes xla,graph,eager]`): are the fused ops (lib/models/fused/: the pre-LN encoder block and its layer norm)
+ * still worth their hand-written backward? The training steps of the two models that use them
+ * (bench/model-steps.ts: the MAE and the fMRI autoencoder, at the miniature's size and at width 128 / depth 4) are
+ * timed in each compile mode with each of OP_SETS (fused, plain). The two alternate round by round; a row's figure
+ * is the median over rounds of its mean step time, and its ratio to the fused step of the same mode (above 1: the
+ * fused ops save that much). Prints a table and writes JSON to bench/results/.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { initCompute } from '../lib/compute/backend.js';
@@ -18,15 +18,6 @@ import type { MaeConfig } from '../lib/models/mae.js';
 import { fmriAeConfig } from '../lib/train/stages/fmri-ae.js';
 import { maeConfig } from '../lib/train/stages/mae.js';
 import { aeStep, maeStep, type ModelStep } from './model-steps.js';
-
-const { fused, plain } = OP_SETS;
-/** Which ops run plain in each variant; the rest stay fused. */
-const VARIANTS: Record<string, Partial<OpSet>> = {
-  'all fused': {},
-  'encoder blocks plain': { preLnBlock: plain.preLnBlock, layerNorm: plain.layerNorm },
-  'ROI ends plain': { roiTokens: plain.roiTokens, voxelHead: plain.voxelHead },
-  'all plain': plain,
-};
 
 const smoke = loadExperimentConfig('configs/smoke.yaml') as ReproductionConfig;
 const rois = smoke.data.roiPatch as number[];
@@ -46,32 +37,27 @@ const midAe: FmriAeConfig = { ...fmriAeConfig(smoke, rois), ...mid, tokensPerRoi
 interface StepCase {
   name: string;
   batch: number;
-  variants: string[];
   build: (ops: OpSet) => ModelStep;
 }
 const CASES: StepCase[] = [
   {
     name: 'MAE, smoke',
     batch: 32,
-    variants: ['all fused', 'all plain'],
     build: (ops) => maeStep(maeConfig(smoke), smoke.data.patchPadding, voxels, 32, 0, ops),
   },
   {
     name: 'MAE, width 128, depth 4',
     batch: 16,
-    variants: ['all fused', 'all plain'],
     build: (ops) => maeStep(midMae, smoke.data.patchPadding, 4 * voxels, 16, 0, ops),
   },
   {
     name: 'fMRI autoencoder, smoke',
     batch: 32,
-    variants: Object.keys(VARIANTS),
     build: (ops) => aeStep(fmriAeConfig(smoke, rois), 32, 0, ops),
   },
   {
     name: 'fMRI autoencoder, width 128, depth 4',
     batch: 16,
-    variants: Object.keys(VARIANTS),
     build: (ops) => aeStep(midAe, 16, 0, ops),
   },
 ];
@@ -108,8 +94,8 @@ console.log(
 const rows = [];
 for (const c of CASES) {
   for (const mode of modes) {
-    const runs = c.variants.map((variant) => {
-      const s = c.build({ ...fused, ...VARIANTS[variant] });
+    const runs = Object.entries(OP_SETS).map(([variant, ops]) => {
+      const s = c.build(ops);
       const step = s.stepper(mode);
       const t0 = performance.now();
       step(); // the first call traces and compiles

@@ -10,6 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
+import { countDispatches } from '../bench/count-kernels.js';
 import { aeStep, maeStep, maskGitStep, type ModelStep } from '../bench/model-steps.js';
 import { initCompute } from '../lib/compute/backend.js';
 import type { CompileMode } from '../lib/compute/compile-modes.js';
@@ -18,6 +19,7 @@ import { tidyValues } from '../lib/compute/values.js';
 import { compileFunction, compiledModeFor } from '../lib/compute/tf-function.js';
 import { loadExperimentConfig } from '../lib/config/experiment.js';
 import type { ReproductionConfig } from '../lib/config/reproduction.js';
+import { MaskGit } from '../lib/models/maskgit.js';
 import { LocalCheckpointStore } from '../lib/train/checkpoint.js';
 import { train, type TrainSettings } from '../lib/train/loop.js';
 import { fmriAeConfig } from '../lib/train/stages/fmri-ae.js';
@@ -161,6 +163,42 @@ test('a function that reads a computed value back to JavaScript is refused, nami
     /reads: the step reads op \d+ \(Sum\)'s value back to JavaScript/,
   );
   x.dispose();
+});
+
+test('MaskGIT inference logits run as one compiled function per batch size, equal to the eager forward bit for bit', () => {
+  const cfg = { ...smoke.models.maskgit, codes: 32, length: 16, featureDim: 32 };
+  const mg = new MaskGit(cfg, new Rng(4));
+  const rng = new Rng(5);
+  const draw = (batch: number) => ({
+    ids: Int32Array.from({ length: batch * cfg.length }, () =>
+      rng.uniform() < 0.5 ? mg.maskId : rng.integer(0, cfg.codes),
+    ),
+    features: rng.fillNormal(new Float32Array(batch * cfg.featureDim)),
+  });
+  // the eager forward: the model's own hidden states and head, op by op
+  const eager = (ids: Int32Array, features: Float32Array, batch: number) =>
+    tidyValues(() => {
+      const h = mg.hidden(tf.tensor1d(ids, 'int32'), tf.tensor2d(features, [batch, cfg.featureDim]));
+      const rows = tf.slice(
+        tf.reshape(h, [batch, cfg.length + 1, cfg.width]),
+        [0, 1, 0],
+        [batch, cfg.length, cfg.width],
+      );
+      return mg.head(tf.reshape(rows, [batch * cfg.length, cfg.width]) as tf.Tensor2D);
+    });
+  for (const batch of [6, 6, 3]) {
+    const { ids, features } = draw(batch);
+    const before = tf.memory().numTensors;
+    assert.deepEqual(mg.logits(ids, features, batch), eager(ids, features, batch), `batch ${batch}`);
+    assert.equal(tf.memory().numTensors, before, 'tensors left behind');
+  }
+  const { ids, features } = draw(6);
+  assert.equal(
+    countDispatches(() => mg.logits(ids, features, 6)).total,
+    1,
+    'a compiled pass is one dispatch',
+  );
+  mg.dispose();
 });
 
 test('a compiled function is one call: the same outputs as the eager ops, with the kernels dispatched once', () => {

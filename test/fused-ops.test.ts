@@ -1,10 +1,9 @@
 /**
  * lib/models/fused: every fused op against its plain twin (OP_SETS), one table. Each case draws its inputs,
- * runs both, and compares the value and the gradient of every input tensor (parameters, and the op's input where
- * it is differentiated) of the same scalar, Σ y·R with R a fixed random projection, so every output entry
- * carries a distinct gradient.
- * The plain twins are the modules as PyTorch runs them (per-ROI Conv1d and Linear, timm's Block); the whole
- * models' step-0 losses against PyTorch are in test/step0-loss.test.ts.
+ * runs both, and compares the value and the gradient of every input tensor (parameters and the op's input) of
+ * the same scalar, Σ y·R with R a fixed random projection, so every output entry carries a distinct gradient.
+ * The plain twins are the modules as PyTorch runs them (timm's Block, nn.LayerNorm); the whole models' step-0
+ * losses against PyTorch are in test/step0-loss.test.ts.
  */
 import * as tf from '@tensorflow/tfjs';
 import assert from 'node:assert/strict';
@@ -26,8 +25,6 @@ interface Case {
   inputs(rng: Rng): Inputs;
   /** Applies one set's op to the inputs. */
   apply(ops: OpSet, v: Inputs): tf.Tensor;
-  /** Inputs that are data, not differentiated (the tokeniser's voxels). */
-  data?: string[];
 }
 
 const draw = (rng: Rng, shape: number[], mean = 0, std = 1): tf.Variable =>
@@ -73,9 +70,6 @@ function blockCase(batch: number, t: number, d: number, f: number, heads: number
   };
 }
 
-const ROI_SIZES = [5, 7, 4];
-const [TOKENS, WIDTH] = [3, 8];
-
 /** name → case; the wide block takes the backward pieces' paper-size paths (explicit transpose, einsum sums). */
 const CASES: Record<string, Case> = {
   'pre-LN block': blockCase(3, 5, 32, 48, 4),
@@ -88,39 +82,6 @@ const CASES: Record<string, Case> = {
       return v;
     },
     apply: (ops, v) => ops.layerNorm(v.x as tf.Variable<tf.Rank.R2>, wb(v, 'norm'), 1e-5),
-  },
-  'ROI tokeniser': {
-    op: 'roiTokens',
-    data: ['x'],
-    inputs(rng) {
-      const v: Inputs = { x: draw(rng, [3, ROI_SIZES.reduce((a, b) => a + b)]) };
-      ROI_SIZES.forEach((n, i) => {
-        v[`${i}.conv.weight`] = draw(rng, [3, 1, TOKENS], 0, 0.5);
-        v[`${i}.conv.bias`] = draw(rng, [TOKENS], 0, 0.3);
-        layer(rng, v, `${i}.linear`, [n, WIDTH]);
-      });
-      return v;
-    },
-    apply: (ops, v) =>
-      ops.roiTokens(
-        v.x as tf.Variable<tf.Rank.R2>,
-        ROI_SIZES.map((_, i) => ({ conv: wb(v, `${i}.conv`), linear: wb(v, `${i}.linear`) })),
-      ),
-  },
-  'voxel head': {
-    op: 'voxelHead',
-    inputs(rng) {
-      const v: Inputs = { h: draw(rng, [3, ROI_SIZES.length * TOKENS, WIDTH]) };
-      ROI_SIZES.forEach((n, i) => layer(rng, v, `${i}.mapper`, [WIDTH, n]));
-      v['pred.weight'] = draw(rng, [3, TOKENS, 1], 0, 0.5);
-      v['pred.bias'] = draw(rng, [1], 0, 0.3);
-      return v;
-    },
-    apply: (ops, v) =>
-      ops.voxelHead(v.h as tf.Variable<tf.Rank.R3>, {
-        channelMapper: ROI_SIZES.map((_, i) => wb(v, `${i}.mapper`)),
-        decoderPred: wb(v, 'pred'),
-      }),
   },
 };
 
@@ -144,12 +105,12 @@ for (const [name, c] of Object.entries(CASES)) {
     const v = c.inputs(rng);
     const shape = c.apply(OP_SETS.plain, v).shape;
     const proj = tf.tensor(rng.fillNormal(new Float32Array(shape.reduce((a, b) => a * b, 1))), shape);
-    const differentiated = Object.entries(v).filter(([n]) => !c.data?.includes(n));
+    const inputs = Object.entries(v);
     const run = (ops: OpSet) => {
       const value = tf.tidy(() => c.apply(ops, v));
       const { grads } = tf.variableGrads(
         () => tf.sum(tf.mul(c.apply(ops, v), proj)) as tf.Scalar,
-        differentiated.map(([, t]) => t),
+        inputs.map(([, t]) => t),
       );
       return { value, grads };
     };
@@ -158,7 +119,7 @@ for (const [name, c] of Object.entries(CASES)) {
     assert.deepEqual(fused.value.shape, plain.value.shape);
     const err = maxRelError(fused.value, plain.value);
     assert.ok(err < 1e-5, `value: relative error ${err}`);
-    for (const [n, t] of differentiated) {
+    for (const [n, t] of inputs) {
       const g = fused.grads[t.name];
       assert.ok(g, `${n}: no gradient from the fused op`);
       const e = maxRelError(g, plain.grads[t.name] as tf.Tensor);

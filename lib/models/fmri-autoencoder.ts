@@ -62,7 +62,7 @@ export class FmriAutoencoder {
   constructor(
     readonly cfg: FmriAeConfig,
     rng: Rng,
-    /** The fused ops or their plain twins (the bench times both). */
+    /** The encoder blocks' fused ops or their plain twins (the bench times both). */
     private readonly ops: OpSet = OP_SETS.fused,
   ) {
     const { roiSizes, tokensPerRoi: t, width: d, latent, decoderWidth: dd } = cfg;
@@ -115,22 +115,42 @@ export class FmriAutoencoder {
     return this.cfg.roiSizes.length * this.cfg.tokensPerRoi;
   }
 
-  /** ROI tokeniser (fused/roi.ts): x [B, K] → [B, N, D], positions not yet added. */
+  /** ROI tokeniser: x [B, K] → [B, N = R·T, D], positions not yet added; each ROI as the PyTorch modules run it. */
   embedRois(x: tf.Tensor2D): tf.Tensor3D {
-    const roi = (i: number) => `patch_embed.layers.${i}`;
-    const layers = this.cfg.roiSizes.map((_, i) => ({
-      conv: weightBias(this.params, `${roi(i)}.0`),
-      linear: weightBias(this.params, `${roi(i)}.1`),
-    }));
-    return this.ops.roiTokens(x, layers);
+    const [b] = x.shape;
+    const { tokensPerRoi: t, width: d } = this.cfg;
+    let start = 0;
+    const rois = this.cfg.roiSizes.map((n, i) => {
+      const conv = weightBias(this.params, `patch_embed.layers.${i}.0`);
+      const lin = weightBias(this.params, `patch_embed.layers.${i}.1`);
+      const xi = tf.reshape(tf.slice(x, [0, start], [b, n]), [b, n, 1]) as tf.Tensor3D;
+      start += n;
+      const y = tf.add(tf.conv1d(xi, conv.weight as tf.Tensor3D, 1, 'same'), conv.bias); // Conv1d(1→T) [B, n, T]
+      const rows = tf.reshape(tf.transpose(y, [0, 2, 1]), [b * t, n]); // [B·T, n]
+      return tf.reshape(linear(rows, lin.weight, lin.bias), [b, t, d]); // Linear(n→D) [B, T, D]
+    });
+    return tf.concat(rois, 1) as tf.Tensor3D;
   }
 
-  /** Decoder head (fused/roi.ts): tokens [B, N, Dd] (CLS dropped) → voxels [B, K]. */
+  /** Decoder head: tokens [B, N, Dd] (CLS dropped) → voxels [B, K], ROI by ROI. */
   voxelHead(h: tf.Tensor3D): tf.Tensor2D {
-    return this.ops.voxelHead(h, {
-      channelMapper: this.cfg.roiSizes.map((_, i) => weightBias(this.params, `channel_mapper.${i}.0`)),
-      decoderPred: weightBias(this.params, 'decoder_pred'),
+    const [b, , dd] = h.shape;
+    const t = this.cfg.tokensPerRoi;
+    const pred = weightBias(this.params, 'decoder_pred');
+    const rois = this.cfg.roiSizes.map((n, i) => {
+      const mapper = weightBias(this.params, `channel_mapper.${i}.0`);
+      const hi = tf.reshape(tf.slice(h, [0, i * t, 0], [b, t, dd]), [b * t, dd]);
+      const y = tf.reshape(linear(hi, mapper.weight, mapper.bias), [b, t, n]); // Linear(Dd→n) [B, T, n]
+      // the shared Conv1d(T→1, k3, pad 1) over the ROI's voxels: [B, n, T] → [B, n, 1]
+      const conv = tf.conv1d(
+        tf.transpose(y, [0, 2, 1]) as tf.Tensor3D,
+        pred.weight as tf.Tensor3D,
+        1,
+        'same',
+      );
+      return tf.reshape(tf.add(conv, pred.bias), [b, n]);
     });
+    return tf.concat(rois, 1) as tf.Tensor2D;
   }
 
   /** x [B, K] → latent z [B, latent]. */

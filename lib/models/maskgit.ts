@@ -13,6 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../compute/rng.js';
+import { CompiledForward } from '../compute/compiled-forward.js';
 import { tidyValues } from '../compute/values.js';
 import {
   ParamBuilder,
@@ -90,6 +91,8 @@ export const maskRatio = (u: number): number => Math.cos((Math.PI / 2) * u);
 
 export class MaskGit {
   readonly params: Params;
+  /** The inference logits as a compiled function (made on first use). */
+  private inference?: CompiledForward;
 
   constructor(
     readonly cfg: MaskGitConfig,
@@ -214,17 +217,27 @@ export class MaskGit {
     );
   }
 
-  /** Inference logits [B·L·codes] (no dropout) for token ids [B·L] and features [B, F]. */
+  /** Inference logits [B·L·codes] (no dropout) for token ids [B·L] and features [B, F]; compiled per batch size. */
   logits(ids: Int32Array, features: Float32Array, batch: number): Float32Array {
-    const { length: l, featureDim, width: d } = this.cfg;
-    return tidyValues(() => {
-      const h = this.hidden(tf.tensor1d(ids, 'int32'), tf.tensor2d(features, [batch, featureDim]));
-      const tokens = tf.reshape(tf.slice(tf.reshape(h, [batch, l + 1, d]), [0, 1, 0], [batch, l, d]), [
-        batch * l,
-        d,
-      ]);
-      return this.head(tokens as tf.Tensor2D);
-    });
+    this.inference ??= new CompiledForward(
+      [...this.params.values()],
+      ([i, f]) => [this.logitsOf(i as tf.Tensor1D, f as tf.Tensor2D)],
+      'MaskGIT logits',
+    );
+    const forward = this.inference;
+    const { featureDim } = this.cfg;
+    return tidyValues(
+      () =>
+        forward.run([tf.tensor1d(ids, 'int32'), tf.tensor2d(features, [batch, featureDim])])[0] as tf.Tensor,
+    );
+  }
+
+  /** ids [B·L], features [B, F] → logits [B·L, codes], the CLS slot dropped. */
+  private logitsOf(ids: tf.Tensor1D, features: tf.Tensor2D): tf.Tensor2D {
+    const { length: l, width: d } = this.cfg;
+    const [b] = features.shape;
+    const h = tf.reshape(this.hidden(ids, features), [b, l + 1, d]);
+    return this.head(tf.reshape(tf.slice(h, [0, 1, 0], [b, l, d]), [b * l, d]) as tf.Tensor2D);
   }
 
   /**

@@ -4,26 +4,15 @@
  * and `npm run bench -- --only fused-ops` times each model's compiled step with either set.
  */
 import { layerNormFused, layerNormPlain, preLnBlock, preLnBlockPlain } from './encoder-block.js';
-import { roiTokens, roiTokensPlain, voxelHead, voxelHeadPlain } from './roi.js';
 
 export type { BlockParams, BlockShape } from './encoder-block.js';
-export type { RoiEmbedParams, VoxelHeadParams } from './roi.js';
 
 export interface OpSet {
   preLnBlock: typeof preLnBlock;
   layerNorm: typeof layerNormFused;
-  roiTokens: typeof roiTokens;
-  voxelHead: typeof voxelHead;
 }
 
 export const OP_SETS = {
-  fused: { preLnBlock, layerNorm: layerNormFused, roiTokens, voxelHead },
-  plain: {
-    preLnBlock: preLnBlockPlain,
-    layerNorm: layerNormPlain,
-    roiTokens: roiTokensPlain,
-    voxelHead: voxelHeadPlain,
-  },
+  fused: { preLnBlock, layerNorm: layerNormFused },
+  plain: { preLnBlock: preLnBlockPlain, layerNorm: layerNormPlain },
 } as const satisfies Record<string, OpSet>;
-
-export type OpSetName = keyof typeof OP_SETS;

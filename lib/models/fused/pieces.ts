@@ -25,7 +25,7 @@ export function c(value: number): tf.Scalar {
  */
 const COLUMN_SUMS_BY_EINSUM = 1 << 16;
 const vectors = new Map<string, tf.Tensor>();
-export function constant(shape: number[], value: number): tf.Tensor {
+function constant(shape: number[], value: number): tf.Tensor {
   const key = `${shape}:${value}`;
   let v = vectors.get(key);
   if (!v) {

@@ -58,7 +58,8 @@ export async function initialAutoencoder(
 
 export const fmriAeStage: TrainableStage = {
   name: 'fmri-ae',
-  codeVersion: '1',
+  // 2: the ROI tokeniser and voxel head as plain per-ROI ops, differentiated by tfjs (float rounding differs)
+  codeVersion: '2',
   data: 'prepared',
   plan(cfg, uses) {
     const { models, training } = cfg;
