@@ -9,11 +9,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { initCompute } from '../lib/compute/backend.js';
 import { COMPILE_MODES, type CompileMode } from '../lib/compute/compile-modes.js';
-import { loadExperimentConfig } from '../lib/config/experiment.js';
-import type { ReproductionConfig } from '../lib/config/reproduction.js';
-import { fmriAeConfig } from '../lib/train/stages.js';
 import { paperAeConfig, paperMaskGitConfig } from '../test/helpers/paper.js';
-import { aeStep, maskGitStep, type ModelStep } from './model-steps.js';
+import { SMOKE_STEPS, aeStep, maskGitStep, type ModelStep } from './model-steps.js';
 
 function args(argv: string[]): { size: 'paper' | 'smoke'; modes: CompileMode[]; steps: number } {
   const usage = '--size paper|smoke, --modes xla,graph,eager, --steps N';
@@ -35,7 +32,6 @@ function args(argv: string[]): { size: 'paper' | 'smoke'; modes: CompileMode[]; 
 const { size, modes, steps } = args(process.argv.slice(2));
 const provenance = await initCompute();
 const BATCH = 8;
-const smoke = loadExperimentConfig('configs/smoke.yaml') as ReproductionConfig;
 const models: Record<string, () => ModelStep> =
   size === 'paper'
     ? {
@@ -43,8 +39,8 @@ const models: Record<string, () => ModelStep> =
         maskgit: () => maskGitStep(paperMaskGitConfig(), BATCH),
       }
     : {
-        'fmri-ae': () => aeStep(fmriAeConfig(smoke, smoke.data.roiPatch as number[]), BATCH),
-        maskgit: () => maskGitStep({ ...smoke.models.maskgit, codes: 32, length: 16, featureDim: 32 }, BATCH),
+        'fmri-ae': () => SMOKE_STEPS['fmri-ae'](BATCH),
+        maskgit: () => SMOKE_STEPS.maskgit(BATCH),
       };
 
 console.log(

@@ -8,6 +8,8 @@ import * as tf from '@tensorflow/tfjs';
 import type { CompileMode } from '../lib/compute/compile-modes.js';
 import { Rng } from '../lib/compute/rng.js';
 import type { PatchPadding } from '../lib/config/choice-values.js';
+import { loadExperimentConfig } from '../lib/config/experiment.js';
+import type { ReproductionConfig } from '../lib/config/reproduction.js';
 import { FmriAutoencoder, dropVoxels, type FmriAeConfig } from '../lib/models/fmri-autoencoder.js';
 import type { OpSet } from '../lib/models/fused/index.js';
 import type { Params } from '../lib/models/layers.js';
@@ -15,6 +17,8 @@ import { FmriMae, type MaeConfig } from '../lib/models/mae.js';
 import { MaskGit, type MaskGitConfig } from '../lib/models/maskgit.js';
 import { AdamW, type AdamWConfig } from '../lib/train/adamw.js';
 import type { TrainTask } from '../lib/train/loop.js';
+import { fmriAeConfig } from '../lib/train/stages/fmri-ae.js';
+import { maeConfig } from '../lib/train/stages/mae.js';
 import { StepRunner } from '../lib/train/step.js';
 
 export interface ModelStep {
@@ -126,3 +130,25 @@ export function maskGitStep(cfg: MaskGitConfig, batch: number, seed = 0): ModelS
   };
   return modelStep(task, new AdamW(mg.params, adamw()), rng, cfg.length + 1, () => mg.dispose());
 }
+
+const smoke = loadExperimentConfig('configs/smoke.yaml') as ReproductionConfig;
+const smokeRois = smoke.data.roiPatch as number[];
+
+/**
+ * The miniature's three trained models (configs/smoke.yaml) over one fixed batch, built afresh from `seed`:
+ * MaskGIT with 32 codes and features of width 32 over 16 tokens (the smoke tokenizer's grid).
+ */
+export const SMOKE_STEPS: Record<'mae' | 'fmri-ae' | 'maskgit', (batch: number, seed?: number) => ModelStep> =
+  {
+    mae: (batch, seed) =>
+      maeStep(
+        maeConfig(smoke),
+        smoke.data.patchPadding,
+        smokeRois.reduce((a, b) => a + b, 0),
+        batch,
+        seed,
+      ),
+    'fmri-ae': (batch, seed) => aeStep(fmriAeConfig(smoke, smokeRois), batch, seed),
+    maskgit: (batch, seed) =>
+      maskGitStep({ ...smoke.models.maskgit, codes: 32, length: 16, featureDim: 32 }, batch, seed),
+  };

@@ -11,7 +11,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { countDispatches } from '../bench/count-kernels.js';
-import { aeStep, maeStep, maskGitStep, type ModelStep } from '../bench/model-steps.js';
+import { SMOKE_STEPS, type ModelStep } from '../bench/model-steps.js';
 import { initCompute } from '../lib/compute/backend.js';
 import type { CompileMode } from '../lib/compute/compile-modes.js';
 import { Rng } from '../lib/compute/rng.js';
@@ -22,21 +22,14 @@ import type { ReproductionConfig } from '../lib/config/reproduction.js';
 import { MaskGit } from '../lib/models/maskgit.js';
 import { LocalCheckpointStore } from '../lib/train/checkpoint.js';
 import { train, type TrainSettings } from '../lib/train/loop.js';
-import { fmriAeConfig } from '../lib/train/stages/fmri-ae.js';
-import { maeConfig } from '../lib/train/stages/mae.js';
 
 const smoke = loadExperimentConfig('configs/smoke.yaml') as ReproductionConfig;
-const ROIS = smoke.data.roiPatch as number[];
-const K = ROIS.reduce((a, b) => a + b, 0);
 const BATCH = smoke.training.fmriAe.batchSize;
 
 /** The miniature's three trained models, each over one fixed batch, built afresh from `seed`. */
-const MODELS: Record<string, (seed: number) => ModelStep> = {
-  mae: (seed) => maeStep(maeConfig(smoke), smoke.data.patchPadding, K, BATCH, seed),
-  'fmri-ae': (seed) => aeStep(fmriAeConfig(smoke, ROIS), BATCH, seed),
-  maskgit: (seed) =>
-    maskGitStep({ ...smoke.models.maskgit, codes: 32, length: 16, featureDim: 32 }, BATCH, seed),
-};
+const MODELS: Record<string, (seed: number) => ModelStep> = Object.fromEntries(
+  Object.entries(SMOKE_STEPS).map(([name, build]) => [name, (seed: number) => build(BATCH, seed)]),
+);
 
 before(async () => {
   await initCompute();
