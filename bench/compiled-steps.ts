@@ -8,25 +8,20 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { initCompute } from '../lib/compute/backend.js';
-import { COMPILE_MODES, type CompileMode } from '../lib/compute/compile-modes.js';
+import type { CompileMode } from '../lib/compute/compile-modes.js';
 import { paperAeConfig, paperMaskGitConfig } from '../test/helpers/paper.js';
+import { countFlag, modesFlag, readFlags } from './flags.js';
 import { SMOKE_STEPS, aeStep, maskGitStep, type ModelStep } from './model-steps.js';
 
 function args(argv: string[]): { size: 'paper' | 'smoke'; modes: CompileMode[]; steps: number } {
-  const usage = '--size paper|smoke, --modes xla,graph,eager, --steps N';
-  const opts = { size: 'paper' as 'paper' | 'smoke', modes: [...COMPILE_MODES] as CompileMode[], steps: 5 };
-  for (let i = 0; i < argv.length; i += 2) {
-    const [flag, value = ''] = [argv[i], argv[i + 1]];
-    if (flag === '--size' && (value === 'paper' || value === 'smoke')) opts.size = value;
-    else if (
-      flag === '--modes' &&
-      value.split(',').every((m) => (COMPILE_MODES as readonly string[]).includes(m))
-    )
-      opts.modes = value.split(',') as CompileMode[];
-    else if (flag === '--steps' && Number(value) >= 1) opts.steps = Number(value);
-    else throw new Error(`bad argument ${flag} ${value} (${usage})`);
-  }
-  return opts;
+  const flags = readFlags(
+    argv,
+    ['--size', '--modes', '--steps'],
+    '--size paper|smoke, --modes xla,graph,eager, --steps N',
+  );
+  const size = flags.get('--size') ?? 'paper';
+  if (size !== 'paper' && size !== 'smoke') throw new Error(`--size must be paper or smoke, got ${size}`);
+  return { size, modes: modesFlag(flags), steps: countFlag(flags, '--steps', 5) };
 }
 
 const { size, modes, steps } = args(process.argv.slice(2));

@@ -9,7 +9,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { initCompute } from '../lib/compute/backend.js';
-import { COMPILE_MODES, type CompileMode } from '../lib/compute/compile-modes.js';
+import type { CompileMode } from '../lib/compute/compile-modes.js';
 import { loadExperimentConfig } from '../lib/config/experiment.js';
 import type { ReproductionConfig } from '../lib/config/reproduction.js';
 import type { FmriAeConfig } from '../lib/models/fmri-autoencoder.js';
@@ -17,6 +17,7 @@ import { OP_SETS, type OpSet } from '../lib/models/fused/index.js';
 import type { MaeConfig } from '../lib/models/mae.js';
 import { fmriAeConfig } from '../lib/train/stages/fmri-ae.js';
 import { maeConfig } from '../lib/train/stages/mae.js';
+import { countFlag, modesFlag, readFlags } from './flags.js';
 import { aeStep, maeStep, type ModelStep } from './model-steps.js';
 
 const smoke = loadExperimentConfig('configs/smoke.yaml') as ReproductionConfig;
@@ -63,18 +64,8 @@ const CASES: StepCase[] = [
 ];
 
 function parseArgs(argv: string[]): { rounds: number; modes: CompileMode[] } {
-  const opts = { rounds: 3, modes: [...COMPILE_MODES] as CompileMode[] };
-  for (let i = 0; i < argv.length; i += 2) {
-    const [flag, value = ''] = [argv[i], argv[i + 1]];
-    if (flag === '--rounds' && Number(value) >= 1) opts.rounds = Number(value);
-    else if (
-      flag === '--modes' &&
-      value.split(',').every((m) => (COMPILE_MODES as readonly string[]).includes(m))
-    )
-      opts.modes = value.split(',') as CompileMode[];
-    else throw new Error(`bad argument ${flag} ${value} (--rounds N, --modes xla,graph,eager)`);
-  }
-  return opts;
+  const flags = readFlags(argv, ['--rounds', '--modes'], '--rounds N, --modes xla,graph,eager');
+  return { rounds: countFlag(flags, '--rounds', 3), modes: modesFlag(flags) };
 }
 
 /** Mean seconds per step over `steps` steps. */

@@ -7,23 +7,13 @@
  */
 import { createHash } from 'node:crypto';
 import { initCompute } from '../lib/compute/backend.js';
-import { COMPILE_MODES, type CompileMode } from '../lib/compute/compile-modes.js';
+import type { CompileMode } from '../lib/compute/compile-modes.js';
+import { countFlag, modesFlag, readFlags } from './flags.js';
 import { SMOKE_STEPS } from './model-steps.js';
 
 function parseArgs(argv: string[]): { steps: number; modes: CompileMode[] } {
-  const opts = { steps: 6, modes: [...COMPILE_MODES] as CompileMode[] };
-  for (let i = 0; i < argv.length; i += 2) {
-    const [flag, value = ''] = [argv[i], argv[i + 1]];
-    if (flag === '--steps' && Number.isInteger(Number(value)) && Number(value) >= 1)
-      opts.steps = Number(value);
-    else if (
-      flag === '--modes' &&
-      value.split(',').every((m) => (COMPILE_MODES as readonly string[]).includes(m))
-    )
-      opts.modes = value.split(',') as CompileMode[];
-    else throw new Error(`bad argument ${flag} ${value} (--steps N, --modes eager,graph,xla)`);
-  }
-  return opts;
+  const flags = readFlags(argv, ['--steps', '--modes'], '--steps N, --modes eager,graph,xla');
+  return { steps: countFlag(flags, '--steps', 6), modes: modesFlag(flags) };
 }
 
 const { steps, modes } = parseArgs(process.argv.slice(2));
