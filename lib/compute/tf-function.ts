@@ -379,6 +379,11 @@ function functionDef(binding: Binding, t: Program, mode: 'xla' | 'graph'): Funct
   return fn;
 }
 
+/** The key a compiled program is cached under: its inputs' dtypes and shapes (a program is made per shape). */
+export function shapeKey(inputs: readonly tf.Tensor[]): string {
+  return inputs.map((t) => `${t.dtype}[${t.shape.join(',')}]`).join(' ');
+}
+
 /** A registered function: call() runs it as one op. */
 export interface CompiledFunction {
   readonly name: string;

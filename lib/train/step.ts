@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { CompileMode } from '../compute/compile-modes.js';
-import { compileFunction, compiledModeFor, type CompiledFunction } from '../compute/tf-function.js';
+import { compileFunction, compiledModeFor, shapeKey, type CompiledFunction } from '../compute/tf-function.js';
 import type { Params } from '../models/layers.js';
 import { AdamW, lossAndGrads } from './adamw.js';
 import type { Rng } from '../compute/rng.js';
@@ -134,7 +134,7 @@ export class StepRunner {
 
   private compiled(inputs: StepInputs, lr: number, probe: Probe, mode: 'xla' | 'graph'): number {
     const x = leaves(inputs);
-    const key = x.map((t) => `${t.dtype}[${t.shape.join(',')}]`).join(' ');
+    const key = shapeKey(x);
     const known = this.programs.get(key);
     const scalars = this.opt.stepScalars(lr);
     try {
